@@ -1,0 +1,2 @@
+# Importing the configs registers their schema (the structured configs) with Hydra's ConfigStore.
+import mixupexp.config  # noqa: F401

@@ -1,0 +1,173 @@
+"""Structured configs: the schema every YAML file in conf/ is merged into.
+
+Registering the dataclasses with Hydra's ConfigStore makes a wrong type or an unknown key fail at start-up,
+before any data is loaded. Value checks that a type cannot express (alpha > 0, ratio in [0, 1], ...) live in
+`validate`, which runs on the composed config before training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message says which key and how to fix it."""
+
+
+@dataclass
+class ModelConfig:
+    name: str = "simple_cnn"
+    widths: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
+    hidden: int = 256
+
+
+@dataclass
+class DataConfig:
+    name: str = MISSING
+    root: Optional[str] = None
+    download: bool = True
+    # Use only the first N training images (a quick run); null = all.
+    train_subset: Optional[int] = None
+    # image_folder: resize every image to this square size; null = keep (all images must then agree).
+    image_size: Optional[int] = None
+    # image_folder: decoded tensors are cached here, keyed by the folder's path and contents.
+    cache_dir: str = "~/.cache/mixupexp"
+    # synthetic: size and difficulty of the generated data set (fixed by data_seed, not by the run's seed).
+    num_train: int = 2000
+    num_test: int = 500
+    num_classes: int = 10
+    signal: float = 6.0  # std of the class templates, 0..255 units
+    noise: float = 60.0  # std of the pixel noise, 0..255 units
+    data_seed: int = 1234
+
+
+@dataclass
+class AugmentConfig:
+    name: str = "none"
+    # Beta(alpha, alpha) draws the mixing weight lambda of a mixed sample.
+    alpha: float = 0.2
+    # Probability that a training sample is mixed each time it is drawn.
+    ratio: float = 0.2
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9  # sgd only
+    nesterov: bool = False  # sgd only
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = 30
+    batch_size: int = 128
+    # auto: CUDA when present, else CPU.
+    device: str = "auto"
+    # device: training set resident on the device, batches drawn and mixed with tensor ops (fast);
+    # dataloader: the study's per-sample mixup Dataset behind a torch DataLoader (reference);
+    # auto: device when the training set fits, else dataloader.
+    loader: str = "auto"
+    num_workers: int = 0
+    # auto: bf16 autocast on CUDA, fp32 on CPU.
+    precision: str = "auto"
+    # Capture the training step in a CUDA graph (CUDA + device loader only); auto = on where possible.
+    cuda_graph: str = "auto"
+    eval_batch_size: int = 1000
+    # Show a progress bar per epoch; auto = only when stderr is a terminal.
+    progress: str = "auto"
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    seed: int = 0
+
+
+CHOICES = {
+    "model.name": ("simple_cnn",),
+    "data.name": ("cifar10", "svhn", "image_folder", "synthetic"),
+    "augment.name": ("none", "mixup"),
+    "optimizer.name": ("adam", "sgd"),
+    "trainer.device": ("auto", "cpu", "cuda"),
+    "trainer.loader": ("auto", "device", "dataloader"),
+    "trainer.precision": ("auto", "fp32", "bf16"),
+    "trainer.cuda_graph": ("auto", "on", "off"),
+    "trainer.progress": ("auto", "on", "off"),
+}
+
+
+def _get(cfg: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+def _check_known_keys(cfg: Any, schema: type, prefix: str = "") -> None:
+    # A `+key=value` override adds keys even to structured configs; a typo there must not pass silently.
+    known = {f.name: f.type for f in fields(schema)}
+    for key in cfg.keys():
+        if key == "hydra":
+            continue
+        if key not in known:
+            raise ConfigError(f"unknown key {prefix}{key}; known keys: {', '.join(known)}")
+        value = cfg[key]
+        nested = {ModelConfig, DataConfig, AugmentConfig, OptimizerConfig, TrainerConfig}
+        child = next((t for t in nested if t.__name__ == known[key] or t is known[key]), None)
+        if child is not None:
+            _check_known_keys(value, child, f"{prefix}{key}.")
+
+
+def validate(cfg: Any) -> None:
+    """Raise ConfigError for the first value that cannot work; `cfg` is the composed config."""
+    _check_known_keys(cfg, Config)
+    for key, allowed in CHOICES.items():
+        value = _get(cfg, key)
+        if value not in allowed:
+            raise ConfigError(f"{key}={value!r} is not one of {', '.join(allowed)}")
+    positive = {
+        "trainer.epochs": cfg.trainer.epochs,
+        "trainer.batch_size": cfg.trainer.batch_size,
+        "trainer.eval_batch_size": cfg.trainer.eval_batch_size,
+        "optimizer.lr": cfg.optimizer.lr,
+        "model.hidden": cfg.model.hidden,
+    }
+    for key, value in positive.items():
+        if not value > 0:
+            raise ConfigError(f"{key}={value} must be > 0")
+    if cfg.trainer.num_workers < 0:
+        raise ConfigError(f"trainer.num_workers={cfg.trainer.num_workers} must be >= 0")
+    if cfg.optimizer.weight_decay < 0:
+        raise ConfigError(f"optimizer.weight_decay={cfg.optimizer.weight_decay} must be >= 0")
+    if not cfg.model.widths or any(w <= 0 for w in cfg.model.widths):
+        raise ConfigError(f"model.widths={list(cfg.model.widths)} must be a non-empty list of positive ints")
+    if cfg.augment.name != "none" and not cfg.augment.alpha > 0:
+        raise ConfigError(f"augment.alpha={cfg.augment.alpha} must be > 0 for augment={cfg.augment.name}")
+    if not 0 <= cfg.augment.ratio <= 1:
+        raise ConfigError(f"augment.ratio={cfg.augment.ratio} must be in [0, 1]")
+    if cfg.data.train_subset is not None and cfg.data.train_subset <= 0:
+        raise ConfigError(f"data.train_subset={cfg.data.train_subset} must be > 0 (or null for all)")
+    if cfg.data.name in ("image_folder",) and not cfg.data.root:
+        raise ConfigError("data.root is not set: data=image_folder needs data.root=DIR (with train/ and test/)")
+    if cfg.data.name == "synthetic":
+        for key in ("num_train", "num_test", "num_classes"):
+            if getattr(cfg.data, key) <= 0:
+                raise ConfigError(f"data.{key}={getattr(cfg.data, key)} must be > 0")
+        if cfg.data.num_classes < 2:
+            raise ConfigError(f"data.num_classes={cfg.data.num_classes} must be >= 2")
+
+
+def register_configs() -> None:
+    ConfigStore.instance().store(name="base_config", node=Config)
+
+
+register_configs()

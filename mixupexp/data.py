@@ -1,0 +1,228 @@
+"""Data sets as uint8 tensors: CIFAR-10, SVHN, any image folder, or generated data.
+
+Every source ends in the same `ImageData`: N×C×H×W uint8 images and int64 labels for a train and a test split.
+Images stay uint8 until a batch is drawn (a quarter of the memory of float32, so CIFAR-10 fits on any GPU);
+the model normalises them itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from mixupexp.files import atomic_torch_save
+
+
+class DataError(RuntimeError):
+    """The data cannot be loaded; the message says why and what to do instead."""
+
+
+@dataclass
+class ImageData:
+    train_images: torch.Tensor  # uint8, N×C×H×W
+    train_labels: torch.Tensor  # int64, N
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    classes: list[str]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def channel_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-channel mean and std of the training images in [0, 1] units."""
+        x = self.train_images
+        n = x.numel() / x.shape[1]
+        total = torch.zeros(x.shape[1], dtype=torch.float64)
+        total_sq = torch.zeros(x.shape[1], dtype=torch.float64)
+        for chunk in x.split(4096):  # chunks keep the float64 copy small for 50 000 images
+            chunk = chunk.double()
+            total += chunk.sum(dim=(0, 2, 3))
+            total_sq += (chunk**2).sum(dim=(0, 2, 3))
+        mean = total / n
+        std = (total_sq / n - mean**2).clamp_min(1e-12).sqrt()
+        return (mean / 255).float(), (std / 255).float()
+
+
+def load_data(cfg) -> ImageData:
+    """Load the data set named by `cfg` (the `data` config group) and apply `train_subset`."""
+    loaders = {
+        "cifar10": _load_cifar10,
+        "svhn": _load_svhn,
+        "image_folder": _load_image_folder,
+        "synthetic": make_synthetic,
+    }
+    data = loaders[cfg.name](cfg)
+    if cfg.train_subset is not None and cfg.train_subset < len(data.train_labels):
+        # A fixed random subset, the same for every run and seed, so that runs stay comparable.
+        keep = torch.randperm(len(data.train_labels), generator=torch.Generator().manual_seed(0))[: cfg.train_subset]
+        keep, _ = keep.sort()
+        data.train_images, data.train_labels = data.train_images[keep], data.train_labels[keep]
+    return data
+
+
+def _offline_hint(name: str, root: str) -> str:
+    return (
+        f"{name} is not in {root} and could not be downloaded; connect to the internet, or use "
+        f"data=image_folder data.root=DIR (DIR/train/<class>/*, DIR/test/<class>/*) or data=synthetic"
+    )
+
+
+def _load_cifar10(cfg) -> ImageData:
+    from torchvision.datasets import CIFAR10
+
+    root = os.path.expanduser(cfg.root)
+    try:
+        train = CIFAR10(root, train=True, download=cfg.download)
+        test = CIFAR10(root, train=False, download=cfg.download)
+    except (OSError, RuntimeError) as e:  # URLError is an OSError; a missing set without download a RuntimeError
+        raise DataError(f"{_offline_hint('CIFAR-10', root)} ({type(e).__name__}: {e})") from e
+
+    def to_tensors(ds):
+        images = torch.from_numpy(np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2)))
+        return images, torch.tensor(ds.targets, dtype=torch.int64)
+
+    return ImageData(*to_tensors(train), *to_tensors(test), classes=list(train.classes))
+
+
+def _load_svhn(cfg) -> ImageData:
+    from torchvision.datasets import SVHN
+
+    root = os.path.expanduser(cfg.root)
+    try:
+        train = SVHN(root, split="train", download=cfg.download)
+        test = SVHN(root, split="test", download=cfg.download)
+    except (OSError, RuntimeError) as e:
+        raise DataError(f"{_offline_hint('SVHN', root)} ({type(e).__name__}: {e})") from e
+
+    def to_tensors(ds):
+        return torch.from_numpy(ds.data), torch.from_numpy(ds.labels.astype(np.int64))
+
+    return ImageData(*to_tensors(train), *to_tensors(test), classes=[str(i) for i in range(10)])
+
+
+# ---------------------------------------------------------------------------------------------- image folders
+
+
+def _list_split(root: Path, split: str) -> tuple[list[str], list[tuple[str, int]]]:
+    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+
+    directory = root / split
+    if not directory.is_dir():
+        raise DataError(f"{root} has no {split}/ folder; an image folder needs {root}/train/<class>/ and {root}/test/<class>/")
+    try:
+        classes, class_to_idx = find_classes(str(directory))
+        samples = make_dataset(str(directory), class_to_idx, extensions=IMG_EXTENSIONS)
+    except FileNotFoundError as e:
+        raise DataError(f"{directory} holds no images in class folders ({e})") from e
+    return classes, samples
+
+
+def _folder_fingerprint(root: Path, samples: list[tuple[str, int]], image_size) -> str:
+    digest = hashlib.sha1(f"{root.resolve()}|{image_size}".encode())
+    for path, label in samples:
+        st = os.stat(path)
+        digest.update(f"{path}|{label}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:20]
+
+
+def _decode(path: str, image_size) -> torch.Tensor:
+    try:
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+            if image_size is not None and image.size != (image_size, image_size):
+                image = image.resize((image_size, image_size), Image.Resampling.BILINEAR)
+            pixels = np.asarray(image)
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise DataError(f"cannot decode image {path}: {e}") from e
+    return torch.from_numpy(pixels.transpose(2, 0, 1).copy())
+
+
+def _decode_split(samples: list[tuple[str, int]], image_size) -> tuple[torch.Tensor, torch.Tensor]:
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        images = list(pool.map(lambda s: _decode(s[0], image_size), samples, chunksize=256))
+    shapes = {tuple(im.shape) for im in images}
+    if len(shapes) > 1:
+        odd = next(path for (path, _), im in zip(samples, images) if tuple(im.shape) != tuple(images[0].shape))
+        raise DataError(
+            f"images differ in size (e.g. {odd} is {tuple(images[0].shape)} vs others); set data.image_size=N to resize"
+        )
+    return torch.stack(images), torch.tensor([label for _, label in samples], dtype=torch.int64)
+
+
+def _load_image_folder(cfg) -> ImageData:
+    root = Path(os.path.expanduser(cfg.root))
+    if not root.is_dir():
+        raise DataError(f"data.root={cfg.root} does not exist; point it at a folder with train/ and test/")
+    train_classes, train_samples = _list_split(root, "train")
+    test_classes, test_samples = _list_split(root, "test")
+    if train_classes != test_classes:
+        only_train = sorted(set(train_classes) - set(test_classes))
+        only_test = sorted(set(test_classes) - set(train_classes))
+        raise DataError(
+            f"{root}: train/ and test/ have different classes (only in train: {only_train}, only in test: {only_test})"
+        )
+
+    cache = Path(os.path.expanduser(cfg.cache_dir)) / (
+        "image_folder-" + _folder_fingerprint(root, train_samples + test_samples, cfg.image_size) + ".pt"
+    )
+    if cache.exists():
+        try:
+            saved = torch.load(cache, weights_only=True)
+            return ImageData(**saved)
+        except Exception:
+            pass  # an unreadable cache is rebuilt below
+    train_images, train_labels = _decode_split(train_samples, cfg.image_size)
+    test_images, test_labels = _decode_split(test_samples, cfg.image_size)
+    if train_images.shape[1:] != test_images.shape[1:]:
+        raise DataError(
+            f"{root}: train images are {tuple(train_images.shape[1:])} but test images {tuple(test_images.shape[1:])}; "
+            "set data.image_size=N to resize both"
+        )
+    data = ImageData(train_images, train_labels, test_images, test_labels, classes=train_classes)
+    try:
+        atomic_torch_save(vars(data), cache)
+    except OSError:
+        pass  # a read-only cache folder only costs the decoding next time
+    return data
+
+
+# ---------------------------------------------------------------------------------------------- synthetic
+
+
+def make_synthetic(cfg) -> ImageData:
+    """A small, deterministic, CIFAR-shaped data set with a learnable signal and no download.
+
+    Each class has a smooth colour template (std `signal`); an image is its class template, shifted by a few
+    pixels and scaled in contrast, plus Gaussian pixel noise (std `noise`), both in 0..255 units. The signal is
+    weak against the noise, so that a few epochs reach a clearly-above-chance accuracy that is not 100 % and
+    leaves room for a regulariser to matter. The data depend on `data_seed` only.
+    """
+    size = cfg.image_size or 32
+    rng = np.random.default_rng(cfg.data_seed)
+    coarse = rng.normal(0.0, 1.0, size=(cfg.num_classes, 3, 4, 4))
+    templates = torch.nn.functional.interpolate(
+        torch.from_numpy(coarse), size=(size, size), mode="bicubic", align_corners=False
+    ).numpy()
+    templates *= cfg.signal / templates.std()
+
+    def split(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        labels = rng.integers(0, cfg.num_classes, size=n)
+        contrast = rng.uniform(0.6, 1.4, size=(n, 1, 1, 1))
+        shifts = rng.integers(-3, 4, size=(n, 2))
+        images = np.empty((n, 3, size, size))
+        for k in range(n):
+            images[k] = np.roll(templates[labels[k]], shift=tuple(shifts[k]), axis=(1, 2))
+        images = 128.0 + contrast * images + rng.normal(0.0, cfg.noise, size=images.shape)
+        return torch.from_numpy(images.clip(0, 255).round().astype(np.uint8)), torch.from_numpy(labels)
+
+    train = split(cfg.num_train)
+    test = split(cfg.num_test)
+    return ImageData(*train, *test, classes=[f"class_{c}" for c in range(cfg.num_classes)])

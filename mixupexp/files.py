@@ -1,0 +1,41 @@
+"""Atomic writes: a kill at any moment leaves either the old file or the new one, never half of one."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+
+def _atomic_write(path: Path | str, write: Callable[[str], None]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path | str, text: str) -> None:
+    _atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def write_json(path: Path | str, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def write_csv(path: Path | str, frame) -> None:
+    """Write a pandas DataFrame as CSV, atomically."""
+    _atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
+
+
+def atomic_torch_save(obj: Any, path: Path | str) -> None:
+    import torch
+
+    _atomic_write(path, lambda tmp: torch.save(obj, tmp))

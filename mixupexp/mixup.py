@@ -1,0 +1,107 @@
+"""The study's mixup, one small unit per concept.
+
+- `sample_lambda`: lambda ~ Beta(alpha, alpha).
+- `draw_mixing`: for each draw of a training sample, whether it is mixed (probability `ratio`), its partner
+  (uniform over the whole training set) and its lambda (1 when not mixed).
+- `mixup_pair`: the per-sample math, lam * (x_i, y_i) + (1 - lam) * (x_j, y_j), for one sample or a batch.
+
+The per-sample `MixupDataset` (the study's way) and the vectorised device batches (mixupexp's fast way) both use
+these functions, so they draw from the same distribution.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+
+def sample_lambda(alpha: float, shape: tuple[int, ...] = (), device=None) -> torch.Tensor:
+    """Mixing weights lambda ~ Beta(alpha, alpha), in [0, 1]."""
+    concentration = torch.tensor(float(alpha), device=device)
+    return torch.distributions.Beta(concentration, concentration).sample(shape)
+
+
+def draw_mixing(
+    shape: tuple[int, ...], num_items: int, ratio: float, alpha: float, device=None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Partners and lambdas for `shape` draws: mixed with probability `ratio`, partner uniform over
+    `num_items`, lambda ~ Beta(alpha, alpha) when mixed and exactly 1 (the sample itself) otherwise."""
+    mixed = torch.rand(shape, device=device) < ratio
+    lam = torch.where(mixed, sample_lambda(alpha, shape, device), torch.ones((), device=device))
+    partner = torch.randint(num_items, shape, device=device)
+    return partner, lam
+
+
+def mixup_pair(x_i, y_i, x_j, y_j, lam):
+    """lam * x_i + (1 - lam) * x_j and the same for the (soft) labels y.
+
+    `lam` is a scalar for one sample or holds one value per sample of a batch (its leading dimension).
+    """
+    lam = torch.as_tensor(lam, dtype=x_i.dtype, device=x_i.device)
+
+    def mix(a, b):
+        w = lam.reshape(lam.shape + (1,) * (a.dim() - lam.dim())).to(a.dtype)
+        return w * a + (1 - w) * b
+
+    return mix(x_i, x_j), mix(y_i, y_j)
+
+
+def one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    return F.one_hot(labels, num_classes).float()
+
+
+class MixupDataset(torch.utils.data.Dataset):
+    """The study's data set: returns (image in [0, 1], soft label); mixes on the fly with probability `ratio`.
+
+    Images are held as uint8 (N×C×H×W). With ratio = 0 (or augment=none) it is a plain data set.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, num_classes: int, ratio: float, alpha: float):
+        self.images, self.labels = images, labels
+        self.num_classes, self.ratio, self.alpha = num_classes, ratio, alpha
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def _item(self, i) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images[i].float().div_(255), one_hot(self.labels[i], self.num_classes)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self._item(i)
+        if self.ratio > 0:
+            partner, lam = draw_mixing((), len(self), self.ratio, self.alpha)
+            if lam < 1:
+                x, y = mixup_pair(x, y, *self._item(partner), lam)
+        return x, y
+
+
+class DeviceBatches:
+    """Training batches from a training set resident on `images.device`, mixed with vectorised tensor ops.
+
+    Same distribution as `MixupDataset`: every sample of a batch is mixed with probability `ratio`, with its own
+    lambda and a partner drawn uniformly from the whole training set. Shuffled each epoch; the last partial
+    batch is dropped so that every step has the same shapes (what a CUDA graph needs). Nothing here waits for
+    the device.
+    """
+
+    def __init__(self, images, labels, num_classes: int, batch_size: int, ratio: float, alpha: float):
+        if batch_size > len(labels):
+            batch_size = len(labels)
+        self.images, self.labels = images, labels
+        self.num_classes, self.batch_size, self.ratio, self.alpha = num_classes, batch_size, ratio, alpha
+
+    def __len__(self) -> int:
+        return len(self.labels) // self.batch_size
+
+    def _batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images[index].float().div_(255), one_hot(self.labels[index], self.num_classes)
+
+    def __iter__(self):
+        n, device = len(self.labels), self.labels.device
+        order = torch.randperm(n, device=device)
+        for step in range(len(self)):
+            x, y = self._batch(order[step * self.batch_size : (step + 1) * self.batch_size])
+            if self.ratio > 0:
+                partner, lam = draw_mixing((self.batch_size,), n, self.ratio, self.alpha, device)
+                x, y = mixup_pair(x, y, *self._batch(partner), lam)
+            yield x, y

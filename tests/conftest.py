@@ -1,0 +1,51 @@
+"""Shared helpers: compose configs the way `python -m mixupexp.train` does, and tiny settings for fast runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_module
+
+REPO = Path(__file__).resolve().parents[1]
+
+# A small synthetic problem and a narrow model: a run takes about a second on a 2-core CPU.
+TINY = [
+    "data=synthetic",
+    "data.num_train=256",
+    "data.num_test=128",
+    "data.image_size=16",
+    "model.widths=[8,16,16,16]",
+    "model.hidden=32",
+    "trainer.epochs=1",
+    "trainer.batch_size=64",
+    "trainer.progress=off",
+]
+
+
+def compose_config(overrides: list[str] = ()):
+    with initialize_config_module(config_module="mixupexp.conf", version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+def run_cli(args: list[str], cwd: Path, module: str = "mixupexp.train", check: bool = True, env=None):
+    """Run `python -m MODULE ARGS` as a user would; return the CompletedProcess."""
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HYDRA_FULL_ERROR": "0", **(env or {})},
+        timeout=600,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture
+def tiny():
+    return list(TINY)

@@ -1,0 +1,111 @@
+import urllib.error
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mixupexp.data import DataError, load_data
+
+from .conftest import compose_config
+
+
+def test_synthetic_is_deterministic_and_shaped_like_cifar():
+    cfg = compose_config(["data=synthetic"]).data
+    a, b = load_data(cfg), load_data(cfg)
+    assert a.train_images.shape == (2000, 3, 32, 32) and a.train_images.dtype == torch.uint8
+    assert a.test_images.shape == (500, 3, 32, 32) and a.num_classes == 10
+    assert torch.equal(a.train_images, b.train_images) and torch.equal(a.test_labels, b.test_labels)
+    assert set(a.train_labels.tolist()) == set(range(10))
+
+
+def test_train_subset_is_a_fixed_subset():
+    cfg = compose_config(["data=synthetic", "data.train_subset=300"]).data
+    a, b = load_data(cfg), load_data(cfg)
+    assert len(a.train_labels) == 300 and torch.equal(a.train_images, b.train_images)
+    assert len(a.test_labels) == 500  # the test set is never cut
+
+
+def test_channel_stats_match_numpy():
+    data = load_data(compose_config(["data=synthetic", "data.num_train=100"]).data)
+    mean, std = data.channel_stats()
+    x = data.train_images.numpy().astype(np.float64) / 255
+    assert np.allclose(mean.numpy(), x.mean(axis=(0, 2, 3)), atol=1e-6)
+    assert np.allclose(std.numpy(), x.std(axis=(0, 2, 3)), atol=1e-5)
+
+
+def make_folder(root, classes=("cat", "dog"), per_class=3, size=8, test_classes=None):
+    rng = np.random.default_rng(0)
+    for split, names in (("train", classes), ("test", test_classes or classes)):
+        for c in names:
+            (root / split / c).mkdir(parents=True, exist_ok=True)
+            for k in range(per_class):
+                pixels = rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(root / split / c / f"{k}.png")
+    return root
+
+
+def folder_cfg(root, tmp_path, *extra):
+    return compose_config(["data=image_folder", f"data.root={root}", f"data.cache_dir={tmp_path / 'cache'}", *extra]).data
+
+
+def test_image_folder_is_decoded_exactly_and_cached(tmp_path):
+    root = make_folder(tmp_path / "set")
+    data = load_data(folder_cfg(root, tmp_path))
+    assert data.classes == ["cat", "dog"] and data.train_images.shape == (6, 3, 8, 8)
+    first = np.asarray(Image.open(root / "train" / "cat" / "0.png")).transpose(2, 0, 1)
+    assert np.array_equal(data.train_images[0].numpy(), first)  # PNG is lossless
+    assert data.train_labels.tolist() == [0, 0, 0, 1, 1, 1]
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 1
+    again = load_data(folder_cfg(root, tmp_path))
+    assert torch.equal(again.train_images, data.train_images)
+
+
+def test_image_folder_resizes_when_asked(tmp_path):
+    root = make_folder(tmp_path / "set", size=20)
+    data = load_data(folder_cfg(root, tmp_path, "data.image_size=16"))
+    assert data.train_images.shape[1:] == (3, 16, 16)
+
+
+def test_image_folder_missing_root(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        load_data(folder_cfg(tmp_path / "nope", tmp_path))
+
+
+def test_image_folder_without_test_split(tmp_path):
+    root = make_folder(tmp_path / "set")
+    for p in (root / "test").rglob("*.png"):
+        p.unlink()
+    for d in sorted((root / "test").iterdir()):
+        d.rmdir()
+    (root / "test").rmdir()
+    with pytest.raises(DataError, match="no test/ folder"):
+        load_data(folder_cfg(root, tmp_path))
+
+
+def test_image_folder_with_different_classes(tmp_path):
+    root = make_folder(tmp_path / "set", test_classes=("cat", "cow"))
+    with pytest.raises(DataError, match="different classes"):
+        load_data(folder_cfg(root, tmp_path))
+
+
+def test_image_folder_names_a_corrupt_image(tmp_path):
+    root = make_folder(tmp_path / "set")
+    bad = root / "train" / "dog" / "1.png"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(DataError, match=str(bad)):
+        load_data(folder_cfg(root, tmp_path))
+
+
+def test_cifar10_offline_says_what_to_do(tmp_path, monkeypatch):
+    from torchvision.datasets import CIFAR10
+
+    def no_network(self):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(CIFAR10, "download", no_network)
+    cfg = compose_config(["data=cifar10", f"data.root={tmp_path}"]).data
+    with pytest.raises(DataError) as info:
+        load_data(cfg)
+    message = str(info.value)
+    assert "could not be downloaded" in message and "data=image_folder" in message and "data=synthetic" in message

@@ -1,0 +1,81 @@
+import json
+
+import pandas as pd
+import pytest
+
+from mixupexp.train import train
+
+from .conftest import TINY, compose_config, run_cli
+
+
+def test_one_run_writes_metrics_and_result(tmp_path):
+    cfg = compose_config([*TINY, "trainer.epochs=2", "augment=mixup"])
+    result = train(cfg, tmp_path)
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    assert list(metrics.columns) == ["epoch", "train_loss", "test_loss", "test_acc", "seconds"]
+    assert metrics["epoch"].tolist() == [1, 2]
+    saved = json.loads((tmp_path / "result.json").read_text())
+    assert saved["status"] == "ok" and saved["test_acc"] == metrics["test_acc"].iloc[-1]
+    assert saved["config"]["augment"]["name"] == "mixup" and saved["versions"]["torch"]
+    assert result["test_acc"] == saved["test_acc"]
+
+
+@pytest.mark.parametrize("augment", ["none", "mixup"])
+def test_short_synthetic_run_learns(tmp_path, augment):
+    """The default synthetic data and model, 3 epochs: far above the 10 % of chance."""
+    cfg = compose_config(["data=synthetic", "trainer.epochs=3", "trainer.progress=off", f"augment={augment}"])
+    result = train(cfg, tmp_path)
+    assert result["test_acc"] > 40.0
+
+
+def test_same_seed_gives_identical_metrics_on_cpu(tmp_path):
+    cfg = compose_config([*TINY, "trainer.epochs=2", "augment=mixup", "seed=3"])
+    train(cfg, tmp_path / "a")
+    train(cfg, tmp_path / "b")
+    a, b = (pd.read_csv(tmp_path / d / "metrics.csv").drop(columns="seconds") for d in "ab")
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_dataloader_path_trains_too(tmp_path):
+    cfg = compose_config([*TINY, "augment=mixup", "trainer.loader=dataloader", "trainer.num_workers=1"])
+    result = train(cfg, tmp_path)
+    assert result["status"] == "ok" and result["loader"] == "dataloader"
+
+
+def test_cli_single_run(tmp_path):
+    run_dir = tmp_path / "run"
+    run_cli([*TINY, "augment=mixup", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert (run_dir / "metrics.csv").exists() and json.loads((run_dir / "result.json").read_text())["status"] == "ok"
+
+
+def test_cli_multirun_writes_summary_and_summarize_reproduces_it(tmp_path):
+    sweep = tmp_path / "sweep"
+    run_cli(
+        ["--multirun", *TINY, "augment=mixup", "augment.alpha=0.1,0.4", "seed=0,1", f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path,
+    )
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert len(summary) == 2 and summary["n"].tolist() == [2, 2]
+    assert summary["augment.alpha"].tolist() == [0.1, 0.4]
+    assert {"acc_mean", "acc_std", "acc_min", "acc_max", "test_loss_mean"} <= set(summary.columns)
+    runs = pd.read_csv(sweep / "runs.csv")
+    assert len(runs) == 4 and (runs["status"] == "ok").all()
+
+    out = tmp_path / "again"
+    out.mkdir()
+    proc = run_cli([str(sweep), "--out", str(out)], cwd=tmp_path, module="mixupexp.summarize")
+    assert "acc_mean" in proc.stdout
+    pd.testing.assert_frame_equal(pd.read_csv(out / "summary.csv"), summary)
+    pd.testing.assert_frame_equal(pd.read_csv(out / "runs.csv"), runs)
+
+
+def test_cli_bad_value_is_one_line_and_nonzero(tmp_path):
+    proc = run_cli([*TINY, "augment=mixup", "augment.alpha=-1", f"hydra.run.dir={tmp_path / 'r'}"], cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    assert proc.stderr.strip() == "error: augment.alpha=-1.0 must be > 0 for augment=mixup"
+    assert not (tmp_path / "r" / "metrics.csv").exists()
+
+
+def test_summarize_without_runs_fails_clearly(tmp_path):
+    proc = run_cli([str(tmp_path)], cwd=tmp_path, module="mixupexp.summarize", check=False)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: no runs")
