@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from mixupexp.summarize import SummaryError, write_summary
+from mixupexp.summarize import SummaryError, find_results, write_summary
 
 log = logging.getLogger("mixupexp")
 
@@ -22,3 +24,22 @@ class SummarizeSweep(Callback):
             log.error("no summary written: %s", e)
             return
         log.info("summary of %d configurations written to %s", len(summary), sweep_dir / "summary.csv")
+
+
+class ReportFailures(Callback):
+    """After the sweep (and its summary): if any run failed, say which in one line and exit non-zero."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        failed = []
+        for path in find_results([sweep_dir]):
+            try:
+                result = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            if result.get("status") != "ok":
+                failed.append(f"{path.parent.relative_to(sweep_dir)} {result.get('status')}: {result.get('error', '')}")
+        if failed:
+            total = len(find_results([sweep_dir]))
+            print(f"error: {len(failed)} of {total} runs in {sweep_dir} did not finish: {'; '.join(failed)}", file=sys.stderr)
+            sys.exit(1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
+import torch
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
@@ -81,6 +82,10 @@ class TrainerConfig:
     eval_batch_size: int = 1000
     # Show a progress bar per epoch; auto = only when stderr is a terminal.
     progress: str = "auto"
+    # Continue an unfinished run found in the output directory (and skip a finished one); false starts afresh.
+    resume: bool = True
+    # Keep checkpoint.pt after a run finishes (it is always written at the end of each epoch).
+    keep_checkpoint: bool = False
 
 
 @dataclass
@@ -144,6 +149,8 @@ def validate(cfg: Any) -> None:
     for key, value in positive.items():
         if not value > 0:
             raise ConfigError(f"{key}={value} must be > 0")
+    if cfg.trainer.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("trainer.device=cuda but no CUDA GPU is available; use trainer.device=auto or cpu")
     if cfg.trainer.num_workers < 0:
         raise ConfigError(f"trainer.num_workers={cfg.trainer.num_workers} must be >= 0")
     if cfg.optimizer.weight_decay < 0:

@@ -5,8 +5,9 @@ config -> data -> batches (mixed) -> model -> training -> metrics.csv / result.j
 
 from __future__ import annotations
 
+import json
 import logging
-import math
+import os
 import platform
 import random
 import sys
@@ -20,10 +21,13 @@ import pandas as pd
 import torch
 import torchvision
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from mixupexp.checkpoint import CHECKPOINT, RESULT, PriorRun, find_prior_run, load_checkpoint, save_checkpoint
 from mixupexp.config import ConfigError, validate
+from mixupexp.preflight import check_command_line
 from mixupexp.data import DataError, ImageData, load_data
 from mixupexp.files import write_csv, write_json
 from mixupexp.loss import soft_cross_entropy
@@ -171,7 +175,8 @@ def make_batches(cfg, data: ImageData, loader: str, device: torch.device):
         shuffle=True,
         num_workers=cfg.trainer.num_workers,
         pin_memory=device.type == "cuda",
-        persistent_workers=cfg.trainer.num_workers > 0,
+        # Workers are restarted each epoch (not persistent) so that their random streams derive from the
+        # generator's state at the epoch's start, which a checkpoint restores: resumed runs stay exact.
         generator=torch.Generator().manual_seed(cfg.seed),
     )
 
@@ -185,9 +190,18 @@ def versions() -> dict:
 
 
 def train(cfg, out_dir: Path) -> dict:
-    """Run one experiment described by the composed config `cfg`; write metrics.csv and result.json to out_dir."""
+    """Run one experiment described by the composed config `cfg`; write metrics.csv and result.json to out_dir.
+
+    If out_dir already holds this config's run, a finished one is returned as it is and an unfinished one
+    continues from its last checkpoint (unless trainer.resume=false).
+    """
     validate(cfg)
     out_dir = Path(out_dir)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    prior = find_prior_run(out_dir, config) if cfg.trainer.resume else PriorRun(None, None)
+    if prior.finished:
+        log.info("%s already holds this finished run (test_acc %.2f%%); not run again", out_dir, prior.result["test_acc"])
+        return prior.result
     started = time.perf_counter()
     device = pick_device(cfg.trainer.device)
     seed_everything(cfg.seed)
@@ -201,32 +215,41 @@ def train(cfg, out_dir: Path) -> dict:
     amp_dtype = autocast_dtype(cfg.trainer.precision, device)
     loader = choose_loader(cfg.trainer.loader, data, device)
     batches = make_batches(cfg, data, loader, device)
+    loader_generator = getattr(batches, "generator", None)
     test_images, test_labels = data.test_images.to(device), data.test_labels.to(device)
     step = TrainStep(model, optimizer, amp_dtype, device)
     use_graph = cfg.trainer.cuda_graph != "off" and device.type == "cuda" and loader == "device"
+    # A host sync per step would stall the GPU; there the loss is checked every few dozen steps instead.
+    check_every = 1 if device.type == "cpu" else 50
+
+    rows: list[dict] = []
+    train_seconds = 0.0
+    first_epoch = 1
+    if prior.checkpoint is not None:
+        state = load_checkpoint(prior.checkpoint, model=model, optimizer=optimizer, loader_generator=loader_generator)
+        rows, train_seconds, first_epoch = state["rows"], state["train_seconds"], state["epoch"] + 1
+        log.info("resuming %s from the checkpoint of epoch %d", out_dir, state["epoch"])
     log.info(
         "training %s on %s (%d train / %d test images, %d classes), augment=%s, device=%s, loader=%s",
         cfg.model.name, cfg.data.name, len(data.train_labels), len(data.test_labels), data.num_classes,
         cfg.augment.name, device, loader,
     )
-
-    rows: list[dict] = []
     result = {
         "status": "running",
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "loader": loader,
         "versions": versions(),
-        "config": OmegaConf.to_container(cfg, resolve=True),
+        "config": config,
     }
-    write_json(out_dir / "result.json", result)
-    train_seconds = 0.0
-    for epoch in range(1, cfg.trainer.epochs + 1):
+    write_json(out_dir / RESULT, result)
+    for epoch in range(first_epoch, cfg.trainer.epochs + 1):
         epoch_start = time.perf_counter()
         loss_sum = torch.zeros((), device=device)
         num_samples = 0
-        for x, y in tqdm(batches, desc=f"epoch {epoch}/{cfg.trainer.epochs}", leave=False,
-                         disable=not show_progress(cfg.trainer.progress)):
+        progress = tqdm(batches, desc=f"epoch {epoch}/{cfg.trainer.epochs}", leave=False,
+                        disable=not show_progress(cfg.trainer.progress))
+        for step_index, (x, y) in enumerate(progress, 1):
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if device.type == "cuda":
                 x = x.contiguous(memory_format=torch.channels_last)
@@ -235,18 +258,19 @@ def train(cfg, out_dir: Path) -> dict:
                 use_graph = step.graph is not None
             loss_sum += step(x, y) * len(y)
             num_samples += len(y)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+            if step_index % check_every == 0:
+                check_finite(loss_sum, epoch)
+        check_finite(loss_sum, epoch)
         epoch_train_seconds = time.perf_counter() - epoch_start
         train_seconds += epoch_train_seconds
         train_loss = loss_sum.item() / max(num_samples, 1)
-        if not math.isfinite(train_loss):
-            raise FloatingPointError(f"training loss became {train_loss} in epoch {epoch}")
         test_loss, test_acc = evaluate(model, test_images, test_labels, cfg.trainer.eval_batch_size, amp_dtype, device)
         rows.append({
             "epoch": epoch, "train_loss": train_loss, "test_loss": test_loss, "test_acc": test_acc,
             "seconds": time.perf_counter() - epoch_start,
         })
+        save_checkpoint(out_dir / CHECKPOINT, model=model, optimizer=optimizer, epoch=epoch, rows=rows,
+                        train_seconds=train_seconds, loader_generator=loader_generator)
         write_csv(out_dir / "metrics.csv", pd.DataFrame(rows))
         log.info("epoch %d/%d  train_loss %.4f  test_loss %.4f  test_acc %.2f%%  (%.1fs)",
                  epoch, cfg.trainer.epochs, train_loss, test_loss, test_acc, rows[-1]["seconds"])
@@ -262,19 +286,76 @@ def train(cfg, out_dir: Path) -> dict:
         "wall_seconds": time.perf_counter() - started,
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     })
-    write_json(out_dir / "result.json", result)
+    write_json(out_dir / RESULT, result)
+    if not cfg.trainer.keep_checkpoint:
+        (out_dir / CHECKPOINT).unlink(missing_ok=True)
     log.info("test accuracy %.2f%% after %d epochs; results in %s", result["test_acc"], cfg.trainer.epochs, out_dir)
     return result
 
 
+class DivergedError(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+def check_finite(loss_sum: torch.Tensor, epoch: int) -> None:
+    if not torch.isfinite(loss_sum).item():
+        raise DivergedError(f"training loss became {loss_sum.item()} in epoch {epoch}")
+
+
+def failure_status(error: BaseException) -> str:
+    if isinstance(error, DivergedError):
+        return "diverged"
+    if isinstance(error, torch.OutOfMemoryError):
+        return "out_of_memory"
+    return "failed"
+
+
+def record_failure(out_dir: Path, cfg, error: BaseException) -> str:
+    """Mark the run in out_dir as failed in its result.json (keeping what it had); return the status."""
+    status = failure_status(error)
+    path = out_dir / RESULT
+    try:
+        result = json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, json.JSONDecodeError):
+        result = {}
+    result.setdefault("config", OmegaConf.to_container(cfg, resolve=True))
+    result.update({
+        "status": status,
+        "error": f"{type(error).__name__}: {error}".splitlines()[0],
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    })
+    write_json(path, result)
+    return status
+
+
 @hydra.main(version_base="1.3", config_path="pkg://mixupexp.conf", config_name="config")
-def main(cfg: DictConfig) -> None:
+def run_job(cfg: DictConfig) -> None:
+    """One Hydra job. In a multirun a failed job is recorded in its result.json and the sweep goes on; the
+    summary at the end counts it and the command exits non-zero."""
     out_dir = Path(HydraConfig.get().runtime.output_dir)
+    in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         train(cfg, out_dir)
-    except (ConfigError, DataError) as e:
+    except ConfigError as e:  # bad input, or a directory holding another config's run: never overwrite it
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
         print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        if not in_sweep:
+            sys.exit(2)
+    except Exception as e:
+        status = record_failure(out_dir, cfg, e)
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        log.error("run %s: %s", status, f"{e}".splitlines()[0] if str(e) else type(e).__name__)
+        if not in_sweep:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2 if isinstance(e, DataError) else 1)
+
+
+def main() -> None:
+    """`python -m mixupexp.train`: check the command line, then hand it to Hydra."""
+    check_command_line(sys.argv[1:])
+    run_job()
 
 
 if __name__ == "__main__":
