@@ -140,8 +140,7 @@ def evaluate(model, images, labels, batch_size: int, amp_dtype, device) -> tuple
     for start in range(0, len(labels), batch_size):
         x = images[start : start + batch_size].float().div_(255)
         y = labels[start : start + batch_size]
-        if device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             logits = model(x).float()
         loss_sum += torch.nn.functional.cross_entropy(logits, y, reduction="sum")
@@ -208,9 +207,10 @@ def train(cfg, out_dir: Path) -> dict:
     data = load_data(cfg.data)
     mean, std = data.channel_stats()
     model = build_model(cfg.model, data.num_classes, tuple(data.train_images.shape[1:]), mean, std).to(device)
+    # channels_last: faster convolutions on the CPU (oneDNN, ~1.4x here) and on GPU tensor cores alike.
+    model = model.to(memory_format=torch.channels_last)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-        model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(cfg.optimizer, model.parameters(), device)
     amp_dtype = autocast_dtype(cfg.trainer.precision, device)
     loader = choose_loader(cfg.trainer.loader, data, device)
@@ -251,8 +251,7 @@ def train(cfg, out_dir: Path) -> dict:
                         disable=not show_progress(cfg.trainer.progress))
         for step_index, (x, y) in enumerate(progress, 1):
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            if device.type == "cuda":
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last)
             if use_graph and step.graph is None:
                 step.capture(x, y)
                 use_graph = step.graph is not None
@@ -359,4 +358,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run the copy imported by name, not this __main__ module: launchers such as submitit pickle the job
+    # function, and a function of __main__ would be pickled by value, with every module it references.
+    from mixupexp.train import main as imported_main
+
+    imported_main()

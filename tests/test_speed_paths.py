@@ -1,0 +1,78 @@
+"""The fast (device) path against the reference: same results within noise; the benchmark runs; launchers work."""
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+from scipy.stats import ttest_ind
+
+from mixupexp import bench
+from mixupexp.train import train
+
+from .conftest import TINY, compose_config, run_cli
+
+
+def test_device_and_dataloader_paths_reach_the_same_accuracy(tmp_path):
+    """A 3-seed synthetic mixup study through each path: the means agree within noise."""
+    small = ["data=synthetic", "data.num_train=1000", "data.num_test=500", "data.image_size=16", "data.signal=15",
+             "model.widths=[16,32,32,32]", "model.hidden=64", "trainer.epochs=3", "trainer.progress=off",
+             "augment=mixup", "augment.ratio=0.5"]
+    acc = {}
+    for loader in ("device", "dataloader"):
+        acc[loader] = [
+            train(compose_config([*small, f"trainer.loader={loader}", f"seed={seed}"]), tmp_path / f"{loader}{seed}")["test_acc"]
+            for seed in range(3)
+        ]
+    assert min(acc["device"] + acc["dataloader"]) > 30  # both learn (chance: 10 %)
+    gap = abs(sum(acc["device"]) - sum(acc["dataloader"])) / 3
+    assert ttest_ind(acc["device"], acc["dataloader"], equal_var=False).pvalue > 0.01 or gap < 2.0, acc
+
+
+def test_benchmark_runs_and_reports_one_json_line(capsys):
+    assert bench.main(["--device", "cpu", "--num-train", "64", "--batch-size", "32", "--repeats", "1"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1
+    report = json.loads(lines[0])
+    for key in ("reference_s_per_epoch", "mixupexp_s_per_epoch", "reference_images_per_s", "mixupexp_images_per_s",
+                "speedup", "device", "versions", "warmup_epochs"):
+        assert key in report
+    assert report["reference_images_per_s"] > 0 and report["mixupexp_images_per_s"] > 0
+    assert report["speedup"] == pytest.approx(report["mixupexp_images_per_s"] / report["reference_images_per_s"], rel=1e-2)
+
+
+def test_benchmark_reference_dataset_mixes_like_the_study():
+    images = torch.randint(0, 256, (200, 8, 8, 3), dtype=torch.uint8).numpy()
+    ds = bench.ReferenceMixupDataset(images, torch.arange(200).numpy(), 200, [0.5] * 3, [0.25] * 3, ratio=0.3, alpha=0.2)
+    labels = torch.stack([ds[i % 200][1] for i in range(3000)])
+    assert torch.allclose(labels.sum(1), torch.ones(3000))
+    assert (labels.max(1).values < 1).float().mean().item() == pytest.approx(0.3, abs=0.04)
+
+
+def test_benchmark_rejects_bad_arguments(capsys):
+    with pytest.raises(SystemExit) as info:
+        bench.parse_args(["--repeats", "0"])
+    assert info.value.code == 2 and "--repeats must be > 0" in capsys.readouterr().err
+
+
+def test_sweep_through_submitit_local_launcher(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    sweep = tmp_path / "sweep"
+    run_cli(["--multirun", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", *TINY,
+             "augment=mixup", "seed=0,1", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    results = [json.loads((sweep / job / "result.json").read_text()) for job in ("0", "1")]
+    assert [r["status"] for r in results] == ["ok", "ok"]
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert len(summary) == 1 and summary["n"].item() == 2
+
+
+@pytest.mark.parametrize("launcher", ["parallel", "slurm"])
+def test_shipped_launcher_presets_compose(launcher):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module(config_module="mixupexp.conf", version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
+    target = cfg.hydra.launcher._target_
+    assert target.endswith("JoblibLauncher" if launcher == "parallel" else "SlurmLauncher")
