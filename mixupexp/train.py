@@ -23,6 +23,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from mixupexp.augment import BatchMixer, HiddenMixer
+from mixupexp.basic_augment import random_crop_flip
 from mixupexp.config import ConfigError, validate
 from mixupexp.data import DataError, ImageData, load_data
 from mixupexp.files import write_csv, write_json
@@ -60,6 +62,15 @@ def build_optimizer(cfg, params, device: torch.device) -> torch.optim.Optimizer:
     raise ConfigError(f"unknown optimizer {cfg.name}")
 
 
+def build_schedule(cfg, optimizer: torch.optim.Optimizer, epochs: int):
+    """The learning-rate schedule of the `optimizer` group, stepped once per epoch; None for a constant lr."""
+    if cfg.schedule == "step":
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(cfg.milestones), gamma=cfg.gamma)
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    return None
+
+
 def autocast_dtype(precision: str, device: torch.device):
     """None for fp32; bf16 on CUDA by default (Hopper/Ampere tensor cores), fp32 on CPU."""
     if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
@@ -76,14 +87,19 @@ class TrainStep:
     trained weights do not depend on whether a graph was used.
     """
 
-    def __init__(self, model, optimizer, amp_dtype, device: torch.device):
+    def __init__(self, model, optimizer, amp_dtype, device: torch.device, hidden_mixer: HiddenMixer | None = None):
         self.model, self.optimizer, self.amp_dtype, self.device = model, optimizer, amp_dtype, device
+        self.hidden_mixer = hidden_mixer
         self.graph = None
 
     def _forward_backward(self, x, y, cache_enabled: bool = True):
+        # Manifold mixup draws its block per batch here, on the host: such a step must not be captured.
+        mix = self.hidden_mixer.draw(len(y), y.device) if self.hidden_mixer is not None else None
+        if mix is not None:
+            y = mix(y)
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                             enabled=self.amp_dtype is not None, cache_enabled=cache_enabled):
-            loss = soft_cross_entropy(self.model(x), y)
+            loss = soft_cross_entropy(self.model(x, mix=mix), y)
         loss.backward()
         self.optimizer.step()
         return loss.detach()
@@ -157,14 +173,18 @@ def choose_loader(name: str, data: ImageData, device: torch.device) -> str:
 
 
 def make_batches(cfg, data: ImageData, loader: str, device: torch.device):
-    """Training batches of (images in [0, 1], soft labels), mixed as the `augment` group says."""
+    """Training batches of (images in [0, 1], soft labels), standard-augmented as `data.basic_augment` says and
+    mixed by the study's per-sample mixup when `augment=mixup` (the batch-level methods come after, on the device)."""
     ratio = cfg.augment.ratio if cfg.augment.name == "mixup" else 0.0
+    transform = random_crop_flip if cfg.data.basic_augment else None
     if loader == "device":
         return DeviceBatches(
             data.train_images.to(device), data.train_labels.to(device), data.num_classes,
-            cfg.trainer.batch_size, ratio, cfg.augment.alpha,
+            cfg.trainer.batch_size, ratio, cfg.augment.alpha, image_transform=transform,
         )
-    dataset = MixupDataset(data.train_images, data.train_labels, data.num_classes, ratio, cfg.augment.alpha)
+    dataset = MixupDataset(
+        data.train_images, data.train_labels, data.num_classes, ratio, cfg.augment.alpha, image_transform=transform
+    )
     return torch.utils.data.DataLoader(
         dataset,
         batch_size=cfg.trainer.batch_size,
@@ -198,12 +218,18 @@ def train(cfg, out_dir: Path) -> dict:
         torch.backends.cudnn.benchmark = True
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(cfg.optimizer, model.parameters(), device)
+    schedule = build_schedule(cfg.optimizer, optimizer, cfg.trainer.epochs)
     amp_dtype = autocast_dtype(cfg.trainer.precision, device)
     loader = choose_loader(cfg.trainer.loader, data, device)
     batches = make_batches(cfg, data, loader, device)
     test_images, test_labels = data.test_images.to(device), data.test_labels.to(device)
-    step = TrainStep(model, optimizer, amp_dtype, device)
-    use_graph = cfg.trainer.cuda_graph != "off" and device.type == "cuda" and loader == "device"
+    batch_mixer = BatchMixer.from_config(cfg.augment)
+    hidden_mixer = HiddenMixer.from_config(cfg.augment)
+    step = TrainStep(model, optimizer, amp_dtype, device, hidden_mixer)
+    # A replayed graph keeps what was decided at capture: manifold mixup's per-batch block and the lr of a
+    # schedule would be frozen, so those runs stay eager.
+    use_graph = (cfg.trainer.cuda_graph != "off" and device.type == "cuda" and loader == "device"
+                 and hidden_mixer is None and schedule is None)
     log.info(
         "training %s on %s (%d train / %d test images, %d classes), augment=%s, device=%s, loader=%s",
         cfg.model.name, cfg.data.name, len(data.train_labels), len(data.test_labels), data.num_classes,
@@ -228,6 +254,7 @@ def train(cfg, out_dir: Path) -> dict:
         for x, y in tqdm(batches, desc=f"epoch {epoch}/{cfg.trainer.epochs}", leave=False,
                          disable=not show_progress(cfg.trainer.progress)):
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            x, y = batch_mixer(x, y)
             if device.type == "cuda":
                 x = x.contiguous(memory_format=torch.channels_last)
             if use_graph and step.graph is None:
@@ -237,6 +264,8 @@ def train(cfg, out_dir: Path) -> dict:
             num_samples += len(y)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
+        if schedule is not None:
+            schedule.step()
         epoch_train_seconds = time.perf_counter() - epoch_start
         train_seconds += epoch_train_seconds
         train_loss = loss_sum.item() / max(num_samples, 1)
