@@ -50,7 +50,7 @@ def cutmix(x: torch.Tensor, y: torch.Tensor, lam: float, perm: torch.Tensor):
     lambda), the labels mixed with the corrected lambda."""
     (top, bottom, left, right), lam = cutmix_box(lam, x.shape[-2], x.shape[-1])
     x = x.clone()
-    x[..., top:bottom, left:right] = x[perm][..., top:bottom, left:right]
+    x[..., top:bottom, left:right] = x[..., top:bottom, left:right][perm]
     return x, mix_with_permutation(y, lam, perm), lam
 
 

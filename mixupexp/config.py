@@ -168,11 +168,11 @@ def validate(cfg: Any) -> None:
         raise ConfigError(f"augment.ratio={cfg.augment.ratio} must be in [0, 1]")
     if not 0 <= cfg.augment.label_smoothing < 1:
         raise ConfigError(f"augment.label_smoothing={cfg.augment.label_smoothing} must be in [0, 1)")
-    blocks = list(cfg.augment.mix_after_blocks)
-    if cfg.augment.name == "manifold_mixup" and (not blocks or not all(0 <= b <= len(cfg.model.widths) for b in blocks)):
+    blocks, num_blocks = list(cfg.augment.mix_after_blocks), len(cfg.model.widths)  # every model: a block per width
+    if cfg.augment.name == "manifold_mixup" and (not blocks or not all(0 <= b <= num_blocks for b in blocks)):
         raise ConfigError(
             f"augment.mix_after_blocks={blocks} must be a non-empty list of block counts in "
-            f"[0, {len(cfg.model.widths)}] (0 = the input) for model={cfg.model.name}"
+            f"[0, {num_blocks}] (0 = the input) for model={cfg.model.name}"
         )
     if cfg.model.name == "preact_resnet18" and len(cfg.model.widths) != 4:
         raise ConfigError(f"model.widths={list(cfg.model.widths)} must list the 4 stage widths of preact_resnet18")
