@@ -1,7 +1,7 @@
 """Resumable runs: the training state saved at the end of every epoch, and what a run directory already holds.
 
-A checkpoint holds everything the rest of a run depends on: model and optimizer state, the epoch, the metrics so
-far and every random number generator (Python, NumPy, torch CPU and CUDA, the DataLoader's generator), so a
+A checkpoint holds everything the rest of a run depends on: model, optimizer and LR-schedule state, the epoch, the
+metrics so far and every random number generator (Python, NumPy, torch CPU and CUDA, the DataLoader's generator), so a
 resumed run on the CPU ends with exactly the metrics of an uninterrupted one.
 """
 
@@ -85,13 +85,14 @@ def restore_rng_states(states: dict[str, Any], loader_generator: Optional[torch.
         loader_generator.set_state(states["loader"])
 
 
-def save_checkpoint(path: Path, *, model, optimizer, epoch: int, rows: list[dict], train_seconds: float,
+def save_checkpoint(path: Path, *, model, optimizer, schedule, epoch: int, rows: list[dict], train_seconds: float,
                     loader_generator: Optional[torch.Generator]) -> None:
     atomic_torch_save(
         {
             "epoch": epoch,
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
+            "schedule": schedule.state_dict() if schedule is not None else None,
             "rows": rows,
             "train_seconds": train_seconds,
             "rng": rng_states(loader_generator),
@@ -100,13 +101,16 @@ def save_checkpoint(path: Path, *, model, optimizer, epoch: int, rows: list[dict
     )
 
 
-def load_checkpoint(path: Path, *, model, optimizer, loader_generator: Optional[torch.Generator]) -> dict:
-    """Restore model, optimizer and RNG states from `path`; return the checkpoint (epoch, rows, train_seconds)."""
+def load_checkpoint(path: Path, *, model, optimizer, schedule, loader_generator: Optional[torch.Generator]) -> dict:
+    """Restore model, optimizer, LR schedule and RNG states from `path`; return the checkpoint (epoch, rows,
+    train_seconds)."""
     device = next(model.parameters()).device
     # The checkpoint holds RNG states and plain Python values besides tensors; it is a file this program wrote.
     state = torch.load(path, map_location=device, weights_only=False)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
+    if schedule is not None and state["schedule"] is not None:
+        schedule.load_state_dict(state["schedule"])
     state["rng"]["torch"] = state["rng"]["torch"].cpu()
     state["rng"]["cuda"] = [s.cpu() for s in state["rng"]["cuda"]]
     if state["rng"]["loader"] is not None:

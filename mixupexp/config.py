@@ -22,8 +22,9 @@ class ConfigError(ValueError):
 @dataclass
 class ModelConfig:
     name: str = "simple_cnn"
+    # simple_cnn: channels of the conv blocks; preact_resnet18: channels of its 4 stages.
     widths: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
-    hidden: int = 256
+    hidden: int = 256  # simple_cnn only
 
 
 @dataclass
@@ -44,6 +45,8 @@ class DataConfig:
     signal: float = 6.0  # std of the class templates, 0..255 units
     noise: float = 60.0  # std of the pixel noise, 0..255 units
     data_seed: int = 1234
+    # Random crop with 4-pixel padding + horizontal flip of every training image (off: the study has none).
+    basic_augment: bool = False
 
 
 @dataclass
@@ -51,8 +54,12 @@ class AugmentConfig:
     name: str = "none"
     # Beta(alpha, alpha) draws the mixing weight lambda of a mixed sample.
     alpha: float = 0.2
-    # Probability that a training sample is mixed each time it is drawn.
+    # Probability that a training sample (mixup) or a batch (the other methods) is mixed each time it is drawn.
     ratio: float = 0.2
+    # Soft targets become (1 - eps) * y + eps / K; applies to every method, none included.
+    label_smoothing: float = 0.0
+    # manifold_mixup: mix the hidden state after this many blocks (0 = the input), one drawn per batch.
+    mix_after_blocks: list[int] = field(default_factory=lambda: [0, 1, 2])
 
 
 @dataclass
@@ -62,6 +69,10 @@ class OptimizerConfig:
     weight_decay: float = 0.0
     momentum: float = 0.9  # sgd only
     nesterov: bool = False  # sgd only
+    # Learning rate per epoch: none (constant), step (times gamma at each milestone epoch), cosine (to 0).
+    schedule: str = "none"
+    milestones: list[int] = field(default_factory=lambda: [100, 150])
+    gamma: float = 0.1
 
 
 @dataclass
@@ -99,10 +110,11 @@ class Config:
 
 
 CHOICES = {
-    "model.name": ("simple_cnn",),
+    "model.name": ("simple_cnn", "preact_resnet18"),
     "data.name": ("cifar10", "svhn", "image_folder", "synthetic"),
-    "augment.name": ("none", "mixup"),
+    "augment.name": ("none", "mixup", "mixup_batch", "cutmix", "manifold_mixup"),
     "optimizer.name": ("adam", "sgd"),
+    "optimizer.schedule": ("none", "step", "cosine"),
     "trainer.device": ("auto", "cpu", "cuda"),
     "trainer.loader": ("auto", "device", "dataloader"),
     "trainer.precision": ("auto", "fp32", "bf16"),
@@ -161,6 +173,21 @@ def validate(cfg: Any) -> None:
         raise ConfigError(f"augment.alpha={cfg.augment.alpha} must be > 0 for augment={cfg.augment.name}")
     if not 0 <= cfg.augment.ratio <= 1:
         raise ConfigError(f"augment.ratio={cfg.augment.ratio} must be in [0, 1]")
+    if not 0 <= cfg.augment.label_smoothing < 1:
+        raise ConfigError(f"augment.label_smoothing={cfg.augment.label_smoothing} must be in [0, 1)")
+    blocks, num_blocks = list(cfg.augment.mix_after_blocks), len(cfg.model.widths)  # every model: a block per width
+    if cfg.augment.name == "manifold_mixup" and (not blocks or not all(0 <= b <= num_blocks for b in blocks)):
+        raise ConfigError(
+            f"augment.mix_after_blocks={blocks} must be a non-empty list of block counts in "
+            f"[0, {num_blocks}] (0 = the input) for model={cfg.model.name}"
+        )
+    if cfg.model.name == "preact_resnet18" and len(cfg.model.widths) != 4:
+        raise ConfigError(f"model.widths={list(cfg.model.widths)} must list the 4 stage widths of preact_resnet18")
+    if cfg.optimizer.schedule == "step" and not cfg.optimizer.gamma > 0:
+        raise ConfigError(f"optimizer.gamma={cfg.optimizer.gamma} must be > 0")
+    milestones = list(cfg.optimizer.milestones)
+    if cfg.optimizer.schedule == "step" and (milestones != sorted(milestones) or any(m <= 0 for m in milestones)):
+        raise ConfigError(f"optimizer.milestones={milestones} must be increasing positive epochs")
     if cfg.data.train_subset is not None and cfg.data.train_subset <= 0:
         raise ConfigError(f"data.train_subset={cfg.data.train_subset} must be > 0 (or null for all)")
     if cfg.data.name in ("image_folder",) and not cfg.data.root:

@@ -6,7 +6,9 @@
 - `mixup_pair`: the per-sample math, lam * (x_i, y_i) + (1 - lam) * (x_j, y_j), for one sample or a batch.
 
 The per-sample `MixupDataset` (the study's way) and the vectorised device batches (mixupexp's fast way) both use
-these functions, so they draw from the same distribution.
+these functions, so they draw from the same distribution. Both take an optional `image_transform` (standard
+augmentation of a uint8 N×C×H×W batch, e.g. `random_crop_flip`) applied to every image, partners included,
+before it is mixed.
 """
 
 from __future__ import annotations
@@ -56,15 +58,20 @@ class MixupDataset(torch.utils.data.Dataset):
     Images are held as uint8 (N×C×H×W). With ratio = 0 (or augment=none) it is a plain data set.
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, num_classes: int, ratio: float, alpha: float):
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, num_classes: int, ratio: float, alpha: float,
+                 image_transform=None):
         self.images, self.labels = images, labels
         self.num_classes, self.ratio, self.alpha = num_classes, ratio, alpha
+        self.image_transform = image_transform
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def _item(self, i) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.images[i].float().div_(255), one_hot(self.labels[i], self.num_classes)
+        image = self.images[i]
+        if self.image_transform is not None:
+            image = self.image_transform(image[None])[0]
+        return image.float().div_(255), one_hot(self.labels[i], self.num_classes)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = self._item(i)
@@ -84,17 +91,22 @@ class DeviceBatches:
     the device.
     """
 
-    def __init__(self, images, labels, num_classes: int, batch_size: int, ratio: float, alpha: float):
+    def __init__(self, images, labels, num_classes: int, batch_size: int, ratio: float, alpha: float,
+                 image_transform=None):
         if batch_size > len(labels):
             batch_size = len(labels)
         self.images, self.labels = images, labels
         self.num_classes, self.batch_size, self.ratio, self.alpha = num_classes, batch_size, ratio, alpha
+        self.image_transform = image_transform
 
     def __len__(self) -> int:
         return len(self.labels) // self.batch_size
 
     def _batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.images[index].float().div_(255), one_hot(self.labels[index], self.num_classes)
+        images = self.images[index]
+        if self.image_transform is not None:
+            images = self.image_transform(images)
+        return images.float().div_(255), one_hot(self.labels[index], self.num_classes)
 
     def __iter__(self):
         n, device = len(self.labels), self.labels.device

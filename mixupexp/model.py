@@ -1,13 +1,38 @@
-"""The study's network: 4 conv blocks then 2 fully connected layers.
+"""The networks: the study's CNN (4 conv blocks then 2 fully connected layers) and PreAct ResNet-18.
 
-The model takes images in [0, 1] and normalises them itself (mean/std of the training set are buffers), so
-mixing and any pixel-space attack work on plain images.
+Every model is a `BlockNetwork`: it takes images in [0, 1] and normalises them itself (mean/std of the training
+set are buffers), so mixing and any pixel-space attack work on plain images; then it runs its `blocks` in turn and
+its `head`. That one shape is all manifold mixup needs: `model(x, mix=plan)` mixes the hidden state after
+`plan.after_blocks` blocks (0 = the normalised input).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Optional
+
 import torch
 from torch import nn
+from torch.nn import functional as F
+
+if TYPE_CHECKING:
+    from mixupexp.augment import HiddenMix
+
+
+class BlockNetwork(nn.Module):
+    """normalise -> blocks -> head; subclasses build `blocks` (an nn.ModuleList) and `head`."""
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor):
+        super().__init__()
+        self.register_buffer("mean", mean.reshape(1, -1, 1, 1).clone())
+        self.register_buffer("std", std.reshape(1, -1, 1, 1).clone())
+
+    def forward(self, x: torch.Tensor, mix: Optional[HiddenMix] = None) -> torch.Tensor:
+        h = (x - self.mean) / self.std
+        for k, stage in enumerate([*self.blocks, self.head]):
+            if mix is not None and k == mix.after_blocks:
+                h = mix(h)
+            h = stage(h)
+        return h
 
 
 def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -19,7 +44,7 @@ def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
     )
 
 
-class SimpleCNN(nn.Module):
+class SimpleCNN(BlockNetwork):
     def __init__(
         self,
         num_classes: int,
@@ -29,13 +54,11 @@ class SimpleCNN(nn.Module):
         widths=(32, 64, 128, 256),
         hidden: int = 256,
     ):
-        super().__init__()
+        super().__init__(mean, std)
         channels, height, width = image_shape
         shrink = 2 ** len(widths)
         if height < shrink or width < shrink:
             raise ValueError(f"images of {height}x{width} are too small for {len(widths)} pooling blocks")
-        self.register_buffer("mean", mean.reshape(1, -1, 1, 1).clone())
-        self.register_buffer("std", std.reshape(1, -1, 1, 1).clone())
         ins = [channels, *widths[:-1]]
         self.blocks = nn.ModuleList(conv_block(i, o) for i, o in zip(ins, widths))
         flat = widths[-1] * (height // shrink) * (width // shrink)
@@ -43,15 +66,59 @@ class SimpleCNN(nn.Module):
             nn.Flatten(), nn.Linear(flat, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, num_classes)
         )
 
+
+
+class PreActBlock(nn.Module):
+    """Pre-activation basic block: BN-ReLU-conv3x3-BN-ReLU-conv3x3 plus the identity (a 1x1 conv where the
+    shape changes), as in He et al. 2016, "Identity Mappings in Deep Residual Networks"."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_channels)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.shortcut = None
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = (x - self.mean) / self.std
-        for block in self.blocks:
-            x = block(x)
-        return self.head(x)
+        out = F.relu(self.bn1(x))
+        # The projection takes the pre-activated input, as in the reference implementation.
+        shortcut = self.shortcut(out) if self.shortcut is not None else x
+        out = self.conv1(out)
+        out = self.conv2(F.relu(self.bn2(out)))
+        return out + shortcut
+
+
+class PreActResNet18(BlockNetwork):
+    """PreAct ResNet-18 for 32x32 images (the mixup paper's CIFAR model): a 3x3 stem conv, 4 stages of 2
+    pre-activation blocks (`widths` channels, stride 1, 2, 2, 2), BN-ReLU, global average pool, linear.
+
+    The stem belongs to the first block, so `mix.after_blocks` 0, 1, 2 are the input and the outputs of the
+    first two stages: the layers manifold mixup mixes in its paper."""
+
+    def __init__(self, num_classes: int, image_shape, mean, std, widths=(64, 128, 256, 512)):
+        super().__init__(mean, std)
+        channels = image_shape[0]
+        stages, in_channels = [], widths[0]
+        for i, width in enumerate(widths):
+            stride = 1 if i == 0 else 2
+            stages.append(nn.Sequential(PreActBlock(in_channels, width, stride), PreActBlock(width, width, 1)))
+            in_channels = width
+        stem = nn.Conv2d(channels, widths[0], 3, padding=1, bias=False)
+        stages[0] = nn.Sequential(stem, *stages[0])
+        self.blocks = nn.ModuleList(stages)
+        self.head = nn.Sequential(
+            nn.BatchNorm2d(widths[-1]), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.Linear(widths[-1], num_classes),
+        )
 
 
 def build_model(cfg, num_classes: int, image_shape, mean, std) -> nn.Module:
     """Build the model named by `cfg` (the `model` config group)."""
     if cfg.name == "simple_cnn":
         return SimpleCNN(num_classes, image_shape, mean, std, widths=list(cfg.widths), hidden=cfg.hidden)
+    if cfg.name == "preact_resnet18":
+        return PreActResNet18(num_classes, image_shape, mean, std, widths=list(cfg.widths))
     raise ValueError(f"unknown model {cfg.name}")

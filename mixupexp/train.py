@@ -26,6 +26,8 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from mixupexp.checkpoint import CHECKPOINT, RESULT, PriorRun, find_prior_run, load_checkpoint, save_checkpoint
+from mixupexp.augment import BatchMixer, HiddenMixer
+from mixupexp.basic_augment import random_crop_flip
 from mixupexp.config import ConfigError, validate
 from mixupexp.preflight import check_command_line
 from mixupexp.data import DataError, ImageData, load_data
@@ -64,6 +66,15 @@ def build_optimizer(cfg, params, device: torch.device) -> torch.optim.Optimizer:
     raise ConfigError(f"unknown optimizer {cfg.name}")
 
 
+def build_schedule(cfg, optimizer: torch.optim.Optimizer, epochs: int):
+    """The learning-rate schedule of the `optimizer` group, stepped once per epoch; None for a constant lr."""
+    if cfg.schedule == "step":
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(cfg.milestones), gamma=cfg.gamma)
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    return None
+
+
 def autocast_dtype(precision: str, device: torch.device):
     """None for fp32; bf16 on CUDA by default (Hopper/Ampere tensor cores), fp32 on CPU."""
     if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
@@ -80,14 +91,19 @@ class TrainStep:
     trained weights do not depend on whether a graph was used.
     """
 
-    def __init__(self, model, optimizer, amp_dtype, device: torch.device):
+    def __init__(self, model, optimizer, amp_dtype, device: torch.device, hidden_mixer: HiddenMixer | None = None):
         self.model, self.optimizer, self.amp_dtype, self.device = model, optimizer, amp_dtype, device
+        self.hidden_mixer = hidden_mixer
         self.graph = None
 
     def _forward_backward(self, x, y, cache_enabled: bool = True):
+        # Manifold mixup draws its block per batch here, on the host: such a step must not be captured.
+        mix = self.hidden_mixer.draw(len(y), y.device) if self.hidden_mixer is not None else None
+        if mix is not None:
+            y = mix(y)
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                             enabled=self.amp_dtype is not None, cache_enabled=cache_enabled):
-            loss = soft_cross_entropy(self.model(x), y)
+            loss = soft_cross_entropy(self.model(x, mix=mix), y)
         loss.backward()
         self.optimizer.step()
         return loss.detach()
@@ -160,14 +176,18 @@ def choose_loader(name: str, data: ImageData, device: torch.device) -> str:
 
 
 def make_batches(cfg, data: ImageData, loader: str, device: torch.device):
-    """Training batches of (images in [0, 1], soft labels), mixed as the `augment` group says."""
+    """Training batches of (images in [0, 1], soft labels), standard-augmented as `data.basic_augment` says and
+    mixed by the study's per-sample mixup when `augment=mixup` (the batch-level methods come after, on the device)."""
     ratio = cfg.augment.ratio if cfg.augment.name == "mixup" else 0.0
+    transform = random_crop_flip if cfg.data.basic_augment else None
     if loader == "device":
         return DeviceBatches(
             data.train_images.to(device), data.train_labels.to(device), data.num_classes,
-            cfg.trainer.batch_size, ratio, cfg.augment.alpha,
+            cfg.trainer.batch_size, ratio, cfg.augment.alpha, image_transform=transform,
         )
-    dataset = MixupDataset(data.train_images, data.train_labels, data.num_classes, ratio, cfg.augment.alpha)
+    dataset = MixupDataset(
+        data.train_images, data.train_labels, data.num_classes, ratio, cfg.augment.alpha, image_transform=transform
+    )
     return torch.utils.data.DataLoader(
         dataset,
         batch_size=cfg.trainer.batch_size,
@@ -212,13 +232,19 @@ def train(cfg, out_dir: Path) -> dict:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     optimizer = build_optimizer(cfg.optimizer, model.parameters(), device)
+    schedule = build_schedule(cfg.optimizer, optimizer, cfg.trainer.epochs)
     amp_dtype = autocast_dtype(cfg.trainer.precision, device)
     loader = choose_loader(cfg.trainer.loader, data, device)
     batches = make_batches(cfg, data, loader, device)
     loader_generator = getattr(batches, "generator", None)
     test_images, test_labels = data.test_images.to(device), data.test_labels.to(device)
-    step = TrainStep(model, optimizer, amp_dtype, device)
-    use_graph = cfg.trainer.cuda_graph != "off" and device.type == "cuda" and loader == "device"
+    batch_mixer = BatchMixer.from_config(cfg.augment)
+    hidden_mixer = HiddenMixer.from_config(cfg.augment)
+    step = TrainStep(model, optimizer, amp_dtype, device, hidden_mixer)
+    # A replayed graph keeps what was decided at capture: manifold mixup's per-batch block and the lr of a
+    # schedule would be frozen, so those runs stay eager.
+    use_graph = (cfg.trainer.cuda_graph != "off" and device.type == "cuda" and loader == "device"
+                 and hidden_mixer is None and schedule is None)
     # A host sync per step would stall the GPU; there the loss is checked every few dozen steps instead.
     check_every = 1 if device.type == "cpu" else 50
 
@@ -226,7 +252,8 @@ def train(cfg, out_dir: Path) -> dict:
     train_seconds = 0.0
     first_epoch = 1
     if prior.checkpoint is not None:
-        state = load_checkpoint(prior.checkpoint, model=model, optimizer=optimizer, loader_generator=loader_generator)
+        state = load_checkpoint(prior.checkpoint, model=model, optimizer=optimizer, schedule=schedule,
+                                loader_generator=loader_generator)
         rows, train_seconds, first_epoch = state["rows"], state["train_seconds"], state["epoch"] + 1
         log.info("resuming %s from the checkpoint of epoch %d", out_dir, state["epoch"])
     log.info(
@@ -251,6 +278,7 @@ def train(cfg, out_dir: Path) -> dict:
                         disable=not show_progress(cfg.trainer.progress))
         for step_index, (x, y) in enumerate(progress, 1):
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            x, y = batch_mixer(x, y)
             x = x.contiguous(memory_format=torch.channels_last)
             if use_graph and step.graph is None:
                 step.capture(x, y)
@@ -260,6 +288,8 @@ def train(cfg, out_dir: Path) -> dict:
             if step_index % check_every == 0:
                 check_finite(loss_sum, epoch)
         check_finite(loss_sum, epoch)
+        if schedule is not None:
+            schedule.step()
         epoch_train_seconds = time.perf_counter() - epoch_start
         train_seconds += epoch_train_seconds
         train_loss = loss_sum.item() / max(num_samples, 1)
@@ -268,8 +298,8 @@ def train(cfg, out_dir: Path) -> dict:
             "epoch": epoch, "train_loss": train_loss, "test_loss": test_loss, "test_acc": test_acc,
             "seconds": time.perf_counter() - epoch_start,
         })
-        save_checkpoint(out_dir / CHECKPOINT, model=model, optimizer=optimizer, epoch=epoch, rows=rows,
-                        train_seconds=train_seconds, loader_generator=loader_generator)
+        save_checkpoint(out_dir / CHECKPOINT, model=model, optimizer=optimizer, schedule=schedule, epoch=epoch,
+                        rows=rows, train_seconds=train_seconds, loader_generator=loader_generator)
         write_csv(out_dir / "metrics.csv", pd.DataFrame(rows))
         log.info("epoch %d/%d  train_loss %.4f  test_loss %.4f  test_acc %.2f%%  (%.1fs)",
                  epoch, cfg.trainer.epochs, train_loss, test_loss, test_acc, rows[-1]["seconds"])

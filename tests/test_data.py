@@ -109,3 +109,19 @@ def test_cifar10_offline_says_what_to_do(tmp_path, monkeypatch):
         load_data(cfg)
     message = str(info.value)
     assert "could not be downloaded" in message and "data=image_folder" in message and "data=synthetic" in message
+
+
+def test_svhn_offline_says_what_to_do(tmp_path, monkeypatch):
+    from torchvision.datasets import SVHN
+
+    def no_network(self):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(SVHN, "download", no_network)
+    with pytest.raises(DataError, match="SVHN is not in .* could not be downloaded.*data=image_folder.*data=synthetic"):
+        load_data(compose_config(["data=svhn", f"data.root={tmp_path}"]).data)
+
+
+def test_missing_cifar10_without_download_says_what_to_do(tmp_path):
+    with pytest.raises(DataError, match="CIFAR-10 is not in"):
+        load_data(compose_config(["data=cifar10", f"data.root={tmp_path}", "data.download=false"]).data)

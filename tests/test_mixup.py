@@ -103,3 +103,13 @@ def test_device_batches_have_fixed_shapes_and_cover_the_epoch():
     batches = DeviceBatches(images, torch.arange(130) % 10, 10, batch_size=32, ratio=0.0, alpha=0.2)
     shapes = [tuple(x.shape) for x, _ in batches]
     assert shapes == [(32, 3, 8, 8)] * 4  # 130 // 32 full batches; the last partial one is dropped
+
+
+def test_image_transform_applies_to_every_image_before_mixing_in_both_paths():
+    """A transform that blanks images shows it ran on the partners too: mixing blanks gives blanks."""
+    images = torch.full((64, 3, 8, 8), 200, dtype=torch.uint8)
+    blank = torch.zeros_like
+    batches = DeviceBatches(images, torch.arange(64) % 4, 4, 16, ratio=1.0, alpha=1.0, image_transform=blank)
+    assert all(x.abs().max() == 0 for x, _ in batches)
+    ds = MixupDataset(images, torch.arange(64) % 4, 4, ratio=1.0, alpha=1.0, image_transform=blank)
+    assert all(ds[i][0].abs().max() == 0 for i in range(64))

@@ -79,3 +79,46 @@ def test_cli_bad_value_is_one_line_and_nonzero(tmp_path):
 def test_summarize_without_runs_fails_clearly(tmp_path):
     proc = run_cli([str(tmp_path)], cwd=tmp_path, module="mixupexp.summarize", check=False)
     assert proc.returncode == 2 and proc.stderr.startswith("error: no runs")
+
+
+METHODS = ["none", "mixup", "mixup_batch", "cutmix", "manifold_mixup"]
+
+
+@pytest.mark.parametrize("loader", ["device", "dataloader"])
+@pytest.mark.parametrize("augment", METHODS)
+def test_every_method_trains_on_both_loaders_with_smoothing_and_crop_flip(tmp_path, augment, loader):
+    cfg = compose_config([*TINY, f"augment={augment}", f"trainer.loader={loader}", "augment.label_smoothing=0.1",
+                          "data.basic_augment=true"])
+    result = train(cfg, tmp_path)
+    assert result["status"] == "ok" and result["loader"] == loader and result["train_loss"] > 0
+
+
+@pytest.mark.parametrize("schedule,expected", [
+    ("step", [0.1, 0.1, 0.01, 0.01, 0.001, 0.001]),
+    ("cosine", [0.1, 0.0933013, 0.075, 0.05, 0.025, 0.0066987]),  # 0.1 * (1 + cos(pi * epoch / 6)) / 2
+    ("none", [0.1] * 6),
+])
+def test_lr_schedule_per_epoch(schedule, expected):
+    import torch
+
+    from mixupexp.train import build_optimizer, build_schedule
+
+    cfg = compose_config(["optimizer=sgd", f"optimizer.schedule={schedule}", "optimizer.milestones=[2,4]"])
+    optimizer = build_optimizer(cfg.optimizer, [torch.zeros(1, requires_grad=True)], torch.device("cpu"))
+    schedule = build_schedule(cfg.optimizer, optimizer, epochs=6)
+    lrs = []
+    for _ in range(6):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        if schedule is not None:
+            schedule.step()
+    assert lrs == pytest.approx(expected, rel=1e-5)
+
+
+def test_cli_sweep_over_all_methods_has_one_summary_row_per_method(tmp_path):
+    sweep = tmp_path / "sweep"
+    run_cli(["--multirun", *TINY, f"augment={','.join(METHODS)}", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert summary["augment"].tolist()[0] == "none" and sorted(summary["augment"]) == sorted(METHODS)
+    assert summary["n"].tolist() == [1] * len(METHODS) and (summary["n_failed"] == 0).all()
+    assert summary["augment.alpha"].isna().tolist() == [True, False, False, False, False]
