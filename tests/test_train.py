@@ -12,7 +12,7 @@ def test_one_run_writes_metrics_and_result(tmp_path):
     cfg = compose_config([*TINY, "trainer.epochs=2", "augment=mixup"])
     result = train(cfg, tmp_path)
     metrics = pd.read_csv(tmp_path / "metrics.csv")
-    assert list(metrics.columns) == ["epoch", "train_loss", "test_loss", "test_acc", "seconds"]
+    assert list(metrics.columns) == ["epoch", "train_loss", "test_loss", "test_acc", "test_ece", "seconds"]
     assert metrics["epoch"].tolist() == [1, 2]
     saved = json.loads((tmp_path / "result.json").read_text())
     assert saved["status"] == "ok" and saved["test_acc"] == metrics["test_acc"].iloc[-1]
@@ -79,3 +79,18 @@ def test_cli_bad_value_is_one_line_and_nonzero(tmp_path):
 def test_summarize_without_runs_fails_clearly(tmp_path):
     proc = run_cli([str(tmp_path)], cwd=tmp_path, module="mixupexp.summarize", check=False)
     assert proc.returncode == 2 and proc.stderr.startswith("error: no runs")
+
+
+def test_run_records_calibration_and_fgsm(tmp_path):
+    cfg = compose_config([*TINY, "trainer.epochs=2", "eval.fgsm_eps=[0,2,8]"])
+    result = train(cfg, tmp_path)
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    assert metrics["test_ece"].between(0, 100).all() and result["test_ece"] == metrics["test_ece"].iloc[-1]
+    assert result["fgsm_acc_0"] == result["test_acc"]
+    assert result["fgsm_acc_2"] >= result["fgsm_acc_8"]
+    assert json.loads((tmp_path / "result.json").read_text())["fgsm_acc_8"] == result["fgsm_acc_8"]
+
+
+def test_fgsm_can_be_turned_off(tmp_path):
+    result = train(compose_config([*TINY, "eval.fgsm_eps=[]"]), tmp_path)
+    assert result["status"] == "ok" and not any(k.startswith("fgsm_acc") for k in result)
