@@ -39,3 +39,7 @@ def atomic_torch_save(obj: Any, path: Path | str) -> None:
     import torch
 
     _atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def atomic_write_bytes(path: Path | str, data: bytes) -> None:
+    _atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))

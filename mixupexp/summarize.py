@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from mixupexp.files import atomic_write_text, write_csv
+from mixupexp.plots import write_plots
 from mixupexp.stats import Comparison, compare_to_baseline, mean_ci, verdict
 
 # Parameters that `augment=none` ignores: blanked so that every `none` run is one baseline configuration.
@@ -269,36 +270,40 @@ def summary_markdown(summary: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_summary(sweep_dirs: list[Path], out_dir: Path) -> pd.DataFrame:
-    """Write runs.csv, summary.csv and summary.md into out_dir; return the summary table."""
+def write_summary(sweep_dirs: list[Path], out_dir: Path, plots: bool = True) -> pd.DataFrame:
+    """Write runs.csv, summary.csv, summary.md and (with `plots`) the PNG plots into out_dir; return the summary."""
     runs, summary = summarize_runs(load_runs(sweep_dirs))
     write_csv(Path(out_dir) / "runs.csv", runs)
     write_csv(Path(out_dir) / "summary.csv", summary)
     atomic_write_text(Path(out_dir) / "summary.md", summary_markdown(summary))
+    if plots:
+        write_plots(summary, runs, summary_parameters(summary), out_dir)
     return summary
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m mixupexp.summarize",
-        description="Summarise the runs under one or more sweep directories into runs.csv and summary.csv.",
+        description="Summarise the runs under one or more sweep directories into runs.csv, summary.csv, summary.md "
+                    "and PNG plots.",
     )
     parser.add_argument("dirs", nargs="+", type=Path, help="sweep (or run) directories to collect result.json from")
-    parser.add_argument("--out", type=Path, default=None, help="where to write the CSVs (default: the first DIR)")
+    parser.add_argument("--out", type=Path, default=None, help="where to write the summary (default: the first DIR)")
+    parser.add_argument("--no-plots", dest="plots", action="store_false", help="write no PNG plots")
     args = parser.parse_args(argv)
     for d in args.dirs:
         if not d.is_dir():
             print(f"error: {d} is not a directory", file=sys.stderr)
             return 2
     try:
-        summary = write_summary(args.dirs, args.out or args.dirs[0])
+        summary = write_summary(args.dirs, args.out or args.dirs[0], plots=args.plots)
     except SummaryError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     shown = summary_parameters(summary) + [c for c in CONSOLE_COLUMNS if c in summary]
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(summary[shown].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    print(f"wrote {(args.out or args.dirs[0]) / 'runs.csv'}, summary.csv and summary.md")
+    print(f"wrote {(args.out or args.dirs[0]) / 'runs.csv'}, summary.csv, summary.md{' and plots' if args.plots else ''}")
     return 0
 
 

@@ -94,3 +94,22 @@ def test_run_records_calibration_and_fgsm(tmp_path):
 def test_fgsm_can_be_turned_off(tmp_path):
     result = train(compose_config([*TINY, "eval.fgsm_eps=[]"]), tmp_path)
     assert result["status"] == "ok" and not any(k.startswith("fgsm_acc") for k in result)
+
+
+def test_sweep_end_writes_comparison_report_and_plots(tmp_path):
+    """What the multirun callback leaves after `augment=none,mixup seed=0,1` (runs trained in-process)."""
+    from omegaconf import OmegaConf
+
+    from mixupexp.callbacks import SummarizeSweep
+
+    sweep = tmp_path / "sweep"
+    for job, (augment, seed) in enumerate([("none", 0), ("none", 1), ("mixup", 0), ("mixup", 1)]):
+        train(compose_config([*TINY, f"augment={augment}", f"seed={seed}", "eval.fgsm_eps=[2]"]), sweep / str(job))
+    SummarizeSweep().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}}))
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert summary["augment"].tolist() == ["none", "mixup"] and summary["n"].tolist() == [2, 2]
+    assert summary["delta_acc_test"].iloc[1] == "paired t-test"
+    assert {"acc_ci95_low", "nll_mean", "ece_mean", "fgsm_acc_2_mean"} <= set(summary.columns)
+    assert "## Verdicts" in (sweep / "summary.md").read_text()
+    for name in ("accuracy_vs_alpha.png", "learning_curves.png"):
+        assert (sweep / name).stat().st_size > 0
