@@ -1,11 +1,13 @@
-"""Summaries of finished runs: `runs.csv` (one row per run) and `summary.csv` (one row per configuration).
+"""Summaries of finished runs: `runs.csv` (one row per run), `summary.csv` (one row per configuration), the
+same for reading in `summary.md`, and plots.
 
-`python -m mixupexp.summarize DIR [DIR ...]` (re)builds both from every result.json under the given sweep
+`python -m mixupexp.summarize DIR [DIR ...]` (re)builds them from every result.json under the given sweep
 directories; a multirun writes them into its sweep directory when it ends.
 
 The configuration of a run is its resolved config; the parameters shown are those that differ between the runs
 found (plus the augmentation, always), named as on the command line (`augment.alpha`). Summary rows collapse the
-seed: n, mean, std, min and max of the test accuracy (%) and the mean test loss.
+seed: n, mean, std, min and max of the test accuracy (%) and the mean test loss, then confidence intervals of the
+means (stats.py) and, where the runs hold a baseline (augment=none), the difference to it with a t-test.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ OPTIONAL_METRICS = ("test_ece",)
 FGSM_PREFIX = "fgsm_acc_"
 # summary column prefix -> runs column; FGSM columns are added as found.
 SUMMARY_METRICS = {"acc": "test_acc", "nll": "test_loss", "ece": "test_ece"}
-
-
+# Config keys that choose only what is measured after training: runs that differ in them trained the same way.
+EVALUATION_ONLY_PREFIX = "eval."
 # The columns printed by `python -m mixupexp.summarize`; summary.csv and summary.md hold the rest.
 CONSOLE_COLUMNS = ("n", "acc_mean", "acc_std", "acc_ci95_low", "acc_ci95_high", "n_failed",
                    "delta_acc_vs_baseline", "delta_acc_p_value", "delta_acc_test")
@@ -87,7 +89,7 @@ def result_columns(runs: pd.DataFrame) -> list[str]:
 def parameter_columns(runs: pd.DataFrame) -> list[str]:
     """Config keys whose value differs between runs (the swept parameters), plus `augment`."""
     results = result_columns(runs)
-    config_keys = [c for c in runs.columns if c not in results]
+    config_keys = [c for c in runs.columns if c not in results and not c.startswith(EVALUATION_ONLY_PREFIX)]
     varying = [c for c in config_keys if runs[c].astype(str).nunique(dropna=False) > 1]
     shown = [c for c in ALWAYS_SHOWN if c in runs.columns and c not in varying]
     # seed last: it is the one collapsed in the summary
@@ -125,7 +127,8 @@ def summarize_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         order = summary["augment"] != "none" if "augment" in summary else pd.Series(False, index=summary.index)
         summary = summary.iloc[order.argsort(kind="stable")]
     summary = summary.reset_index(drop=True)
-    summary = pd.concat([summary, metric_statistics(summary, ok, group_keys), baseline_comparisons(summary, ok, group_keys)], axis=1)
+    statistics = [metric_statistics(summary, ok, group_keys), baseline_comparisons(summary, ok, group_keys)]
+    summary = pd.concat([summary, *statistics], axis=1)
     # p-values keep their digits: 4 decimals would print a clear p = 3e-6 as 0.
     rounded = summary.drop(columns=["delta_acc_p_value"], errors="ignore").round(4)
     summary[rounded.columns] = rounded

@@ -19,6 +19,7 @@ def write_run(
     extra: dict | None = None,
     status: str = "ok",
     epochs: int = 3,
+    fgsm_eps: list[float] | None = None,
 ) -> Path:
     """A run as train.py leaves it. `extra` adds result fields (test_ece, fgsm_acc_4, ...); without it the
     result.json has only the fields that runs had before calibration and robustness were recorded."""
@@ -32,6 +33,8 @@ def write_run(
             "seed": seed,
         },
     }
+    if fgsm_eps is not None:  # runs from before the eval settings existed have none
+        result["config"]["eval"] = {"fgsm_eps": fgsm_eps}
     if status == "ok":
         result.update({"test_acc": acc, "test_loss": loss, "train_loss": loss, "train_seconds": 1.0,
                        "wall_seconds": 1.0, "device": "cpu", **(extra or {})})

@@ -116,8 +116,9 @@ def test_runs_written_before_calibration_and_robustness_still_summarise(tmp_path
     assert summary["delta_acc_vs_baseline"].iloc[1] == pytest.approx(2.0)
 
     # New runs next to old ones: ECE and FGSM statistics over the runs that have them.
-    write_run(tmp_path / "new", "mixup", 2, 72.5, extra={"test_ece": 4.0, "fgsm_acc_4": 30.0})
+    write_run(tmp_path / "new", "mixup", 2, 72.5, extra={"test_ece": 4.0, "fgsm_acc_4": 30.0}, fgsm_eps=[4.0])
     summary = summary_of(tmp_path)
+    assert len(summary) == 2  # the eval settings measure; they do not make another configuration
     mixup = summary.iloc[1]
     assert mixup["n"] == 3 and mixup["ece_mean"] == 4.0 and mixup["fgsm_acc_4_mean"] == 30.0
     assert math.isnan(mixup["ece_ci95_low"])  # one run with ECE: no interval
