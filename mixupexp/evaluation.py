@@ -30,9 +30,8 @@ def expected_calibration_error(confidence: torch.Tensor, correct: torch.Tensor, 
     correct = correct.double().flatten()
     edges = torch.linspace(0, 1, num_bins + 1, dtype=torch.float64, device=confidence.device)
     bins = torch.bucketize(confidence, edges[1:-1], right=False)
-    count = torch.zeros(num_bins, dtype=torch.float64, device=confidence.device).index_add_(0, bins, torch.ones_like(confidence))
-    conf_sum = torch.zeros_like(count).index_add_(0, bins, confidence)
-    correct_sum = torch.zeros_like(count).index_add_(0, bins, correct)
+    conf_sum = torch.bincount(bins, weights=confidence, minlength=num_bins)
+    correct_sum = torch.bincount(bins, weights=correct, minlength=num_bins)
     # |sum(correct) - sum(conf)| / N per bin equals share * |acc - conf|, and needs no division by empty bins.
     return 100.0 * ((correct_sum - conf_sum).abs().sum() / max(len(confidence), 1)).item()
 
@@ -70,7 +69,9 @@ def evaluate(model, images, labels, batch_size: int, amp_dtype, device) -> EvalM
     )
 
 
-def fgsm_accuracy(model, images, labels, eps_255: list[float], batch_size: int, amp_dtype, device) -> dict[float, float]:
+def fgsm_accuracy(
+    model, images, labels, eps_255: list[float], batch_size: int, amp_dtype, device
+) -> dict[float, float]:
     """Accuracy (%) under the fast gradient sign attack, for each ε given in units of 1/255 of the pixel range.
 
     x_adv = clip(x + ε·sign(∇x loss), 0, 1) on the [0, 1] image. The gradient does not depend on ε, so one

@@ -85,11 +85,12 @@ def accuracy_vs(summary: pd.DataFrame, params: list[str], x: str) -> Figure | No
     colors = _colors(len(lines))
     for i, (_, line) in enumerate(lines):
         line = line.sort_values(x)
-        # Lines at the same x are nudged apart (1.5 % of the axis each) so that their error bars stay readable.
+        # Lines that share x values are nudged apart (by 1.5 % of x on a log axis, of the x range otherwise)
+        # so that their error bars do not hide each other.
         nudge = (i - (len(lines) - 1) / 2) * 0.015
         xs = line[x].astype(float) * (1 + nudge) if log_x else line[x].astype(float) + nudge * (np.ptp(values) or 1)
-        ax.errorbar(xs, line["acc_mean"], yerr=_ci_halfwidths(line), marker="o", capsize=3, color=colors[i % len(colors)],
-                    label=_label(line.iloc[0], line_keys) if line_keys else "mixup")
+        ax.errorbar(xs, line["acc_mean"], yerr=_ci_halfwidths(line), marker="o", capsize=3,
+                    color=colors[i % len(colors)], label=_label(line.iloc[0], line_keys) if line_keys else "mixup")
     if log_x:
         # α is usually swept on a multiplicative grid (0.1, 0.2, 0.4, 1.0)
         ax.set_xscale("log")

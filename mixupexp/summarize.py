@@ -33,6 +33,8 @@ OPTIONAL_METRICS = ("test_ece",)
 FGSM_PREFIX = "fgsm_acc_"
 # summary column prefix -> runs column; FGSM columns are added as found.
 SUMMARY_METRICS = {"acc": "test_acc", "nll": "test_loss", "ece": "test_ece"}
+DELTA_COLUMNS = ("delta_acc_vs_baseline", "delta_acc_ci95_low", "delta_acc_ci95_high", "delta_acc_p_value",
+                 "delta_acc_test")
 # Config keys that choose only what is measured after training: runs that differ in them trained the same way.
 EVALUATION_ONLY_PREFIX = "eval."
 # The columns printed by `python -m mixupexp.summarize`; summary.csv and summary.md hold the rest.
@@ -185,15 +187,9 @@ def baseline_comparisons(summary: pd.DataFrame, ok: pd.DataFrame, group_keys: li
         base = ok[_matching(ok, candidates.iloc[0], group_keys)]
         seeds = (runs["seed"], base["seed"]) if "seed" in ok.columns else (None, None)
         comparison = compare_to_baseline(runs["test_acc"], base["test_acc"], *seeds)
-        records.append({
-            "delta_acc_vs_baseline": comparison.delta,
-            "delta_acc_ci95_low": comparison.low,
-            "delta_acc_ci95_high": comparison.high,
-            "delta_acc_p_value": comparison.p_value,
-            "delta_acc_test": comparison.test,
-        })
-    columns = ["delta_acc_vs_baseline", "delta_acc_ci95_low", "delta_acc_ci95_high", "delta_acc_p_value", "delta_acc_test"]
-    return pd.DataFrame.from_records(records, index=summary.index, columns=columns)
+        records.append(dict(zip(DELTA_COLUMNS, (comparison.delta, comparison.low, comparison.high,
+                                                comparison.p_value, comparison.test))))
+    return pd.DataFrame.from_records(records, index=summary.index, columns=DELTA_COLUMNS)
 
 
 def summary_parameters(summary: pd.DataFrame) -> list[str]:
@@ -306,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     shown = summary_parameters(summary) + [c for c in CONSOLE_COLUMNS if c in summary]
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(summary[shown].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    print(f"wrote {(args.out or args.dirs[0]) / 'runs.csv'}, summary.csv, summary.md{' and plots' if args.plots else ''}")
+    plots = " and plots" if args.plots else ""
+    print(f"wrote {(args.out or args.dirs[0]) / 'runs.csv'}, summary.csv, summary.md{plots}")
     return 0
 
 
