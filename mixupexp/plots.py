@@ -69,7 +69,9 @@ def accuracy_vs(summary: pd.DataFrame, params: list[str], x: str) -> Figure | No
     mixed = summary[~is_baseline & summary[x].notna()]
     if mixed.empty:
         return None
-    line_keys = [p for p in params if p not in ("augment", x)]
+    # One line per value of the other parameters; the augmentation names a line only when several were run.
+    several_methods = mixed["augment"].nunique() > 1
+    line_keys = [p for p in params if p != x and (p != "augment" or several_methods)]
     other_keys = [p for p in params if p not in MIXUP_KEYS]
     figure = Figure(figsize=(7, 4.5))
     ax = figure.subplots()

@@ -1,7 +1,8 @@
 import pytest
 
+from mixupexp.plots import accuracy_vs
 from mixupexp.summarize import main as summarize_main
-from mixupexp.summarize import write_summary
+from mixupexp.summarize import summary_parameters, write_summary
 
 from .fabricate import write_arms
 
@@ -55,3 +56,12 @@ def test_summarize_command_writes_plots_unless_told_not_to(tmp_path, capsys, fla
     assert summarize_main([str(sweep), "--out", str(out), *flags]) == 0
     assert (out / "summary.md").exists() and "delta_acc_vs_baseline" in capsys.readouterr().out
     assert bool(list(out.glob("*.png"))) == plots
+
+
+def test_alpha_plot_has_one_line_per_ratio_and_method_and_a_baseline(tmp_path):
+    write_arms(tmp_path, {**ALPHA_RATIO_SWEEP, ("cutmix", 1.0, 0.5): [71.0, 72.0]})
+    summary = write_summary([tmp_path], tmp_path, plots=False)
+    figure = accuracy_vs(summary, summary_parameters(summary), "augment.alpha")
+    _, labels = figure.axes[0].get_legend_handles_labels()
+    assert labels == ["baseline (augment=none), 95 % CI shaded", "augment=cutmix ratio=0.5",
+                      "augment=mixup ratio=0.2", "augment=mixup ratio=1.0"]
