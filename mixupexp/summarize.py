@@ -218,6 +218,10 @@ def _configuration(row: pd.Series, params: list[str]) -> str:
     return " ".join(f"{k}={_as_text(row[k])}" for k in params if _as_text(row[k])) or "all runs"
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def summary_markdown(summary: pd.DataFrame) -> str:
     """summary.md: the summary table for reading (means with 95 % CIs) and a verdict per configuration."""
     params = summary_parameters(summary)
@@ -237,15 +241,19 @@ def summary_markdown(summary: pd.DataFrame) -> str:
             columns[title] = lambda row, name=name, digits=digits: _with_ci(
                 row[f"{name}_mean"], row[f"{name}_ci95_low"], row[f"{name}_ci95_high"], digits)
 
-    finished = int(summary["n"].sum())
     failed = int(summary["n_failed"].sum())
+    intro = (
+        f"{_count(int(summary['n'].sum()), 'finished run')}{f' ({failed} failed)' if failed else ''} in "
+        f"{_count(len(summary), 'configuration')}. Means over seeds with 95 % confidence intervals [low, high] "
+        "(t distribution); accuracy, ECE and FGSM accuracy in %, NLL in nats per image."
+    )
+    if has_delta:
+        intro += (" Δ: accuracy minus the baseline's (augment=none with the same other settings), in points; "
+                  "p: two-sided t-test.")
     lines = [
         "# Summary",
         "",
-        f"{finished} finished runs{f' ({failed} failed)' if failed else ''} in {len(summary)} configurations. "
-        "Means over seeds with 95 % confidence intervals [low, high] (t distribution); accuracy, ECE and FGSM "
-        "accuracy in %, NLL in nats per image. Δ: accuracy minus the baseline's (augment=none with the same other "
-        "settings), in points; p: two-sided t-test.",
+        intro,
         "",
         "| " + " | ".join(columns) + " |",
         "|" + "|".join(" --- " for _ in columns) + "|",
@@ -253,7 +261,9 @@ def summary_markdown(summary: pd.DataFrame) -> str:
     lines += ["| " + " | ".join(cell(row) for cell in columns.values()) + " |" for _, row in summary.iterrows()]
     lines += ["", "## Verdicts", ""]
     if not has_delta:
-        lines.append("No baseline (augment=none) to compare with among these runs.")
+        only_baseline = "augment" in summary and (summary["augment"] == "none").all()
+        lines.append("Only baseline runs (augment=none): nothing to compare." if only_baseline
+                     else "No baseline (augment=none) to compare with among these runs.")
     for _, row in summary.iterrows():
         if not has_delta or row.get("augment") == "none":
             continue

@@ -160,3 +160,10 @@ def test_failed_runs_and_single_runs(tmp_path):
     empty = summary.iloc[2]
     assert (empty["n"], empty["n_failed"]) == (0, 1) and math.isnan(empty["acc_mean"])
     assert "1 failed" in (tmp_path / "summary.md").read_text()
+
+
+def test_only_baseline_runs_have_nothing_to_compare(tmp_path):
+    write_arms(tmp_path, {("none", 0.2, 0.2): [70.0]})
+    write_summary([tmp_path], tmp_path, plots=False)
+    text = (tmp_path / "summary.md").read_text()
+    assert "1 finished run in 1 configuration." in text and "Only baseline runs (augment=none)" in text
