@@ -1,4 +1,4 @@
-"""Hydra callback: summarise a sweep into its directory when the multirun ends."""
+"""Hydra callback: summarise a sweep into its directory when the multirun ends (tables, summary.md, plots)."""
 
 from __future__ import annotations
 
@@ -10,26 +10,32 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from mixupexp.summarize import SummaryError, find_results, write_summary
+# mixupexp.summarize is imported inside the callbacks: Hydra loads this module for every run, single runs
+# included, and the summary's statistics and plotting libraries take seconds to import.
 
 log = logging.getLogger("mixupexp")
 
 
 class SummarizeSweep(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        from mixupexp.summarize import SummaryError, write_summary
+
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
             summary = write_summary([sweep_dir], sweep_dir)
         except SummaryError as e:
             log.error("no summary written: %s", e)
             return
-        log.info("summary of %d configurations written to %s", len(summary), sweep_dir / "summary.csv")
+        log.info("summary of %d configurations written to %s (and summary.md, plots)", len(summary),
+                 sweep_dir / "summary.csv")
 
 
 class ReportFailures(Callback):
     """After the sweep (and its summary): if any run failed, say which in one line and exit non-zero."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        from mixupexp.summarize import find_results
+
         sweep_dir = Path(config.hydra.sweep.dir)
         failed = []
         for path in find_results([sweep_dir]):

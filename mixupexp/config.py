@@ -100,12 +100,19 @@ class TrainerConfig:
 
 
 @dataclass
+class EvalConfig:
+    # FGSM strengths in units of 1/255 of the pixel range, evaluated once after training; [] = no attack.
+    fgsm_eps: list[float] = field(default_factory=lambda: [1.0, 2.0, 4.0, 8.0])
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     seed: int = 0
 
 
@@ -138,7 +145,7 @@ def _check_known_keys(cfg: Any, schema: type, prefix: str = "") -> None:
         if key not in known:
             raise ConfigError(f"unknown key {prefix}{key}; known keys: {', '.join(known)}")
         value = cfg[key]
-        nested = {ModelConfig, DataConfig, AugmentConfig, OptimizerConfig, TrainerConfig}
+        nested = {ModelConfig, DataConfig, AugmentConfig, OptimizerConfig, TrainerConfig, EvalConfig}
         child = next((t for t in nested if t.__name__ == known[key] or t is known[key]), None)
         if child is not None:
             _check_known_keys(value, child, f"{prefix}{key}.")
@@ -188,6 +195,8 @@ def validate(cfg: Any) -> None:
     milestones = list(cfg.optimizer.milestones)
     if cfg.optimizer.schedule == "step" and (milestones != sorted(milestones) or any(m <= 0 for m in milestones)):
         raise ConfigError(f"optimizer.milestones={milestones} must be increasing positive epochs")
+    if any(not 0 <= eps <= 255 for eps in cfg.eval.fgsm_eps):
+        raise ConfigError(f"eval.fgsm_eps={list(cfg.eval.fgsm_eps)} must be values in [0, 255] (units of 1/255)")
     if cfg.data.train_subset is not None and cfg.data.train_subset <= 0:
         raise ConfigError(f"data.train_subset={cfg.data.train_subset} must be > 0 (or null for all)")
     if cfg.data.name in ("image_folder",) and not cfg.data.root:

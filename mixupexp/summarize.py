@@ -1,28 +1,45 @@
-"""Summaries of finished runs: `runs.csv` (one row per run) and `summary.csv` (one row per configuration).
+"""Summaries of finished runs: `runs.csv` (one row per run), `summary.csv` (one row per configuration), the
+same for reading in `summary.md`, and plots.
 
-`python -m mixupexp.summarize DIR [DIR ...]` (re)builds both from every result.json under the given sweep
+`python -m mixupexp.summarize DIR [DIR ...]` (re)builds them from every result.json under the given sweep
 directories; a multirun writes them into its sweep directory when it ends.
 
 The configuration of a run is its resolved config; the parameters shown are those that differ between the runs
 found (plus the augmentation, always), named as on the command line (`augment.alpha`). Summary rows collapse the
-seed: n, mean, std, min and max of the test accuracy (%) and the mean test loss.
+seed: n, mean, std, min and max of the test accuracy (%) and the mean test loss, then confidence intervals of the
+means (stats.py) and, where the runs hold a baseline (augment=none), the difference to it with a t-test.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
 import pandas as pd
 
-from mixupexp.files import write_csv
+from mixupexp.files import atomic_write_text, write_csv
+from mixupexp.plots import write_plots
+from mixupexp.stats import Comparison, compare_to_baseline, mean_ci, verdict
 
 # Parameters that `augment=none` ignores: blanked so that every `none` run is one baseline configuration.
-IGNORED_BY_NONE = ("augment.alpha", "augment.ratio")
+IGNORED_BY_NONE = ("augment.alpha", "augment.ratio", "augment.mix_after_blocks")
 ALWAYS_SHOWN = ("augment",)
 RESULT_COLUMNS = ("status", "test_acc", "test_loss", "train_loss", "train_seconds", "wall_seconds", "device", "run_dir")
+# Results that older runs lack; shown after test_loss when any run has them.
+OPTIONAL_METRICS = ("test_ece",)
+FGSM_PREFIX = "fgsm_acc_"
+# summary column prefix -> runs column; FGSM columns are added as found.
+SUMMARY_METRICS = {"acc": "test_acc", "nll": "test_loss", "ece": "test_ece"}
+DELTA_COLUMNS = ("delta_acc_vs_baseline", "delta_acc_ci95_low", "delta_acc_ci95_high", "delta_acc_p_value",
+                 "delta_acc_test")
+# Config keys that choose only what is measured after training: runs that differ in them trained the same way.
+EVALUATION_ONLY_PREFIX = "eval."
+# The columns printed by `python -m mixupexp.summarize`; summary.csv and summary.md hold the rest.
+CONSOLE_COLUMNS = ("n", "acc_mean", "acc_std", "acc_ci95_low", "acc_ci95_high", "n_failed",
+                   "delta_acc_vs_baseline", "delta_acc_p_value", "delta_acc_test")
 
 
 class SummaryError(RuntimeError):
@@ -51,6 +68,7 @@ def load_runs(dirs: list[Path]) -> pd.DataFrame:
         if flat.get("augment") == "none":
             flat.update({k: None for k in IGNORED_BY_NONE if k in flat})
         flat.update({k: result.get(k) for k in RESULT_COLUMNS if k != "run_dir"})
+        flat.update({k: v for k, v in result.items() if k in OPTIONAL_METRICS or k.startswith(FGSM_PREFIX)})
         flat["run_dir"] = str(path.parent)
         records.append(flat)
     if not records:
@@ -58,9 +76,22 @@ def load_runs(dirs: list[Path]) -> pd.DataFrame:
     return pd.DataFrame.from_records(records)
 
 
+def fgsm_columns(runs: pd.DataFrame) -> list[str]:
+    """`fgsm_acc_<eps>` columns, weakest attack first."""
+    return sorted((c for c in runs.columns if c.startswith(FGSM_PREFIX)), key=lambda c: float(c[len(FGSM_PREFIX):]))
+
+
+def result_columns(runs: pd.DataFrame) -> list[str]:
+    """RESULT_COLUMNS with the optional metrics that any run has, after test_loss."""
+    extra = [c for c in OPTIONAL_METRICS if c in runs.columns] + fgsm_columns(runs)
+    at = RESULT_COLUMNS.index("test_loss") + 1
+    return [*RESULT_COLUMNS[:at], *extra, *RESULT_COLUMNS[at:]]
+
+
 def parameter_columns(runs: pd.DataFrame) -> list[str]:
     """Config keys whose value differs between runs (the swept parameters), plus `augment`."""
-    config_keys = [c for c in runs.columns if c not in RESULT_COLUMNS]
+    results = result_columns(runs)
+    config_keys = [c for c in runs.columns if c not in results and not c.startswith(EVALUATION_ONLY_PREFIX)]
     varying = [c for c in config_keys if runs[c].astype(str).nunique(dropna=False) > 1]
     shown = [c for c in ALWAYS_SHOWN if c in runs.columns and c not in varying]
     # seed last: it is the one collapsed in the summary
@@ -72,7 +103,7 @@ def summarize_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     params = parameter_columns(runs)
     group_keys = [c for c in params if c != "seed"]
     # The baseline (augment=none) first, then by the parameters in order.
-    table = runs[params + list(RESULT_COLUMNS)].assign(_baseline_last=runs["augment"] != "none")
+    table = runs[params + result_columns(runs)].assign(_baseline_last=runs["augment"] != "none")
     table = table.sort_values(["_baseline_last", *params], na_position="first", kind="stable").drop(columns="_baseline_last")
     ok = table[table["status"] == "ok"]
     if group_keys:
@@ -97,37 +128,192 @@ def summarize_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     else:
         order = summary["augment"] != "none" if "augment" in summary else pd.Series(False, index=summary.index)
         summary = summary.iloc[order.argsort(kind="stable")]
-    return table.reset_index(drop=True), summary.reset_index(drop=True).round(4)
+    summary = summary.reset_index(drop=True)
+    statistics = [metric_statistics(summary, ok, group_keys), baseline_comparisons(summary, ok, group_keys)]
+    summary = pd.concat([summary, *statistics], axis=1)
+    # p-values keep their digits: 4 decimals would print a clear p = 3e-6 as 0.
+    rounded = summary.drop(columns=["delta_acc_p_value"], errors="ignore").round(4)
+    summary[rounded.columns] = rounded
+    return table.reset_index(drop=True), summary
 
 
-def write_summary(sweep_dirs: list[Path], out_dir: Path) -> pd.DataFrame:
-    """Write runs.csv and summary.csv into out_dir; return the summary table."""
+def _as_text(value) -> str:
+    # The baseline's blank α and ratio are None in the runs table and NaN after grouping: both mean "unset".
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
+def _matching(frame: pd.DataFrame, row: pd.Series, keys: list[str]) -> pd.Series:
+    """Rows of `frame` whose `keys` equal those of `row`."""
+    mask = pd.Series(True, index=frame.index)
+    for key in keys:
+        mask &= frame[key].map(_as_text) == _as_text(row[key])
+    return mask
+
+
+def metric_statistics(summary: pd.DataFrame, ok: pd.DataFrame, group_keys: list[str]) -> pd.DataFrame:
+    """Per summary row: acc_sem and the 95 % CI of the mean accuracy; mean and CI of NLL, ECE and FGSM accuracy."""
+    metrics = {name: column for name, column in SUMMARY_METRICS.items() if column in ok.columns}
+    metrics.update({column: column for column in fgsm_columns(ok)})
+    records = []
+    for _, row in summary.iterrows():
+        runs = ok[_matching(ok, row, group_keys)]
+        record = {}
+        for name, column in metrics.items():
+            ci = mean_ci(runs[column])
+            if name == "acc":
+                record["acc_sem"] = ci.sem  # acc_mean is already a column
+            else:
+                record[f"{name}_mean"] = ci.mean
+            record[f"{name}_ci95_low"], record[f"{name}_ci95_high"] = ci.low, ci.high
+        records.append(record)
+    return pd.DataFrame.from_records(records, index=summary.index)
+
+
+def baseline_comparisons(summary: pd.DataFrame, ok: pd.DataFrame, group_keys: list[str]) -> pd.DataFrame:
+    """Per summary row: accuracy minus that of the baseline (augment=none with the same other parameters), its
+    95 % CI, the t-test's p-value and which test. No columns when the runs hold no baseline to compare with."""
+    is_baseline = summary["augment"] == "none" if "augment" in summary else pd.Series(False, index=summary.index)
+    if not is_baseline.any() or is_baseline.all():
+        return pd.DataFrame(index=summary.index)
+    shared_keys = [k for k in group_keys if k not in ("augment", *IGNORED_BY_NONE)]
+    baselines = summary[is_baseline]
+    records = []
+    for index, row in summary.iterrows():
+        candidates = baselines[_matching(baselines, row, shared_keys)]
+        if is_baseline[index] or len(candidates) != 1:
+            records.append({})
+            continue
+        runs = ok[_matching(ok, row, group_keys)]
+        base = ok[_matching(ok, candidates.iloc[0], group_keys)]
+        seeds = (runs["seed"], base["seed"]) if "seed" in ok.columns else (None, None)
+        comparison = compare_to_baseline(runs["test_acc"], base["test_acc"], *seeds)
+        records.append(dict(zip(DELTA_COLUMNS, (comparison.delta, comparison.low, comparison.high,
+                                                comparison.p_value, comparison.test))))
+    return pd.DataFrame.from_records(records, index=summary.index, columns=DELTA_COLUMNS)
+
+
+def summary_parameters(summary: pd.DataFrame) -> list[str]:
+    """The configuration columns of a summary table: those before `n`."""
+    return list(summary.columns[: summary.columns.get_loc("n")])
+
+
+def _number(value: float, digits: int = 2, sign: bool = False) -> str:
+    return "" if pd.isna(value) else f"{value:{'+' if sign else ''}.{digits}f}"
+
+
+def _with_ci(mean: float, low: float, high: float, digits: int = 2, sign: bool = False) -> str:
+    """`73.10 [70.48, 75.72]`; the mean alone where there is no interval (n < 2)."""
+    text = _number(mean, digits, sign)
+    if text and not pd.isna(low):
+        text += f" [{_number(low, digits, sign)}, {_number(high, digits, sign)}]"
+    return text
+
+
+def _p_value(p: float) -> str:
+    return "" if pd.isna(p) else f"{p:.3g}"
+
+
+def _configuration(row: pd.Series, params: list[str]) -> str:
+    """`augment=mixup augment.alpha=0.2`: the row's parameters as typed on the command line."""
+    return " ".join(f"{k}={_as_text(row[k])}" for k in params if _as_text(row[k])) or "all runs"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def summary_markdown(summary: pd.DataFrame) -> str:
+    """summary.md: the summary table for reading (means with 95 % CIs) and a verdict per configuration."""
+    params = summary_parameters(summary)
+    has_delta = "delta_acc_vs_baseline" in summary
+    columns = {k: (lambda row, k=k: _as_text(row[k])) for k in params}
+    columns["n"] = lambda row: str(row["n"]) + (f" ({row['n_failed']} failed)" if row["n_failed"] else "")
+    columns["accuracy %"] = lambda row: _with_ci(row["acc_mean"], row["acc_ci95_low"], row["acc_ci95_high"])
+    if has_delta:
+        columns["Δ accuracy vs baseline"] = lambda row: _with_ci(
+            row["delta_acc_vs_baseline"], row["delta_acc_ci95_low"], row["delta_acc_ci95_high"], sign=True)
+        columns["p"] = lambda row: _p_value(row["delta_acc_p_value"])
+        columns["test"] = lambda row: row["delta_acc_test"] if isinstance(row["delta_acc_test"], str) else ""
+    fgsm = [c.removesuffix("_mean") for c in summary.columns if c.startswith(FGSM_PREFIX) and c.endswith("_mean")]
+    metrics = [("NLL", "nll", 3), ("ECE %", "ece", 2)] + [(f"FGSM {c[len(FGSM_PREFIX):]}/255 %", c, 2) for c in fgsm]
+    for title, name, digits in metrics:
+        if f"{name}_mean" in summary:
+            columns[title] = lambda row, name=name, digits=digits: _with_ci(
+                row[f"{name}_mean"], row[f"{name}_ci95_low"], row[f"{name}_ci95_high"], digits)
+
+    failed = int(summary["n_failed"].sum())
+    intro = (
+        f"{_count(int(summary['n'].sum()), 'finished run')}{f' ({failed} failed)' if failed else ''} in "
+        f"{_count(len(summary), 'configuration')}. Means over seeds with 95 % confidence intervals [low, high] "
+        "(t distribution); accuracy, ECE and FGSM accuracy in %, NLL in nats per image."
+    )
+    if has_delta:
+        intro += (" Δ: accuracy minus the baseline's (augment=none with the same other settings), in points; "
+                  "p: two-sided t-test.")
+    lines = [
+        "# Summary",
+        "",
+        intro,
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|" + "|".join(" --- " for _ in columns) + "|",
+    ]
+    lines += ["| " + " | ".join(cell(row) for cell in columns.values()) + " |" for _, row in summary.iterrows()]
+    lines += ["", "## Verdicts", ""]
+    if not has_delta:
+        only_baseline = "augment" in summary and (summary["augment"] == "none").all()
+        lines.append("Only baseline runs (augment=none): nothing to compare." if only_baseline
+                     else "No baseline (augment=none) to compare with among these runs.")
+    for _, row in summary.iterrows():
+        if not has_delta or row.get("augment") == "none":
+            continue
+        if not isinstance(row["delta_acc_test"], str):
+            lines.append(f"- {_configuration(row, params)}: no baseline with the same settings")
+            continue
+        comparison = Comparison(row["delta_acc_vs_baseline"], row["delta_acc_ci95_low"], row["delta_acc_ci95_high"],
+                                row["delta_acc_p_value"], row["delta_acc_test"])
+        detail = f"Δ = {_with_ci(comparison.delta, comparison.low, comparison.high, sign=True)} points"
+        if not pd.isna(comparison.p_value):
+            detail += f", p = {_p_value(comparison.p_value)}, {comparison.test}"
+        lines.append(f"- {_configuration(row, params)}: {verdict(comparison)} ({detail})")
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(sweep_dirs: list[Path], out_dir: Path, plots: bool = True) -> pd.DataFrame:
+    """Write runs.csv, summary.csv, summary.md and (with `plots`) the PNG plots into out_dir; return the summary."""
     runs, summary = summarize_runs(load_runs(sweep_dirs))
     write_csv(Path(out_dir) / "runs.csv", runs)
     write_csv(Path(out_dir) / "summary.csv", summary)
+    atomic_write_text(Path(out_dir) / "summary.md", summary_markdown(summary))
+    if plots:
+        write_plots(summary, runs, summary_parameters(summary), out_dir)
     return summary
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m mixupexp.summarize",
-        description="Summarise the runs under one or more sweep directories into runs.csv and summary.csv.",
+        description="Summarise the runs under one or more sweep directories into runs.csv, summary.csv, summary.md "
+                    "and PNG plots.",
     )
     parser.add_argument("dirs", nargs="+", type=Path, help="sweep (or run) directories to collect result.json from")
-    parser.add_argument("--out", type=Path, default=None, help="where to write the CSVs (default: the first DIR)")
+    parser.add_argument("--out", type=Path, default=None, help="where to write the summary (default: the first DIR)")
+    parser.add_argument("--no-plots", dest="plots", action="store_false", help="write no PNG plots")
     args = parser.parse_args(argv)
     for d in args.dirs:
         if not d.is_dir():
             print(f"error: {d} is not a directory", file=sys.stderr)
             return 2
     try:
-        summary = write_summary(args.dirs, args.out or args.dirs[0])
+        summary = write_summary(args.dirs, args.out or args.dirs[0], plots=args.plots)
     except SummaryError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    shown = summary_parameters(summary) + [c for c in CONSOLE_COLUMNS if c in summary]
     with pd.option_context("display.width", 200, "display.max_columns", 30):
-        print(summary.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    print(f"wrote {(args.out or args.dirs[0]) / 'runs.csv'} and summary.csv")
+        print(summary[shown].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    plots = " and plots" if args.plots else ""
+    print(f"wrote {(args.out or args.dirs[0]) / 'runs.csv'}, summary.csv, summary.md{plots}")
     return 0
 
 

@@ -31,6 +31,7 @@ from mixupexp.basic_augment import random_crop_flip
 from mixupexp.config import ConfigError, validate
 from mixupexp.preflight import check_command_line
 from mixupexp.data import DataError, ImageData, load_data
+from mixupexp.evaluation import evaluate, fgsm_accuracy, fgsm_key
 from mixupexp.files import write_csv, write_json
 from mixupexp.loss import soft_cross_entropy
 from mixupexp.mixup import DeviceBatches, MixupDataset
@@ -145,24 +146,6 @@ class TrainStep:
                 for value in state.values():
                     if torch.is_tensor(value):
                         value.zero_()
-
-
-@torch.no_grad()
-def evaluate(model, images, labels, batch_size: int, amp_dtype, device) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy (%) on (images, labels), uint8 images already on `device`."""
-    model.eval()
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.int64)
-    for start in range(0, len(labels), batch_size):
-        x = images[start : start + batch_size].float().div_(255)
-        y = labels[start : start + batch_size]
-        x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-            logits = model(x).float()
-        loss_sum += torch.nn.functional.cross_entropy(logits, y, reduction="sum")
-        correct += (logits.argmax(1) == y).sum()
-    model.train()
-    return loss_sum.item() / len(labels), 100.0 * correct.item() / len(labels)
 
 
 def choose_loader(name: str, data: ImageData, device: torch.device) -> str:
@@ -293,22 +276,28 @@ def train(cfg, out_dir: Path) -> dict:
         epoch_train_seconds = time.perf_counter() - epoch_start
         train_seconds += epoch_train_seconds
         train_loss = loss_sum.item() / max(num_samples, 1)
-        test_loss, test_acc = evaluate(model, test_images, test_labels, cfg.trainer.eval_batch_size, amp_dtype, device)
+        test = evaluate(model, test_images, test_labels, cfg.trainer.eval_batch_size, amp_dtype, device)
         rows.append({
-            "epoch": epoch, "train_loss": train_loss, "test_loss": test_loss, "test_acc": test_acc,
-            "seconds": time.perf_counter() - epoch_start,
+            "epoch": epoch, "train_loss": train_loss, "test_loss": test.loss, "test_acc": test.acc,
+            "test_ece": test.ece, "seconds": time.perf_counter() - epoch_start,
         })
         save_checkpoint(out_dir / CHECKPOINT, model=model, optimizer=optimizer, schedule=schedule, epoch=epoch,
                         rows=rows, train_seconds=train_seconds, loader_generator=loader_generator)
         write_csv(out_dir / "metrics.csv", pd.DataFrame(rows))
-        log.info("epoch %d/%d  train_loss %.4f  test_loss %.4f  test_acc %.2f%%  (%.1fs)",
-                 epoch, cfg.trainer.epochs, train_loss, test_loss, test_acc, rows[-1]["seconds"])
+        log.info("epoch %d/%d  train_loss %.4f  test_loss %.4f  test_acc %.2f%%  test_ece %.2f%%  (%.1fs)",
+                 epoch, cfg.trainer.epochs, train_loss, test.loss, test.acc, test.ece, rows[-1]["seconds"])
 
+    robustness = fgsm_accuracy(model, test_images, test_labels, list(cfg.eval.fgsm_eps),
+                               cfg.trainer.eval_batch_size, amp_dtype, device)
+    for eps, acc in robustness.items():
+        log.info("FGSM accuracy at eps=%g/255: %.2f%%", eps, acc)
     result.update({
         "status": "ok",
         # The last epoch's accuracy is the result: picking the best epoch on the test set would overstate it.
         "test_acc": rows[-1]["test_acc"],
         "test_loss": rows[-1]["test_loss"],
+        "test_ece": rows[-1]["test_ece"],
+        **{fgsm_key(eps): acc for eps, acc in robustness.items()},
         "train_loss": rows[-1]["train_loss"],
         "epochs": cfg.trainer.epochs,
         "train_seconds": train_seconds,

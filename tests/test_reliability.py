@@ -274,3 +274,9 @@ def test_cli_bad_image_folder_gets_one_line_and_no_traceback(tmp_path):
                     f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"error: {message}: cannot identify image file '{root / 'test' / 'cat' / '2.png'}'"]
+
+
+def test_atomic_writes_get_the_usual_file_mode(tmp_path):
+    files.write_json(tmp_path / "result.json", {"status": "ok"})
+    (tmp_path / "plain.txt").write_text("x")
+    assert (tmp_path / "result.json").stat().st_mode == (tmp_path / "plain.txt").stat().st_mode

@@ -12,7 +12,7 @@ def test_one_run_writes_metrics_and_result(tmp_path):
     cfg = compose_config([*TINY, "trainer.epochs=2", "augment=mixup"])
     result = train(cfg, tmp_path)
     metrics = pd.read_csv(tmp_path / "metrics.csv")
-    assert list(metrics.columns) == ["epoch", "train_loss", "test_loss", "test_acc", "seconds"]
+    assert list(metrics.columns) == ["epoch", "train_loss", "test_loss", "test_acc", "test_ece", "seconds"]
     assert metrics["epoch"].tolist() == [1, 2]
     saved = json.loads((tmp_path / "result.json").read_text())
     assert saved["status"] == "ok" and saved["test_acc"] == metrics["test_acc"].iloc[-1]
@@ -122,3 +122,35 @@ def test_cli_sweep_over_all_methods_has_one_summary_row_per_method(tmp_path):
     assert summary["augment"].tolist()[0] == "none" and sorted(summary["augment"]) == sorted(METHODS)
     assert summary["n"].tolist() == [1] * len(METHODS) and (summary["n_failed"] == 0).all()
     assert summary["augment.alpha"].isna().tolist() == [True, False, False, False, False]
+def test_run_records_calibration_and_fgsm(tmp_path):
+    cfg = compose_config([*TINY, "trainer.epochs=2", "eval.fgsm_eps=[0,2,8]"])
+    result = train(cfg, tmp_path)
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    assert metrics["test_ece"].between(0, 100).all() and result["test_ece"] == metrics["test_ece"].iloc[-1]
+    assert result["fgsm_acc_0"] == result["test_acc"]
+    assert result["fgsm_acc_2"] >= result["fgsm_acc_8"]
+    assert json.loads((tmp_path / "result.json").read_text())["fgsm_acc_8"] == result["fgsm_acc_8"]
+
+
+def test_fgsm_can_be_turned_off(tmp_path):
+    result = train(compose_config([*TINY, "eval.fgsm_eps=[]"]), tmp_path)
+    assert result["status"] == "ok" and not any(k.startswith("fgsm_acc") for k in result)
+
+
+def test_sweep_end_writes_comparison_report_and_plots(tmp_path):
+    """What the multirun callback leaves after `augment=none,mixup seed=0,1` (runs trained in-process)."""
+    from omegaconf import OmegaConf
+
+    from mixupexp.callbacks import SummarizeSweep
+
+    sweep = tmp_path / "sweep"
+    for job, (augment, seed) in enumerate([("none", 0), ("none", 1), ("mixup", 0), ("mixup", 1)]):
+        train(compose_config([*TINY, f"augment={augment}", f"seed={seed}", "eval.fgsm_eps=[2]"]), sweep / str(job))
+    SummarizeSweep().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}}))
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert summary["augment"].tolist() == ["none", "mixup"] and summary["n"].tolist() == [2, 2]
+    assert summary["delta_acc_test"].iloc[1] == "paired t-test"
+    assert {"acc_ci95_low", "nll_mean", "ece_mean", "fgsm_acc_2_mean"} <= set(summary.columns)
+    assert "## Verdicts" in (sweep / "summary.md").read_text()
+    for name in ("accuracy_vs_alpha.png", "learning_curves.png"):
+        assert (sweep / name).stat().st_size > 0

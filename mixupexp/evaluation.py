@@ -1,0 +1,100 @@
+"""Test-set metrics of a trained model: accuracy, NLL, calibration (ECE) and FGSM robustness.
+
+Images arrive as uint8 tensors on the device and are scaled to [0, 1] here; the model normalises them itself
+(see model.py), so the attack perturbs and clips plain [0, 1] images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional as F
+
+ECE_BINS = 15
+
+
+@dataclass
+class EvalMetrics:
+    loss: float  # mean negative log-likelihood of the true class
+    acc: float  # %
+    ece: float  # expected calibration error, %
+
+
+def expected_calibration_error(confidence: torch.Tensor, correct: torch.Tensor, num_bins: int = ECE_BINS) -> float:
+    """ECE in %: sum over equal-width confidence bins of (bin share) * |accuracy in bin - mean confidence in bin|.
+
+    Bin b holds confidences in (b/num_bins, (b+1)/num_bins]; a confidence of exactly 0 joins the first bin.
+    """
+    confidence = confidence.double().flatten()
+    correct = correct.double().flatten()
+    edges = torch.linspace(0, 1, num_bins + 1, dtype=torch.float64, device=confidence.device)
+    bins = torch.bucketize(confidence, edges[1:-1], right=False)
+    conf_sum = torch.bincount(bins, weights=confidence, minlength=num_bins)
+    correct_sum = torch.bincount(bins, weights=correct, minlength=num_bins)
+    # |sum(correct) - sum(conf)| / N per bin equals share * |acc - conf|, and needs no division by empty bins.
+    return 100.0 * ((correct_sum - conf_sum).abs().sum() / max(len(confidence), 1)).item()
+
+
+def _as_input(images_uint8: torch.Tensor) -> torch.Tensor:
+    # channels_last, like the model's weights (train.py): faster convolutions on CPU and GPU.
+    return images_uint8.float().div_(255).contiguous(memory_format=torch.channels_last)
+
+
+def _logits(model, x: torch.Tensor, amp_dtype, device: torch.device) -> torch.Tensor:
+    with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        return model(x).float()
+
+
+@torch.no_grad()
+def evaluate(model, images, labels, batch_size: int, amp_dtype, device) -> EvalMetrics:
+    """NLL, accuracy (%) and ECE (%) on (images, labels), uint8 images already on `device`."""
+    model.eval()
+    loss_sum = torch.zeros((), device=device)
+    confidences, corrects = [], []
+    for start in range(0, len(labels), batch_size):
+        x = _as_input(images[start : start + batch_size])
+        y = labels[start : start + batch_size]
+        logits = _logits(model, x, amp_dtype, device)
+        loss_sum += F.cross_entropy(logits, y, reduction="sum")
+        confidence, predicted = logits.softmax(1).max(1)
+        confidences.append(confidence)
+        corrects.append(predicted == y)
+    model.train()
+    correct = torch.cat(corrects)
+    return EvalMetrics(
+        loss=loss_sum.item() / len(labels),
+        acc=100.0 * correct.sum().item() / len(labels),
+        ece=expected_calibration_error(torch.cat(confidences), correct),
+    )
+
+
+def fgsm_accuracy(
+    model, images, labels, eps_255: list[float], batch_size: int, amp_dtype, device
+) -> dict[float, float]:
+    """Accuracy (%) under the fast gradient sign attack, for each ε given in units of 1/255 of the pixel range.
+
+    x_adv = clip(x + ε·sign(∇x loss), 0, 1) on the [0, 1] image. The gradient does not depend on ε, so one
+    backward pass per batch serves every ε. ε = 0 gives the clean accuracy of `evaluate`.
+    """
+    if not eps_255:
+        return {}
+    model.eval()
+    correct = {eps: 0 for eps in eps_255}
+    for start in range(0, len(labels), batch_size):
+        x = _as_input(images[start : start + batch_size]).requires_grad_(True)
+        y = labels[start : start + batch_size]
+        # autograd.grad leaves the parameters' .grad untouched (a captured training step owns those tensors).
+        (grad,) = torch.autograd.grad(F.cross_entropy(_logits(model, x, amp_dtype, device), y), x)
+        direction = grad.sign()
+        with torch.no_grad():
+            for eps in eps_255:
+                x_adv = (x + (eps / 255) * direction).clamp_(0, 1)
+                correct[eps] += (_logits(model, x_adv, amp_dtype, device).argmax(1) == y).sum().item()
+    model.train()
+    return {eps: 100.0 * n / len(labels) for eps, n in correct.items()}
+
+
+def fgsm_key(eps_255: float) -> str:
+    """The result.json field of the FGSM accuracy at ε = eps_255/255: `fgsm_acc_4`, `fgsm_acc_0.5`."""
+    return f"fgsm_acc_{eps_255:g}"

@@ -1,0 +1,95 @@
+import pytest
+import torch
+from torch import nn
+
+from mixupexp.config import ConfigError, validate
+from mixupexp.evaluation import evaluate, expected_calibration_error, fgsm_accuracy, fgsm_key
+
+from .conftest import compose_config
+
+CPU = torch.device("cpu")
+
+
+def test_ece_hand_computed():
+    # bin (14/15, 1]: 4 samples, accuracy 0.75, confidence 0.95 -> 4/8 * 0.20 = 0.1000
+    # bin (9/15, 10/15]: 2 samples, accuracy 0.5, confidence 0.65 -> 2/8 * 0.15 = 0.0375
+    # bin (5/15, 6/15]: 2 samples, accuracy 0, confidence 0.35 -> 2/8 * 0.35 = 0.0875
+    confidence = torch.tensor([0.95, 0.95, 0.95, 0.95, 0.65, 0.65, 0.35, 0.35])
+    correct = torch.tensor([1, 1, 1, 0, 1, 0, 0, 0], dtype=torch.bool)
+    assert expected_calibration_error(confidence, correct) == pytest.approx(22.5)
+
+
+def test_ece_uses_15_bins():
+    # 0.62 and 0.68 share a bin of a 10-bin ECE ((0.6, 0.7]: ECE 15 %) but not of a 15-bin one (0.6667 between).
+    confidence, correct = torch.tensor([0.62, 0.68]), torch.tensor([True, False])
+    assert expected_calibration_error(confidence, correct) == pytest.approx(0.5 * 0.38 * 100 + 0.5 * 0.68 * 100)
+    assert expected_calibration_error(confidence, correct, num_bins=10) == pytest.approx(15.0)
+
+
+def test_ece_is_zero_when_confidence_matches_accuracy():
+    confidence = torch.tensor([1.0, 1.0, 0.5, 0.5])
+    correct = torch.tensor([True, True, True, False])
+    assert expected_calibration_error(confidence, correct) == pytest.approx(0.0)
+
+
+class MeanThreshold(nn.Module):
+    """Class 1 when the mean pixel exceeds 0.5; normalises its input like the real model and records its range."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(0.5))
+        self.register_buffer("std", torch.tensor(0.25))
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append((x.min().item(), x.max().item()))
+        z = ((x - self.mean) / self.std).mean(dim=(1, 2, 3))
+        return torch.stack([torch.zeros_like(z), z], dim=1)
+
+
+def constant_images(values: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    images = torch.tensor(values, dtype=torch.uint8).reshape(-1, 1, 1, 1).expand(-1, 3, 4, 4).contiguous()
+    return images, (torch.tensor(values) > 127.5).long()
+
+
+def test_fgsm_known_answers_in_pixel_space():
+    # Distances from the threshold 127.5 (in 1/255): 127.5, 27.5, 7.5, 1.5 | 2.5, 7.5, 32.5, 127.5. FGSM moves
+    # every pixel by eps towards the other class, so an image flips when its distance is below eps.
+    images, labels = constant_images([0, 100, 120, 126, 130, 135, 160, 255])
+    model = MeanThreshold()
+    accuracy = fgsm_accuracy(model, images, labels, [0, 1, 2, 4, 8, 255], batch_size=3, amp_dtype=None, device=CPU)
+    assert accuracy == {0: 100.0, 1: 100.0, 2: 87.5, 4: 75.0, 8: 50.0, 255: 0.0}
+    assert all(0.0 <= low and high <= 1.0 for low, high in model.seen)  # perturbed images are clipped to [0, 1]
+
+
+def test_fgsm_at_zero_equals_clean_accuracy_and_falls_with_eps():
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8)
+    labels = torch.randint(0, 4, (64,))
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 4))
+    with torch.no_grad():  # a model that is right on most of these images: fit the labels by least squares
+        x = images.flatten(1).float() / 255
+        target = nn.functional.one_hot(labels, 4).float() * 10
+        solution = torch.linalg.lstsq(torch.cat([x, torch.ones(64, 1)], 1), target).solution
+        model[1].weight.copy_(solution[:-1].T)
+        model[1].bias.copy_(solution[-1])
+    clean = evaluate(model, images, labels, 16, None, CPU)
+    accuracy = fgsm_accuracy(model, images, labels, [0, 1, 4, 16], 16, None, CPU)
+    assert clean.acc > 90 and accuracy[0] == clean.acc
+    assert accuracy[1] >= accuracy[4] >= accuracy[16] and accuracy[16] < clean.acc - 30
+
+
+def test_fgsm_off_runs_nothing():
+    model = MeanThreshold()
+    assert fgsm_accuracy(model, *constant_images([0, 255]), [], 2, None, CPU) == {} and model.seen == []
+
+
+def test_fgsm_key_names():
+    assert [fgsm_key(e) for e in (1.0, 4, 0.5)] == ["fgsm_acc_1", "fgsm_acc_4", "fgsm_acc_0.5"]
+
+
+def test_fgsm_eps_config():
+    assert list(compose_config().eval.fgsm_eps) == [1, 2, 4, 8]
+    validate(compose_config(["eval.fgsm_eps=[]"]))
+    with pytest.raises(ConfigError, match=r"eval.fgsm_eps=\[-1.0\] must be values in \[0, 255\]"):
+        validate(compose_config(["eval.fgsm_eps=[-1]"]))
