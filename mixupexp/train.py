@@ -364,8 +364,9 @@ def run_job(cfg: DictConfig) -> None:
         status = record_failure(out_dir, cfg, e)
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        log.error("run %s: %s", status, f"{e}".splitlines()[0] if str(e) else type(e).__name__)
-        if not in_sweep:
+        if in_sweep:  # each job's log says why it stopped; the sweep's last line lists them all
+            log.error("run %s: %s", status, f"{e}".splitlines()[0] if str(e) else type(e).__name__)
+        else:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2 if isinstance(e, DataError) else 1)
 
