@@ -35,7 +35,7 @@ def one_line(error: BaseException) -> str:
     if isinstance(error, MissingConfigException) and error.options:
         message += f" (available: {', '.join(error.options)})"
     if cause is not None and isinstance(cause, OmegaConfBaseException) and str(cause).strip():
-        message += ": " + str(cause).strip().splitlines()[0]
+        message = message.rstrip(".") + ": " + str(cause).strip().splitlines()[0]
     return message
 
 

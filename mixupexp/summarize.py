@@ -27,6 +27,8 @@ from mixupexp.stats import Comparison, compare_to_baseline, mean_ci, verdict
 # Parameters that `augment=none` ignores: blanked so that every `none` run is one baseline configuration.
 IGNORED_BY_NONE = ("augment.alpha", "augment.ratio", "augment.mix_after_blocks")
 ALWAYS_SHOWN = ("augment",)
+# Manifold mixup's block list: a column only when it was swept, not merely because `none` blanks it.
+SHOWN_ONLY_WHEN_SWEPT = ("augment.mix_after_blocks",)
 RESULT_COLUMNS = ("status", "test_acc", "test_loss", "train_loss", "train_seconds", "wall_seconds", "device", "run_dir")
 # Results that older runs lack; shown after test_loss when any run has them.
 OPTIONAL_METRICS = ("test_ece",)
@@ -92,7 +94,12 @@ def parameter_columns(runs: pd.DataFrame) -> list[str]:
     """Config keys whose value differs between runs (the swept parameters), plus `augment`."""
     results = result_columns(runs)
     config_keys = [c for c in runs.columns if c not in results and not c.startswith(EVALUATION_ONLY_PREFIX)]
-    varying = [c for c in config_keys if runs[c].astype(str).nunique(dropna=False) > 1]
+    mixing = runs[runs["augment"] != "none"] if "augment" in runs else runs
+
+    def differs(c: str) -> bool:
+        return (mixing if c in SHOWN_ONLY_WHEN_SWEPT else runs)[c].astype(str).nunique(dropna=False) > 1
+
+    varying = [c for c in config_keys if differs(c)]
     shown = [c for c in ALWAYS_SHOWN if c in runs.columns and c not in varying]
     # seed last: it is the one collapsed in the summary
     return shown + sorted(varying, key=lambda c: c == "seed")

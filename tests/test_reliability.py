@@ -207,7 +207,7 @@ class _SelfRef:
         (["optimizer.lr=-0.1"], "error: optimizer.lr=-0.1 must be > 0"),
         (["augment=cutmixx"], "error: In 'config': Could not find 'augment/cutmixx' (available: cutmix, manifold_mixup, mixup, mixup_batch, none)"),
         (["model=resnet"], "error: In 'config': Could not find 'model/resnet' (available: preact_resnet18, simple_cnn)"),
-        (["trainer.epoch=3"], "error: Could not override 'trainer.epoch'."),
+        (["trainer.epoch=3"], "error: Could not override 'trainer.epoch': Key 'epoch' not in 'TrainerConfig'"),
         (["+trainer.epoch=3"], "error: unknown key trainer.epoch; known keys: epochs,"),
         (["trainer.epochs=ten"], "error: Error merging override trainer.epochs=ten: Value 'ten' of type 'str' could not be converted to Integer"),
         (["data=image_folder"], "error: data.root is not set"),

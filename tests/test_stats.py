@@ -167,3 +167,20 @@ def test_only_baseline_runs_have_nothing_to_compare(tmp_path):
     write_summary([tmp_path], tmp_path, plots=False)
     text = (tmp_path / "summary.md").read_text()
     assert "1 finished run in 1 configuration." in text and "Only baseline runs (augment=none)" in text
+
+
+def test_block_list_is_a_column_only_when_swept():
+    import pandas as pd
+
+    from mixupexp.summarize import parameter_columns
+
+    runs = pd.DataFrame({
+        "augment": ["none", "mixup", "manifold_mixup"],
+        "augment.alpha": [None, 0.2, 2.0],
+        "augment.mix_after_blocks": [None, (0, 1, 2), (0, 1, 2)],
+        "seed": [0, 0, 0],
+        "status": ["ok"] * 3, "test_acc": [50.0, 51.0, 52.0],
+    })
+    assert "augment.mix_after_blocks" not in parameter_columns(runs)
+    runs.loc[2, "augment.mix_after_blocks"] = (1,)
+    assert "augment.mix_after_blocks" in parameter_columns(runs)
