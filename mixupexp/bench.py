@@ -25,12 +25,13 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
+from mixupexp.augment import BatchMixer
 from mixupexp.config import ConfigError
 from mixupexp.data import DataError, load_data
 from mixupexp.loss import soft_cross_entropy
 from mixupexp.mixup import DeviceBatches
 from mixupexp.model import SimpleCNN
-from mixupexp.train import TrainStep, autocast_dtype, build_optimizer, pick_device, versions
+from mixupexp.train import TrainStep, autocast_dtype, build_optimizer, pick_device, train_epoch, versions
 
 
 class ReferenceMixupDataset(torch.utils.data.Dataset):
@@ -73,14 +74,6 @@ def reference_epoch(model, optimizer, loader, device) -> None:
         optimizer.step()
 
 
-def mixupexp_epoch(step: TrainStep, batches: DeviceBatches, device, use_graph: bool) -> None:
-    for x, y in batches:
-        x = x.contiguous(memory_format=torch.channels_last)
-        if use_graph and step.graph is None:
-            step.capture(x, y)
-        step(x, y)
-
-
 def _sync(device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -115,14 +108,16 @@ def run(args) -> dict:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     optimizer = build_optimizer(optimizer_cfg, model.parameters(), device)
-    step = TrainStep(model, optimizer, autocast_dtype(args.precision, device), device)
+    step = TrainStep(model, optimizer, autocast_dtype(args.precision, device), device,
+                     graph=device.type == "cuda" and not args.no_cuda_graph)
     batches = DeviceBatches(data.train_images.to(device), data.train_labels.to(device), classes,
                             args.batch_size, args.ratio, args.alpha)
-    use_graph = device.type == "cuda" and not args.no_cuda_graph
+    # The study's mixup happens inside DeviceBatches; its BatchMixer only passes the batch through.
+    study_mixup = BatchMixer("mixup", args.alpha, args.ratio)
 
     epochs = {
         "reference": lambda: reference_epoch(ref_model, ref_optimizer, ref_loader, device),
-        "mixupexp": lambda: mixupexp_epoch(step, batches, device, use_graph),
+        "mixupexp": lambda: train_epoch(step, batches, study_mixup, device, "mixupexp epoch"),
     }
     times: dict[str, list[float]] = {name: [] for name in epochs}
     for name, epoch in epochs.items():  # warm-up, not timed
@@ -145,7 +140,7 @@ def run(args) -> dict:
         "ratio": args.ratio,
         "alpha": args.alpha,
         "reference_num_workers": args.num_workers,
-        "cuda_graph": bool(use_graph and step.graph is not None),
+        "cuda_graph": step.graph is not None,
         "precision": str(step.amp_dtype or torch.float32).replace("torch.", ""),
         "warmup_epochs": 1,
         "timed_epochs": args.repeats,

@@ -92,9 +92,11 @@ class TrainStep:
     trained weights do not depend on whether a graph was used.
     """
 
-    def __init__(self, model, optimizer, amp_dtype, device: torch.device, hidden_mixer: HiddenMixer | None = None):
+    def __init__(self, model, optimizer, amp_dtype, device: torch.device, hidden_mixer: HiddenMixer | None = None,
+                 graph: bool = False):
         self.model, self.optimizer, self.amp_dtype, self.device = model, optimizer, amp_dtype, device
         self.hidden_mixer = hidden_mixer
+        self.capture_pending = graph  # captured on the first batch, whose shapes every later batch shares
         self.graph = None
 
     def _forward_backward(self, x, y, cache_enabled: bool = True):
@@ -110,6 +112,9 @@ class TrainStep:
         return loss.detach()
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.capture_pending:
+            self.capture_pending = False
+            self.capture(x, y)
         if self.graph is not None:
             self.static_x.copy_(x)
             self.static_y.copy_(y)
@@ -223,13 +228,11 @@ def train(cfg, out_dir: Path) -> dict:
     test_images, test_labels = data.test_images.to(device), data.test_labels.to(device)
     batch_mixer = BatchMixer.from_config(cfg.augment)
     hidden_mixer = HiddenMixer.from_config(cfg.augment)
-    step = TrainStep(model, optimizer, amp_dtype, device, hidden_mixer)
     # A replayed graph keeps what was decided at capture: manifold mixup's per-batch block and the lr of a
     # schedule would be frozen, so those runs stay eager.
     use_graph = (cfg.trainer.cuda_graph != "off" and device.type == "cuda" and loader == "device"
                  and hidden_mixer is None and schedule is None)
-    # A host sync per step would stall the GPU; there the loss is checked every few dozen steps instead.
-    check_every = 1 if device.type == "cpu" else 50
+    step = TrainStep(model, optimizer, amp_dtype, device, hidden_mixer, graph=use_graph)
 
     rows: list[dict] = []
     train_seconds = 0.0
@@ -255,27 +258,11 @@ def train(cfg, out_dir: Path) -> dict:
     write_json(out_dir / RESULT, result)
     for epoch in range(first_epoch, cfg.trainer.epochs + 1):
         epoch_start = time.perf_counter()
-        loss_sum = torch.zeros((), device=device)
-        num_samples = 0
-        progress = tqdm(batches, desc=f"epoch {epoch}/{cfg.trainer.epochs}", leave=False,
-                        disable=not show_progress(cfg.trainer.progress))
-        for step_index, (x, y) in enumerate(progress, 1):
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            x, y = batch_mixer(x, y)
-            x = x.contiguous(memory_format=torch.channels_last)
-            if use_graph and step.graph is None:
-                step.capture(x, y)
-                use_graph = step.graph is not None
-            loss_sum += step(x, y) * len(y)
-            num_samples += len(y)
-            if step_index % check_every == 0:
-                check_finite(loss_sum, epoch)
-        check_finite(loss_sum, epoch)
+        train_loss = train_epoch(step, batches, batch_mixer, device, f"epoch {epoch}/{cfg.trainer.epochs}",
+                                 progress=show_progress(cfg.trainer.progress))
         if schedule is not None:
             schedule.step()
-        epoch_train_seconds = time.perf_counter() - epoch_start
-        train_seconds += epoch_train_seconds
-        train_loss = loss_sum.item() / max(num_samples, 1)
+        train_seconds += time.perf_counter() - epoch_start
         test = evaluate(model, test_images, test_labels, cfg.trainer.eval_batch_size, amp_dtype, device)
         rows.append({
             "epoch": epoch, "train_loss": train_loss, "test_loss": test.loss, "test_acc": test.acc,
@@ -315,9 +302,27 @@ class DivergedError(FloatingPointError):
     """The training loss became NaN or infinite."""
 
 
-def check_finite(loss_sum: torch.Tensor, epoch: int) -> None:
+def check_finite(loss_sum: torch.Tensor, where: str) -> None:
     if not torch.isfinite(loss_sum).item():
-        raise DivergedError(f"training loss became {loss_sum.item()} in epoch {epoch}")
+        raise DivergedError(f"training loss became {loss_sum.item()} in {where}")
+
+
+def train_epoch(step: TrainStep, batches, batch_mixer: BatchMixer, device: torch.device, name: str,
+                progress: bool = False) -> float:
+    """One pass over `batches` (the whole training path of `train`, also what the benchmark times); returns
+    the mean training loss. Raises DivergedError as soon as the loss is not finite."""
+    # A host sync per step would stall the GPU; there the loss is checked every few dozen steps instead.
+    check_every = 1 if device.type == "cpu" else 50
+    loss_sum = torch.zeros((), device=device)
+    num_samples = 0
+    for index, (x, y) in enumerate(tqdm(batches, desc=name, leave=False, disable=not progress), 1):
+        x, y = batch_mixer(x.to(device, non_blocking=True), y.to(device, non_blocking=True))
+        loss_sum += step(x.contiguous(memory_format=torch.channels_last), y) * len(y)
+        num_samples += len(y)
+        if index % check_every == 0:
+            check_finite(loss_sum, name)
+    check_finite(loss_sum, name)
+    return loss_sum.item() / max(num_samples, 1)
 
 
 def failure_status(error: BaseException) -> str:
