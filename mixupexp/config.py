@@ -130,6 +130,34 @@ CHOICES = {
 }
 
 
+# Keys that the chosen option of a group does not use, by (option key, option): set or not, they change nothing.
+# Run identity (identity.py) leaves them out, so that e.g. every `augment=none` run is one configuration whatever
+# its alpha, and validation rejects a value given for one of them on the command line.
+IGNORED_BY_OPTION: dict[tuple[str, str], tuple[str, ...]] = {
+    ("augment.name", "none"): ("augment.alpha", "augment.ratio", "augment.mix_after_blocks"),
+    ("augment.name", "mixup"): ("augment.mix_after_blocks",),
+    ("augment.name", "mixup_batch"): ("augment.mix_after_blocks",),
+    ("augment.name", "cutmix"): ("augment.mix_after_blocks",),
+    ("model.name", "preact_resnet18"): ("model.hidden",),
+    ("optimizer.name", "adam"): ("optimizer.momentum", "optimizer.nesterov"),
+    ("optimizer.schedule", "none"): ("optimizer.milestones", "optimizer.gamma"),
+    ("optimizer.schedule", "cosine"): ("optimizer.milestones", "optimizer.gamma"),
+    ("data.name", "cifar10"): ("data.image_size", "data.num_train", "data.num_test", "data.num_classes",
+                               "data.signal", "data.noise", "data.data_seed"),
+    ("data.name", "svhn"): ("data.image_size", "data.num_train", "data.num_test", "data.num_classes",
+                            "data.signal", "data.noise", "data.data_seed"),
+    ("data.name", "image_folder"): ("data.num_train", "data.num_test", "data.num_classes", "data.signal",
+                                    "data.noise", "data.data_seed", "data.download"),
+    ("data.name", "synthetic"): ("data.root", "data.download", "data.cache_dir"),
+}
+
+
+def ignored_keys(flat: dict[str, Any]) -> set[str]:
+    """The dotted keys of a flattened config that its chosen options ignore (see IGNORED_BY_OPTION)."""
+    return {key for (option_key, option), keys in IGNORED_BY_OPTION.items() if flat.get(option_key) == option
+            for key in keys}
+
+
 def _get(cfg: Any, dotted: str) -> Any:
     for part in dotted.split("."):
         cfg = getattr(cfg, part)
