@@ -1,5 +1,7 @@
-"""Statistics over seeds: the mean with its t-distribution confidence interval, and a configuration against the
-baseline (difference of means, its confidence interval and a t-test p-value).
+"""Statistics over seeds: the mean with its t-distribution confidence interval; a configuration against the
+baseline (difference of means, its confidence interval, a t-test p-value and the probability of improvement);
+Holm's correction over a family of such comparisons; and the power of the test (the smallest difference the
+seeds at hand detect, the seeds needed for a given difference).
 
 Plain functions of arrays, so that the summary and the tests share them. Where a quantity cannot be computed
 (fewer than two runs) it is NaN rather than an error: a sweep with one seed per configuration still summarises.
@@ -7,18 +9,27 @@ Plain functions of arrays, so that the summary and the tests share them. Where a
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
 
 CONFIDENCE = 0.95
 SIGNIFICANCE = 0.05
+POWER = 0.8
+MIN_SEEDS = 3  # never advise fewer: two runs say nothing about the spread they estimate
+MAX_SEEDS = 1000  # beyond this the advice is "more than 1000"
+BOOTSTRAP_RESAMPLES = 10_000
+BOOTSTRAP_SEED = 0  # a fixed stream: the same runs always give the same summary
 PAIRED = "paired t-test"
 WELCH = "Welch t-test"
 UNTESTED = "none (fewer than 2 runs)"
+NO_SPREAD = "none (an arm has no spread)"
+CONSTANT_DIFFERENCE = "none (every seed gave the same difference)"
+NOT_TESTABLE = (NO_SPREAD, CONSTANT_DIFFERENCE)
 
 
 @dataclass(frozen=True)
@@ -36,7 +47,22 @@ class Comparison:
     low: float
     high: float
     p_value: float
-    test: str  # PAIRED, WELCH or UNTESTED
+    test: str  # PAIRED, WELCH, UNTESTED or one of NOT_TESTABLE
+    # The spread the test divides by: sd of the per-seed differences (paired) or the pooled sd of the two arms
+    # (unpaired); and the runs per arm it used. They size the next experiment (detectable_difference, seeds_needed).
+    spread: float = math.nan
+    n: int = 0
+
+    @property
+    def paired(self) -> bool:
+        return self.test in (PAIRED, CONSTANT_DIFFERENCE)
+
+
+@dataclass(frozen=True)
+class Probability:
+    estimate: float  # P(a run of the configuration beats a run of the baseline); 0.5 = no effect
+    low: float
+    high: float
 
 
 def _finite(values: Sequence[float]) -> np.ndarray:
@@ -60,12 +86,30 @@ def mean_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> MeanCI:
     return MeanCI(n, mean, sem, float(low), float(high))
 
 
+def clip_interval(low: float, high: float, lower: float = 0.0, upper: float = 100.0) -> tuple[float, float]:
+    """A confidence interval of a percentage cut to the values it can take (a t interval ignores the bounds)."""
+    return float(np.clip(low, lower, upper)), float(np.clip(high, lower, upper))  # NaN stays NaN
+
+
 def _pairs_by_seed(seeds: Sequence | None, baseline_seeds: Sequence | None) -> bool:
     """Pair runs when both arms ran exactly the same seeds, each once."""
     if seeds is None or baseline_seeds is None:
         return False
     seeds, baseline_seeds = list(seeds), list(baseline_seeds)
     return len(set(seeds)) == len(seeds) >= 2 and sorted(seeds) == sorted(baseline_seeds)
+
+
+def paired_values(values: Sequence[float], baseline: Sequence[float], seeds: Sequence | None = None,
+                  baseline_seeds: Sequence | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """(configuration, baseline) runs matched by seed, pairs with a NaN on either side dropped; None when the
+    arms did not run the same seeds (then they are compared unpaired)."""
+    if not _pairs_by_seed(seeds, baseline_seeds):
+        return None
+    by_seed = dict(zip(baseline_seeds, baseline))
+    a = np.asarray(values, dtype=float)
+    b = np.asarray([by_seed[s] for s in seeds], dtype=float)
+    keep = ~(np.isnan(a) | np.isnan(b))
+    return a[keep], b[keep]
 
 
 def compare_to_baseline(
@@ -78,12 +122,14 @@ def compare_to_baseline(
     """Difference of means (values - baseline) with its confidence interval and a two-sided t-test.
 
     When both arms ran the same seeds (given), runs are paired by seed (paired t-test on the differences, which
-    removes the seed's shared share of the noise); otherwise Welch's t-test, which does not assume equal variances.
+    removes the seed's shared share of the noise; a seed with a NaN on either side drops out); otherwise Welch's
+    t-test, which does not assume equal variances. Without spread to scale by (an arm whose runs all agree, or
+    the same difference at every seed) a t-test would divide by zero and call any difference certain: such a
+    comparison is reported as not testable.
     """
-    if _pairs_by_seed(seeds, baseline_seeds):
-        by_seed = dict(zip(baseline_seeds, baseline))
-        a = np.asarray(values, dtype=float)
-        b = np.asarray([by_seed[s] for s in seeds], dtype=float)
+    pairs = paired_values(values, baseline, seeds, baseline_seeds)
+    if pairs is not None:
+        a, b = pairs
         test_name, run_test = PAIRED, lambda: stats.ttest_rel(a, b)
     else:
         a, b = _finite(values), _finite(baseline)
@@ -92,23 +138,145 @@ def compare_to_baseline(
         return Comparison(np.nan, np.nan, np.nan, np.nan, UNTESTED)
     delta = float(a.mean() - b.mean())
     if len(a) < 2 or len(b) < 2:
-        return Comparison(delta, np.nan, np.nan, np.nan, UNTESTED)
+        return Comparison(delta, np.nan, np.nan, np.nan, UNTESTED, n=min(len(a), len(b)))
+    if pairs is not None:
+        spread = float(np.std(a - b, ddof=1))
+        if spread == 0:
+            return Comparison(delta, np.nan, np.nan, np.nan, CONSTANT_DIFFERENCE, spread, len(a))
+    else:
+        if np.std(a) == 0 or np.std(b) == 0:
+            return Comparison(delta, np.nan, np.nan, np.nan, NO_SPREAD, n=min(len(a), len(b)))
+        spread = float(np.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2))
     with warnings.catch_warnings():
-        # Arms without spread (identical runs) make scipy warn about precision and return t = 0/0.
-        warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)  # scipy's precision warning for nearly equal runs
         result = run_test()
         low, high = result.confidence_interval(confidence)
-    p_value = float(result.pvalue)
-    if np.isnan(p_value) and delta == 0:
-        p_value = 1.0  # no spread and no difference: nothing distinguishes the arms
-    return Comparison(delta, float(low), float(high), p_value, test_name)
+    return Comparison(delta, float(low), float(high), float(result.pvalue), test_name, spread, min(len(a), len(b)))
 
 
-def verdict(comparison: Comparison, significance: float = SIGNIFICANCE) -> str:
-    """'better', 'worse' or 'no significant difference at 5 %' (or why no test was possible)."""
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjusted p-values of one family of tests (NaN = not tested: left out of the family).
+
+    The i-th smallest of m p-values becomes max over j <= i of min(1, (m - j + 1) p_(j)). Rejecting where the
+    adjusted value is below the level keeps the chance of any false "better"/"worse" in the family at that level,
+    whatever the dependence between the tests.
+    """
+    p = np.asarray(p_values, dtype=float)
+    adjusted = np.full(p.shape, np.nan)
+    tested = np.flatnonzero(~np.isnan(p))
+    m = len(tested)
+    order = tested[np.argsort(p[tested], kind="stable")]
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+def _wins(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """1 where a beats b, 0.5 for a tie, 0 otherwise."""
+    return (a > b) + 0.5 * (a == b)
+
+
+def probability_of_improvement(
+    values: Sequence[float],
+    baseline: Sequence[float],
+    seeds: Sequence | None = None,
+    baseline_seeds: Sequence | None = None,
+    confidence: float = CONFIDENCE,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    rng_seed: int = BOOTSTRAP_SEED,
+) -> Probability:
+    """P(configuration > baseline), with a percentile bootstrap confidence interval.
+
+    Paired by seed (as in compare_to_baseline): the share of seeds where the configuration won, ties counting
+    half; the bootstrap resamples seeds. Unpaired: the Mann-Whitney estimate U / (n_a n_b), the share of all
+    (configuration run, baseline run) pairs the configuration won; the bootstrap resamples each arm. 0.5 means
+    no effect; the bounds are NaN with fewer than two runs in an arm.
+    """
+    rng = np.random.default_rng(rng_seed)
+    tail = 100 * (1 - confidence) / 2
+    pairs = paired_values(values, baseline, seeds, baseline_seeds)
+    if pairs is not None:
+        difference = pairs[0] - pairs[1]
+        n = len(difference)
+        if n == 0:
+            return Probability(np.nan, np.nan, np.nan)
+        estimate = float(_wins(difference, 0).mean())
+        if n < 2:
+            return Probability(estimate, np.nan, np.nan)
+        resampled = _wins(difference[rng.integers(0, n, size=(resamples, n))], 0).mean(axis=1)
+    else:
+        a, b = _finite(values), _finite(baseline)
+        if len(a) == 0 or len(b) == 0:
+            return Probability(np.nan, np.nan, np.nan)
+        estimate = float(_wins(a[:, None], b[None, :]).mean())
+        if len(a) < 2 or len(b) < 2:
+            return Probability(estimate, np.nan, np.nan)
+        resampled = np.empty(resamples)
+        for start in range(0, resamples, 1000):  # chunks keep the resamples x n_a x n_b array small
+            stop = min(start + 1000, resamples)
+            ra = a[rng.integers(0, len(a), size=(stop - start, len(a)))]
+            rb = b[rng.integers(0, len(b), size=(stop - start, len(b)))]
+            resampled[start:stop] = _wins(ra[:, :, None], rb[:, None, :]).mean(axis=(1, 2))
+    low, high = np.percentile(resampled, [tail, 100 - tail])
+    return Probability(estimate, float(low), float(high))
+
+
+def t_test_power(effect: float, n: int, level: float, paired: bool) -> float:
+    """Power of the two-sided t-test at `level` for a true difference of `effect` standard deviations, with n runs
+    per arm: paired, a one-sample test of the n differences (effect in sd of a difference); unpaired, the
+    equal-variance two-sample test (effect in the pooled sd), which Welch's test approaches with equal arms."""
+    df = n - 1 if paired else 2 * n - 2
+    noncentrality = effect * math.sqrt(n if paired else n / 2)
+    critical = stats.t.ppf(1 - level / 2, df)
+    upper_tail = stats.nct.sf(critical, df, noncentrality)
+    # The far tail, against the effect's sign: scipy returns NaN where it is vanishingly small.
+    lower_tail = np.nan_to_num(stats.nct.cdf(-critical, df, noncentrality), nan=0.0)
+    return float(upper_tail + lower_tail)
+
+
+def detectable_difference(spread: float, n: int, level: float, paired: bool, power: float = POWER) -> float:
+    """The smallest true difference (in the units of `spread`) that n runs per arm detect with `power` at `level`;
+    NaN when there is no spread to scale by or fewer than 2 runs."""
+    if not (spread > 0) or n < 2:
+        return math.nan
+    upper = 1.0
+    while t_test_power(upper, n, level, paired) < power:  # bracket the root; far out the nct itself fails
+        upper *= 2
+    effect = optimize.brentq(lambda e: t_test_power(e, n, level, paired) - power, 0.0, upper)
+    return effect * spread
+
+
+def seeds_needed(delta: float, spread: float, level: float, paired: bool, power: float = POWER,
+                 minimum: int = MIN_SEEDS, maximum: int = MAX_SEEDS) -> float:
+    """Runs per arm (seeds) for the t-test at `level` to detect a true difference `delta` with `power`: at least
+    `minimum`; inf when more than `maximum` would be needed (or delta is 0), NaN without a spread."""
+    if not (spread > 0) or np.isnan(delta):
+        return math.nan
+    effect = abs(delta) / spread
+    if effect == 0 or t_test_power(effect, maximum, level, paired) < power:
+        return math.inf
+    low, high = minimum, maximum  # power grows with n: bisect for the first n that reaches it
+    if t_test_power(effect, low, level, paired) >= power:
+        return low
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if t_test_power(effect, middle, level, paired) >= power else (middle, high)
+    return high
+
+
+def verdict(comparison: Comparison, adjusted_p: float | None = None, significance: float = SIGNIFICANCE) -> str:
+    """'better', 'worse' or 'no significant difference at 5 %' (or why no test was possible), judged on the
+    adjusted p-value when one is given."""
     level = f"{100 * significance:g} %"
-    if np.isnan(comparison.p_value):
+    p_value = comparison.p_value if adjusted_p is None else adjusted_p
+    if comparison.test == NO_SPREAD:
+        return "not testable (the runs of an arm all gave the same accuracy)"
+    if comparison.test == CONSTANT_DIFFERENCE:
+        return "not testable (every seed gave the same difference)"
+    if np.isnan(p_value):
         return "not tested (needs at least 2 finished runs in each arm)"
-    if comparison.p_value < significance:
+    if p_value < significance:
         return f"{'better' if comparison.delta > 0 else 'worse'} than the baseline at {level}"
     return f"no significant difference at {level}"

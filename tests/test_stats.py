@@ -32,8 +32,8 @@ def test_mean_ci_small_samples():
 def test_identical_arms_are_not_different():
     welch = compare_to_baseline([70.0, 71.0, 72.0], [72.0, 70.0, 71.0])
     assert welch.test == WELCH and welch.delta == 0 and welch.p_value == pytest.approx(1.0)
-    same_runs = compare_to_baseline([70.0, 71.0], [70.0, 71.0], seeds=[0, 1], baseline_seeds=[0, 1])
-    assert same_runs.test == PAIRED and same_runs.p_value == 1.0 and (same_runs.low, same_runs.high) == (0, 0)
+    paired = compare_to_baseline([71.0, 70.0, 72.0], [70.0, 71.0, 72.0], seeds=[0, 1, 2], baseline_seeds=[0, 1, 2])
+    assert paired.test == PAIRED and paired.delta == 0 and paired.p_value == pytest.approx(1.0)
     assert verdict(welch) == "no significant difference at 5 %"
 
 
@@ -101,7 +101,7 @@ def test_each_configuration_is_compared_with_the_baseline_of_its_own_settings(tm
     for seed in range(3):
         write_run(tmp_path / f"none3-{seed}", "none", seed, 50.0 + seed, epochs=3)
         write_run(tmp_path / f"none5-{seed}", "none", seed, 70.0 + seed, epochs=5)
-        write_run(tmp_path / f"mixup5-{seed}", "mixup", seed, 70.0 + seed, epochs=5)
+        write_run(tmp_path / f"mixup5-{seed}", "mixup", seed, [71.0, 70.0, 72.0][seed], epochs=5)
     summary = summary_of(tmp_path)
     mixup = summary[summary["augment"] == "mixup"].iloc[0]
     assert mixup["trainer.epochs"] == 5 and mixup["delta_acc_vs_baseline"] == 0 and mixup["delta_acc_p_value"] == 1
