@@ -1,16 +1,31 @@
+import numpy as np
 import pytest
+from matplotlib.colors import to_rgba
 
-from mixupexp.plots import accuracy_vs
+from mixupexp.plots import (
+    BASELINE_COLOR,
+    accuracy_by_configuration,
+    accuracy_vs,
+    configuration_colors,
+    forest_plot,
+    learning_curves,
+)
+from mixupexp.summarize import load_runs, summarize_runs, summary_parameters, write_summary
 from mixupexp.summarize import main as summarize_main
-from mixupexp.summarize import summary_parameters, write_summary
 
-from .fabricate import write_arms
+from .fabricate import write_arms, write_run
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ALPHA_RATIO_SWEEP = {
     ("none", 0.2, 0.2): [70.0, 70.5, 69.5],
     **{("mixup", alpha, ratio): [70.0 + alpha + ratio, 71.0 + alpha, 69.0 + ratio]
        for alpha in (0.1, 0.4, 1.0) for ratio in (0.2, 1.0)},
+}
+METHODS = {
+    ("none", 0.2, 0.2): [70.0, 70.5, 69.5],
+    ("mixup", 0.2, 0.2): [71.0, 70.2, 70.9],
+    ("mixup_batch", 1.0, 1.0): [72.0, 71.5, 71.9],
+    ("cutmix", 1.0, 0.5): [71.0, 72.0, 70.4],
 }
 
 
@@ -19,33 +34,104 @@ def assert_png(path):
     assert data.startswith(PNG_SIGNATURE) and len(data) > 10_000, path
 
 
+def summarized(tmp_path, arms):
+    write_arms(tmp_path, arms)
+    runs, summary = summarize_runs(load_runs([tmp_path]))
+    return runs, summary, summary_parameters(summary)
+
+
 def test_sweep_over_alpha_and_ratio_gets_all_plots(tmp_path):
     write_arms(tmp_path, ALPHA_RATIO_SWEEP)
     write_summary([tmp_path], tmp_path)
-    for name in ("accuracy_vs_alpha.png", "accuracy_vs_ratio.png", "learning_curves.png"):
+    for name in ("forest.png", "accuracy.png", "accuracy_vs_alpha.png", "accuracy_vs_ratio.png", "learning_curves.png"):
         assert_png(tmp_path / name)
 
 
-def test_one_ratio_gets_no_ratio_plot(tmp_path):
-    write_arms(tmp_path, {("none", 0.2, 0.2): [70.0, 71.0], ("mixup", 0.2, 0.2): [72.0, 73.0]})  # the seed study
+def test_one_alpha_gets_no_alpha_plot(tmp_path):
+    write_arms(tmp_path, {("none", 0.2, 0.2): [70.0, 71.0], ("mixup", 0.2, 0.2): [72.0, 73.5]})  # the seed study
     write_summary([tmp_path], tmp_path)
-    assert_png(tmp_path / "accuracy_vs_alpha.png")
-    assert_png(tmp_path / "learning_curves.png")
-    assert not (tmp_path / "accuracy_vs_ratio.png").exists()
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["accuracy.png", "forest.png", "learning_curves.png"]
 
 
-def test_only_baseline_runs_get_learning_curves_only(tmp_path):
+def test_a_methods_comparison_has_no_alpha_axis(tmp_path):
+    # Each method ran one α, and α shapes a different thing in each: an α axis would compare nothing.
+    runs, summary, params = summarized(tmp_path, METHODS)
+    assert accuracy_vs(summary, runs, params, "augment.alpha") is None
+    figure = accuracy_by_configuration(summary, runs, params)
+    labels = [t.get_text() for t in figure.axes[0].get_xticklabels()]
+    assert labels[0] == "augment=none" and len(labels) == 4
+
+
+def test_alpha_plot_has_one_panel_per_method_that_swept_alpha(tmp_path):
+    runs, summary, params = summarized(tmp_path, {**ALPHA_RATIO_SWEEP, ("cutmix", 0.5, 0.5): [71.0, 72.0, 70.0],
+                                                   ("cutmix", 2.0, 0.5): [71.5, 72.5, 70.5],
+                                                   ("mixup_batch", 1.0, 0.5): [71.0, 72.0, 70.0]})
+    figure = accuracy_vs(summary, runs, params, "augment.alpha")
+    titles = [ax.get_title() for ax in figure.axes]
+    assert sorted(title.split(":")[0] for title in titles) == ["augment=cutmix", "augment=mixup"]
+    _, labels = next(ax for ax in figure.axes if ax.get_title().startswith("augment=mixup")).get_legend_handles_labels()
+    assert labels == ["baseline: augment=none", "ratio=0.2", "ratio=1.0"]
+
+
+def test_every_seed_is_a_point_beside_its_mean(tmp_path):
+    runs, summary, params = summarized(tmp_path, METHODS)
+    figure = accuracy_by_configuration(summary, runs, params)
+    seeds = np.concatenate([collection.get_offsets()[:, 1] for collection in figure.axes[0].collections
+                            if len(collection.get_offsets()) == 3])
+    assert sorted(seeds) == sorted(v for values in METHODS.values() for v in values)
+
+
+def test_forest_plot_marks_the_adjusted_verdict_and_zero(tmp_path):
+    runs, summary, params = summarized(tmp_path, {
+        ("none", 0.2, 0.2): [70.0, 70.4, 69.8, 70.1, 70.3],
+        ("mixup", 0.2, 0.2): [75.0, 75.3, 74.9, 75.4, 75.0],  # clearly better, after any correction
+        ("mixup", 0.4, 0.2): [70.3, 69.8, 70.0, 70.6, 69.9],
+    })
+    figure = forest_plot(summary, params)
+    ax = figure.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["augment=mixup alpha=0.2 ratio=0.2",  # on top
+                                                          "augment=mixup alpha=0.4 ratio=0.2"]
+    markers = [line for line in ax.lines if line.get_marker() == "o"]
+    faces = {round(line.get_xdata()[0]): line.get_markerfacecolor() for line in markers}
+    assert faces[5] != "white" and faces[0] == "white"  # filled = better/worse after Holm
+    assert any(list(line.get_xdata()) == [0, 0] for line in ax.lines)  # the zero line
+
+
+def test_a_configuration_has_one_colour_in_every_plot(tmp_path):
+    runs, summary, params = summarized(tmp_path, ALPHA_RATIO_SWEEP)
+    colors = configuration_colors(summary, params)
+    assert colors["augment=none"] == BASELINE_COLOR
+    assert len({str(c) for label, c in colors.items() if label != "augment=none"}) == len(colors) - 1
+    label = "augment=mixup alpha=0.4 ratio=1.0"
+    forest = forest_plot(summary, params).axes[0]
+    forest_colors = {t.get_text(): line.get_color() for t, line in
+                     zip(forest.get_yticklabels(), [l for l in forest.lines if l.get_marker() == "o"])}
+    assert to_rgba(forest_colors[label]) == to_rgba(colors[label])
+    curves = learning_curves(summary, runs, params)
+    panel = next(ax for ax in curves.axes if ax.get_title() == label)
+    assert to_rgba(panel.lines[-1].get_color()) == to_rgba(colors[label])
+
+
+def test_learning_curves_need_two_epochs(tmp_path):
+    for seed in range(2):
+        write_run(tmp_path / f"{seed}", "none", seed, 70.0 + seed, epochs=1)
+        write_run(tmp_path / f"m{seed}", "mixup", seed, 71.0 + seed, epochs=1)
+    write_summary([tmp_path], tmp_path)
+    assert not (tmp_path / "learning_curves.png").exists()
+
+
+def test_only_baseline_runs_get_an_accuracy_plot_and_curves_only(tmp_path):
     write_arms(tmp_path, {("none", 0.2, 0.2): [70.0, 71.0]})
     write_summary([tmp_path], tmp_path)
-    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["learning_curves.png"]
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["accuracy.png", "learning_curves.png"]
 
 
 def test_runs_without_metrics_files_still_summarise(tmp_path):
-    write_arms(tmp_path, {("none", 0.2, 0.2): [70.0, 71.0], ("mixup", 0.2, 0.2): [72.0, 73.0]})
+    write_arms(tmp_path, {("none", 0.2, 0.2): [70.0, 71.0], ("mixup", 0.2, 0.2): [72.0, 73.5]})
     for metrics in tmp_path.rglob("metrics.csv"):
         metrics.unlink()
     write_summary([tmp_path], tmp_path)
-    assert_png(tmp_path / "accuracy_vs_alpha.png")
+    assert_png(tmp_path / "forest.png")
     assert not (tmp_path / "learning_curves.png").exists()
 
 
@@ -56,12 +142,3 @@ def test_summarize_command_writes_plots_unless_told_not_to(tmp_path, capsys, fla
     assert summarize_main([str(sweep), "--out", str(out), *flags]) == 0
     assert (out / "summary.md").exists() and "delta_acc_vs_baseline" in capsys.readouterr().out
     assert bool(list(out.glob("*.png"))) == plots
-
-
-def test_alpha_plot_has_one_line_per_ratio_and_method_and_a_baseline(tmp_path):
-    write_arms(tmp_path, {**ALPHA_RATIO_SWEEP, ("cutmix", 1.0, 0.5): [71.0, 72.0]})
-    summary = write_summary([tmp_path], tmp_path, plots=False)
-    figure = accuracy_vs(summary, summary_parameters(summary), "augment.alpha")
-    _, labels = figure.axes[0].get_legend_handles_labels()
-    assert labels == ["baseline (augment=none), 95 % CI shaded", "augment=cutmix ratio=0.5",
-                      "augment=mixup ratio=0.2", "augment=mixup ratio=1.0"]
