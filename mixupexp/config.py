@@ -34,6 +34,9 @@ class DataConfig:
     download: bool = True
     # Use only the first N training images (a quick run); null = all.
     train_subset: Optional[int] = None
+    # Hold out this many training images (a fixed random subset) as a validation split, measured every epoch
+    # and used to pick the best configuration of a sweep; null or 0 = no split.
+    val_size: Optional[int] = None
     # image_folder: resize every image to this square size; null = keep (all images must then agree).
     image_size: Optional[int] = None
     # image_folder: decoded tensors are cached here, keyed by the folder's path and contents.
@@ -227,6 +230,8 @@ def validate(cfg: Any) -> None:
         raise ConfigError(f"eval.fgsm_eps={list(cfg.eval.fgsm_eps)} must be values in [0, 255] (units of 1/255)")
     if cfg.data.train_subset is not None and cfg.data.train_subset <= 0:
         raise ConfigError(f"data.train_subset={cfg.data.train_subset} must be > 0 (or null for all)")
+    if cfg.data.val_size is not None and cfg.data.val_size < 0:
+        raise ConfigError(f"data.val_size={cfg.data.val_size} must be >= 0 (0 or null: no validation split)")
     if cfg.data.name in ("image_folder",) and not cfg.data.root:
         raise ConfigError("data.root is not set: data=image_folder needs data.root=DIR (with train/ and test/)")
     if cfg.data.name == "synthetic":

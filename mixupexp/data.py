@@ -1,6 +1,7 @@
 """Data sets as uint8 tensors: CIFAR-10, SVHN, any image folder, or generated data.
 
-Every source ends in the same `ImageData`: N×C×H×W uint8 images and int64 labels for a train and a test split.
+Every source ends in the same `ImageData`: N×C×H×W uint8 images and int64 labels for a train and a test split,
+and, with `data.val_size=N`, a validation split of N images held out of the training set.
 Images stay uint8 until a batch is drawn (a quarter of the memory of float32, so CIFAR-10 fits on any GPU);
 the model normalises them itself.
 """
@@ -31,6 +32,13 @@ class ImageData:
     test_images: torch.Tensor
     test_labels: torch.Tensor
     classes: list[str]
+    # Held out of the training images (data.val_size); None without a validation split.
+    val_images: torch.Tensor | None = None
+    val_labels: torch.Tensor | None = None
+
+    @property
+    def has_validation(self) -> bool:
+        return self.val_labels is not None and len(self.val_labels) > 0
 
     @property
     def num_classes(self) -> int:
@@ -51,8 +59,28 @@ class ImageData:
         return (mean / 255).float(), (std / 255).float()
 
 
+# Fixed streams for choosing images: the split and the subset are the same for every run, seed and configuration.
+VALIDATION_SPLIT_SEED = 1
+TRAIN_SUBSET_SEED = 0
+
+
+def hold_out_validation(data: ImageData, val_size: int) -> ImageData:
+    """Move a fixed random subset of `val_size` training images into the validation split (the training set
+    keeps the rest); the subset depends on the training set only, never on a run's seed."""
+    count = len(data.train_labels)
+    if val_size >= count:
+        raise DataError(f"data.val_size={val_size} leaves no training images (the training set has {count}); "
+                        "choose a smaller data.val_size")
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(VALIDATION_SPLIT_SEED))
+    held_out, kept = order[:val_size].sort().values, order[val_size:].sort().values
+    data.val_images, data.val_labels = data.train_images[held_out], data.train_labels[held_out]
+    data.train_images, data.train_labels = data.train_images[kept], data.train_labels[kept]
+    return data
+
+
 def load_data(cfg) -> ImageData:
-    """Load the data set named by `cfg` (the `data` config group) and apply `train_subset`."""
+    """Load the data set named by `cfg` (the `data` config group), hold out `val_size` images for validation
+    and apply `train_subset` to the training images that remain."""
     loaders = {
         "cifar10": _load_cifar10,
         "svhn": _load_svhn,
@@ -60,9 +88,12 @@ def load_data(cfg) -> ImageData:
         "synthetic": make_synthetic,
     }
     data = loaders[cfg.name](cfg)
+    if getattr(cfg, "val_size", None):
+        data = hold_out_validation(data, cfg.val_size)
     if cfg.train_subset is not None and cfg.train_subset < len(data.train_labels):
         # A fixed random subset, the same for every run and seed, so that runs stay comparable.
-        keep = torch.randperm(len(data.train_labels), generator=torch.Generator().manual_seed(0))[: cfg.train_subset]
+        keep = torch.randperm(len(data.train_labels), generator=torch.Generator().manual_seed(TRAIN_SUBSET_SEED))
+        keep = keep[: cfg.train_subset]
         keep, _ = keep.sort()
         data.train_images, data.train_labels = data.train_images[keep], data.train_labels[keep]
     return data

@@ -226,6 +226,7 @@ def train(cfg, out_dir: Path) -> dict:
     batches = make_batches(cfg, data, loader, device)
     loader_generator = getattr(batches, "generator", None)
     test_images, test_labels = data.test_images.to(device), data.test_labels.to(device)
+    validation = (data.val_images.to(device), data.val_labels.to(device)) if data.has_validation else None
     batch_mixer = BatchMixer.from_config(cfg.augment)
     hidden_mixer = HiddenMixer.from_config(cfg.augment)
     # A replayed graph keeps what was decided at capture: manifold mixup's per-batch block and the lr of a
@@ -243,8 +244,9 @@ def train(cfg, out_dir: Path) -> dict:
         rows, train_seconds, first_epoch = state["rows"], state["train_seconds"], state["epoch"] + 1
         log.info("resuming %s from the checkpoint of epoch %d", out_dir, state["epoch"])
     log.info(
-        "training %s on %s (%d train / %d test images, %d classes), augment=%s, device=%s, loader=%s",
-        cfg.model.name, cfg.data.name, len(data.train_labels), len(data.test_labels), data.num_classes,
+        "training %s on %s (%d train / %d validation / %d test images, %d classes), augment=%s, device=%s, loader=%s",
+        cfg.model.name, cfg.data.name, len(data.train_labels), len(data.val_labels) if validation is not None else 0,
+        len(data.test_labels), data.num_classes,
         cfg.augment.name, device, loader,
     )
     result = {
@@ -264,15 +266,18 @@ def train(cfg, out_dir: Path) -> dict:
             schedule.step()
         train_seconds += time.perf_counter() - epoch_start
         test = evaluate(model, test_images, test_labels, cfg.trainer.eval_batch_size, amp_dtype, device)
-        rows.append({
-            "epoch": epoch, "train_loss": train_loss, "test_loss": test.loss, "test_acc": test.acc,
-            "test_ece": test.ece, "seconds": time.perf_counter() - epoch_start,
-        })
+        rows.append({"epoch": epoch, "train_loss": train_loss, "test_loss": test.loss, "test_acc": test.acc,
+                     "test_ece": test.ece})
+        if validation is not None:
+            val = evaluate(model, *validation, cfg.trainer.eval_batch_size, amp_dtype, device)
+            rows[-1].update({"val_loss": val.loss, "val_acc": val.acc})
+        rows[-1]["seconds"] = time.perf_counter() - epoch_start
         save_checkpoint(out_dir / CHECKPOINT, model=model, optimizer=optimizer, schedule=schedule, epoch=epoch,
                         rows=rows, train_seconds=train_seconds, loader_generator=loader_generator)
         write_csv(out_dir / "metrics.csv", pd.DataFrame(rows))
-        log.info("epoch %d/%d  train_loss %.4f  test_loss %.4f  test_acc %.2f%%  test_ece %.2f%%  (%.1fs)",
-                 epoch, cfg.trainer.epochs, train_loss, test.loss, test.acc, test.ece, rows[-1]["seconds"])
+        log.info("epoch %d/%d  train_loss %.4f  test_loss %.4f  test_acc %.2f%%  test_ece %.2f%%%s  (%.1fs)",
+                 epoch, cfg.trainer.epochs, train_loss, test.loss, test.acc, test.ece,
+                 f"  val_acc {rows[-1]['val_acc']:.2f}%" if validation is not None else "", rows[-1]["seconds"])
 
     robustness = fgsm_accuracy(model, test_images, test_labels, list(cfg.eval.fgsm_eps),
                                cfg.trainer.eval_batch_size, amp_dtype, device)
@@ -284,6 +289,8 @@ def train(cfg, out_dir: Path) -> dict:
         "test_acc": rows[-1]["test_acc"],
         "test_loss": rows[-1]["test_loss"],
         "test_ece": rows[-1]["test_ece"],
+        # What a sweep selects its best configuration by (the test set stays untouched by the choice).
+        **({"val_acc": rows[-1]["val_acc"], "val_loss": rows[-1]["val_loss"]} if validation is not None else {}),
         **{fgsm_key(eps): acc for eps, acc in robustness.items()},
         "train_loss": rows[-1]["train_loss"],
         "epochs": cfg.trainer.epochs,

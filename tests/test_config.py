@@ -88,6 +88,7 @@ def test_unknown_group_option_fails_at_composition():
         ("optimizer.lr=0", "optimizer.lr=0.0 must be > 0"),
         ("trainer.device=tpu", "trainer.device='tpu' is not one of"),
         ("data.train_subset=0", "data.train_subset=0 must be > 0"),
+        ("data.val_size=-1", "data.val_size=-1 must be >= 0"),
     ],
 )
 def test_bad_values_are_named_in_one_line(override, message):

@@ -125,3 +125,37 @@ def test_svhn_offline_says_what_to_do(tmp_path, monkeypatch):
 def test_missing_cifar10_without_download_says_what_to_do(tmp_path):
     with pytest.raises(DataError, match="CIFAR-10 is not in"):
         load_data(compose_config(["data=cifar10", f"data.root={tmp_path}", "data.download=false"]).data)
+
+
+def _rows(images: torch.Tensor) -> set[bytes]:
+    return {image.numpy().tobytes() for image in images}
+
+
+def test_validation_split_is_held_out_of_training_and_fixed():
+    small = ["data=synthetic", "data.num_train=600", "data.image_size=8"]
+    full = load_data(compose_config(small).data)
+    split = load_data(compose_config([*small, "data.val_size=150"]).data)
+    assert len(split.val_labels) == 150 and len(split.train_labels) == 450 and not full.has_validation
+    train, val = _rows(split.train_images), _rows(split.val_images)
+    assert not train & val  # disjoint: no validation image is trained on
+    assert train | val == _rows(full.train_images)  # together, the training set
+    assert torch.equal(split.test_images, full.test_images)  # the test set is untouched
+    # The same split whatever the run's seed or configuration: it depends on the data config alone.
+    for overrides in (["seed=5", "augment=mixup"], ["seed=7", "augment=cutmix", "data.basic_augment=true"]):
+        torch.manual_seed(int(overrides[0][5:]))
+        other = load_data(compose_config([*small, "data.val_size=150", *overrides]).data)
+        assert torch.equal(other.val_images, split.val_images) and torch.equal(other.val_labels, split.val_labels)
+
+
+def test_train_subset_is_taken_from_what_validation_leaves():
+    small = ["data=synthetic", "data.num_train=600", "data.image_size=8", "data.val_size=100"]
+    split = load_data(compose_config(small).data)
+    subset = load_data(compose_config([*small, "data.train_subset=200"]).data)
+    assert torch.equal(subset.val_images, split.val_images) and len(subset.train_labels) == 200
+    assert _rows(subset.train_images) <= _rows(split.train_images)
+
+
+def test_validation_split_larger_than_the_training_set_says_what_to_do():
+    with pytest.raises(DataError, match="data.val_size=600 leaves no training images"):
+        load_data(compose_config(["data=synthetic", "data.num_train=600", "data.image_size=8",
+                                  "data.val_size=600"]).data)

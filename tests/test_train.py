@@ -132,6 +132,17 @@ def test_run_records_calibration_and_fgsm(tmp_path):
     assert json.loads((tmp_path / "result.json").read_text())["fgsm_acc_8"] == result["fgsm_acc_8"]
 
 
+def test_validation_split_is_measured_every_epoch(tmp_path):
+    result = train(compose_config([*TINY, "trainer.epochs=2", "data.val_size=64", "eval.fgsm_eps=[]"]), tmp_path)
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    assert list(metrics.columns) == ["epoch", "train_loss", "test_loss", "test_acc", "test_ece", "val_loss",
+                                     "val_acc", "seconds"]
+    assert metrics["val_acc"].between(0, 100).all() and (metrics["val_loss"] > 0).all()
+    saved = json.loads((tmp_path / "result.json").read_text())
+    assert saved["val_acc"] == metrics["val_acc"].iloc[-1] == result["val_acc"]
+    assert saved["val_loss"] == metrics["val_loss"].iloc[-1] and saved["config"]["data"]["val_size"] == 64
+
+
 def test_fgsm_can_be_turned_off(tmp_path):
     result = train(compose_config([*TINY, "eval.fgsm_eps=[]"]), tmp_path)
     assert result["status"] == "ok" and not any(k.startswith("fgsm_acc") for k in result)
