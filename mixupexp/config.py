@@ -94,6 +94,10 @@ class TrainerConfig:
     # Capture the training step in a CUDA graph (CUDA + device loader only); auto = on where possible.
     cuda_graph: str = "auto"
     eval_batch_size: int = 1000
+    # CPU threads of torch's kernels, pinned at the start of every run: their count changes the order of
+    # floating-point sums, so runs agree bit for bit only at the same count. null = every core of the machine
+    # (whatever a launcher's worker was limited to).
+    threads: Optional[int] = None
     # Show a progress bar per epoch; auto = only when stderr is a terminal.
     progress: str = "auto"
     # Continue an unfinished run found in the output directory (and skip a finished one); false starts afresh.
@@ -201,6 +205,8 @@ def validate(cfg: Any) -> None:
             raise ConfigError(f"{key}={value} must be > 0")
     if cfg.trainer.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("trainer.device=cuda but no CUDA GPU is available; use trainer.device=auto or cpu")
+    if cfg.trainer.threads is not None and cfg.trainer.threads < 1:
+        raise ConfigError(f"trainer.threads={cfg.trainer.threads} must be >= 1 (or null for every core)")
     if cfg.trainer.num_workers < 0:
         raise ConfigError(f"trainer.num_workers={cfg.trainer.num_workers} must be >= 0")
     if cfg.optimizer.weight_decay < 0:

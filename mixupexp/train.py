@@ -46,6 +46,20 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)  # CPU and every CUDA device
 
 
+def available_cores() -> int:
+    """The cores this process may run on (a cluster job or a container may get fewer than the machine has)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def pin_threads(threads: int | None) -> int:
+    """Set torch's CPU thread count for this run: launchers start workers with fewer threads (joblib's loky sets
+    OMP_NUM_THREADS per worker), and a different count sums in a different order, so results would depend on
+    the launcher. Returns the count set."""
+    count = threads or available_cores()
+    torch.set_num_threads(count)
+    return count
+
+
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -211,6 +225,7 @@ def train(cfg, out_dir: Path) -> dict:
         return prior.result
     started = time.perf_counter()
     device = pick_device(cfg.trainer.device)
+    threads = pin_threads(cfg.trainer.threads)
     seed_everything(cfg.seed)
     data = load_data(cfg.data)
     mean, std = data.channel_stats()
@@ -254,6 +269,7 @@ def train(cfg, out_dir: Path) -> dict:
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "loader": loader,
+        "threads": threads,
         "versions": versions(),
         "config": config,
     }

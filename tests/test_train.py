@@ -3,7 +3,7 @@ import json
 import pandas as pd
 import pytest
 
-from mixupexp.train import train
+from mixupexp.train import available_cores, train
 
 from .conftest import TINY, compose_config, run_cli
 
@@ -165,3 +165,15 @@ def test_sweep_end_writes_comparison_report_and_plots(tmp_path):
     assert "## Verdicts" in (sweep / "summary.md").read_text()
     for name in ("accuracy_vs_alpha.png", "learning_curves.png"):
         assert (sweep / name).stat().st_size > 0
+
+
+@pytest.mark.skipif(available_cores() < 2, reason="needs 2 cores to start runs with different thread counts")
+def test_cpu_runs_are_identical_whatever_threads_the_launcher_gave_them(tmp_path):
+    # joblib's workers start with OMP_NUM_THREADS lowered; a run pins its own count (trainer.threads, null =
+    # every core), so the same config and seed give the same numbers under every launcher.
+    for threads in ("1", "2"):
+        run_cli([*TINY, "trainer.epochs=2", "augment=mixup", "eval.fgsm_eps=[]", f"hydra.run.dir={tmp_path / threads}"],
+                cwd=tmp_path, env={"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads})
+    one, two = (pd.read_csv(tmp_path / t / "metrics.csv").drop(columns="seconds") for t in ("1", "2"))
+    pd.testing.assert_frame_equal(one, two, check_exact=True)
+    assert json.loads((tmp_path / "1" / "result.json").read_text())["threads"] == available_cores()
