@@ -280,3 +280,45 @@ def verdict(comparison: Comparison, adjusted_p: float | None = None, significanc
     if p_value < significance:
         return f"{'better' if comparison.delta > 0 else 'worse'} than the baseline at {level}"
     return f"no significant difference at {level}"
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """One configuration of a family judged against the family's baseline."""
+
+    comparison: Comparison
+    adjusted_p: float  # Holm over the family
+    verdict: str  # on the adjusted p-value
+    improvement: Probability
+    level: float  # significance / family size: the strictest level of Holm's steps, which the power uses
+    detectable: float  # smallest |Δ| the runs at hand detect with 80 % power at `level`
+    seeds_needed: float  # runs per arm to detect the observed Δ with 80 % power at `level`
+
+
+def judge_family(
+    arms: Sequence[tuple[Sequence[float], Sequence | None]],
+    baseline: tuple[Sequence[float], Sequence | None],
+    significance: float = SIGNIFICANCE,
+) -> list[Judgement]:
+    """Judge every (values, seeds) arm against one baseline (values, seeds) as one family of tests.
+
+    The verdicts rest on Holm-adjusted p-values, so that the chance of any false better/worse among the arms
+    stays at `significance`. The seeds advice uses significance / K (K arms; Holm's first step), the level a
+    real difference must clear when it is the only one.
+    """
+    comparisons = [compare_to_baseline(values, baseline[0], seeds, baseline[1]) for values, seeds in arms]
+    improvements = [probability_of_improvement(values, baseline[0], seeds, baseline[1]) for values, seeds in arms]
+    adjusted = holm([c.p_value for c in comparisons])
+    level = significance / max(len(arms), 1)
+    return [
+        Judgement(
+            comparison=c,
+            adjusted_p=float(q),
+            verdict=verdict(c, q, significance),
+            improvement=improvement,
+            level=level,
+            detectable=detectable_difference(c.spread, c.n, level, c.paired),
+            seeds_needed=seeds_needed(c.delta, c.spread, level, c.paired),
+        )
+        for c, q, improvement in zip(comparisons, adjusted, improvements)
+    ]

@@ -15,6 +15,7 @@ from mixupexp.stats import (
     compare_to_baseline,
     detectable_difference,
     holm,
+    judge_family,
     probability_of_improvement,
     seeds_needed,
     t_test_power,
@@ -171,3 +172,21 @@ def test_a_true_effect_of_two_sd_is_found_with_enough_seeds():
     _, found_with_three = simulate_sweeps(seeds=3, effect_sd=2.0, correct=True)
     assert found_with_three < 0.2
     assert seeds_needed(2.0, math.sqrt(2), SIGNIFICANCE / CONFIGURATIONS, paired=True) == 11  # the first n above 80 %
+
+
+def test_a_family_is_judged_on_holm_adjusted_p_values():
+    seeds = [0, 1, 2, 3, 4]
+    baseline = ([70.0, 70.4, 69.8, 70.1, 70.3], seeds)
+    clear = ([75.0, 75.3, 74.9, 75.4, 75.0], seeds)
+    borderline = ([71.0, 70.3, 70.4, 71.0, 70.8], seeds)  # raw p = 0.040: better on its own, not in a family
+    flat = ([71.0, 71.4, 70.8, 71.1, 71.3], seeds)  # +1 at every seed: not testable
+    null = ([70.3, 69.9, 70.0, 70.0, 70.4], seeds)
+    judged = judge_family([clear, borderline, flat, null], baseline)
+    assert judged[1].comparison.p_value < 0.05 < judged[1].adjusted_p
+    assert judged[1].adjusted_p == pytest.approx(2 * judged[1].comparison.p_value)  # rank 2 of 3 tested
+    assert judged[0].verdict.startswith("better") and judged[1].verdict.startswith("no significant")
+    assert judged[2].verdict.startswith("not testable") and math.isnan(judged[2].adjusted_p)
+    assert judged[3].verdict.startswith("no significant") and judged[0].level == pytest.approx(0.05 / 4)
+    assert judged[0].improvement.estimate == 1.0 and judged[1].improvement.estimate == 0.8  # 4 of 5 seeds
+    assert judged[1].seeds_needed == seeds_needed(judged[1].comparison.delta, judged[1].comparison.spread,
+                                                  0.05 / 4, paired=True) > 5
