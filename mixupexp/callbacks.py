@@ -18,7 +18,7 @@ log = logging.getLogger("mixupexp")
 
 class SummarizeSweep(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
-        from mixupexp.summarize import SummaryError, write_summary
+        from mixupexp.summarize import SummaryError, verdict_lines, write_summary
 
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
@@ -28,6 +28,8 @@ class SummarizeSweep(Callback):
             return
         log.info("summary of %d configurations written to %s (and summary.md, plots)", len(summary),
                  sweep_dir / "summary.csv")
+        for line in verdict_lines(summary):
+            print(line)
 
 
 class ReportFailures(Callback):

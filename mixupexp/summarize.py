@@ -5,9 +5,12 @@ same for reading in `summary.md`, and plots.
 directories; a multirun writes them into its sweep directory when it ends.
 
 The configuration of a run is its resolved config; the parameters shown are those that differ between the runs
-found (plus the augmentation, always), named as on the command line (`augment.alpha`). Summary rows collapse the
-seed: n, mean, std, min and max of the test accuracy (%) and the mean test loss, then confidence intervals of the
-means (stats.py) and, where the runs hold a baseline (augment=none), the difference to it with a t-test.
+found (plus the augmentation, always), named as on the command line (`augment.alpha`), in the order the sweep
+listed their values. Summary rows collapse the seed: n, mean, std, min and max of the test accuracy (%) and the
+mean test loss, then confidence intervals of the means (stats.py) and, where the runs hold a baseline
+(augment=none), the judgement against it: the configurations sharing a baseline form one family, whose verdicts
+rest on Holm-adjusted p-values, with P(improvement) and the seeds needed. With validation accuracies and
+several candidates, the one with the best mean validation accuracy is the selected result.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import pandas as pd
 
 from mixupexp.files import atomic_write_text, write_csv
 from mixupexp.plots import write_plots
-from mixupexp.stats import Comparison, compare_to_baseline, mean_ci, verdict
+from mixupexp.stats import MAX_SEEDS, MIN_SEEDS, PAIRED, SIGNIFICANCE, WELCH, clip_interval, judge_family, mean_ci
 
 # Parameters that `augment=none` ignores: blanked so that every `none` run is one baseline configuration.
 IGNORED_BY_NONE = ("augment.alpha", "augment.ratio", "augment.mix_after_blocks")
@@ -30,18 +33,23 @@ ALWAYS_SHOWN = ("augment",)
 # Manifold mixup's block list: a column only when it was swept, not merely because `none` blanks it.
 SHOWN_ONLY_WHEN_SWEPT = ("augment.mix_after_blocks",)
 RESULT_COLUMNS = ("status", "test_acc", "test_loss", "train_loss", "train_seconds", "wall_seconds", "device", "run_dir")
-# Results that older runs lack; shown after test_loss when any run has them.
-OPTIONAL_METRICS = ("test_ece",)
+# Results that older runs (or runs without a validation split) lack; shown after test_loss when any run has them.
+OPTIONAL_METRICS = ("test_ece", "val_acc", "val_loss")
 FGSM_PREFIX = "fgsm_acc_"
 # summary column prefix -> runs column; FGSM columns are added as found.
-SUMMARY_METRICS = {"acc": "test_acc", "nll": "test_loss", "ece": "test_ece"}
+SUMMARY_METRICS = {"acc": "test_acc", "nll": "test_loss", "ece": "test_ece", "val_acc": "val_acc"}
+# Percentages: their t intervals are clipped to [0, 100] (summary.md says so).
+PERCENT_METRICS = ("acc", "ece", "val_acc")
 DELTA_COLUMNS = ("delta_acc_vs_baseline", "delta_acc_ci95_low", "delta_acc_ci95_high", "delta_acc_p_value",
-                 "delta_acc_test")
+                 "delta_acc_p_holm", "delta_acc_test", "verdict", "p_improvement", "p_improvement_ci95_low",
+                 "p_improvement_ci95_high", "detectable_delta", "seeds_needed", "compared_with", "family_size")
+# Kept with all their digits: 4 decimals would print a clear p = 3e-6 as 0.
+P_VALUE_COLUMNS = ("delta_acc_p_value", "delta_acc_p_holm")
 # Config keys that choose only what is measured after training: runs that differ in them trained the same way.
 EVALUATION_ONLY_PREFIX = "eval."
 # The columns printed by `python -m mixupexp.summarize`; summary.csv and summary.md hold the rest.
 CONSOLE_COLUMNS = ("n", "acc_mean", "acc_std", "acc_ci95_low", "acc_ci95_high", "n_failed",
-                   "delta_acc_vs_baseline", "delta_acc_p_value", "delta_acc_test")
+                   "delta_acc_vs_baseline", "delta_acc_p_value", "delta_acc_p_holm", "p_improvement", "selected")
 
 
 class SummaryError(RuntimeError):
@@ -105,17 +113,16 @@ def parameter_columns(runs: pd.DataFrame) -> list[str]:
     return shown + sorted(varying, key=lambda c: c == "seed")
 
 
-def summarize_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(runs table, summary table) from `load_runs` output."""
+def summarize_runs(runs: pd.DataFrame, value_order: dict[str, list] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(runs table, summary table) from `load_runs` output. Rows follow `value_order` (each parameter's values in
+    the order the sweep listed them, see sweep_value_order; others sorted), the baseline first."""
     params = parameter_columns(runs)
     group_keys = [c for c in params if c != "seed"]
-    # The baseline (augment=none) first, then by the parameters in order.
-    table = runs[params + result_columns(runs)].assign(_baseline_last=runs["augment"] != "none")
-    table = table.sort_values(["_baseline_last", *params], na_position="first", kind="stable").drop(columns="_baseline_last")
+    table = order_rows(runs[params + result_columns(runs)], params, value_order or {})
     ok = table[table["status"] == "ok"]
     if group_keys:
-        grouped = table.groupby(group_keys, dropna=False, sort=True)
-        ok_grouped = ok.groupby(group_keys, dropna=False, sort=True)
+        grouped = table.groupby(group_keys, dropna=False, sort=False)
+        ok_grouped = ok.groupby(group_keys, dropna=False, sort=False)
     else:  # every run has the same configuration
         grouped = table.groupby(lambda _: 0)
         ok_grouped = ok.groupby(lambda _: 0)
@@ -133,15 +140,83 @@ def summarize_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     if not group_keys:
         summary = summary.drop(columns="index")
     else:
-        order = summary["augment"] != "none" if "augment" in summary else pd.Series(False, index=summary.index)
-        summary = summary.iloc[order.argsort(kind="stable")]
+        summary = order_rows(summary, group_keys, value_order or {})
     summary = summary.reset_index(drop=True)
     statistics = [metric_statistics(summary, ok, group_keys), baseline_comparisons(summary, ok, group_keys)]
     summary = pd.concat([summary, *statistics], axis=1)
-    # p-values keep their digits: 4 decimals would print a clear p = 3e-6 as 0.
-    rounded = summary.drop(columns=["delta_acc_p_value"], errors="ignore").round(4)
-    summary[rounded.columns] = rounded
+    selected = select_on_validation(summary)
+    if selected is not None:
+        summary["selected"] = selected
+    # Measurements to 4 decimals for reading; parameters as given (lr 1e-5 and 3e-5 stay apart) and p-values
+    # with all their digits.
+    measured = [c for c in summary.columns[len(group_keys):]
+                if c not in P_VALUE_COLUMNS and pd.api.types.is_float_dtype(summary[c])]
+    summary[measured] = summary[measured].round(4)
     return table.reset_index(drop=True), summary
+
+
+def _same_value(value, listed) -> bool:
+    """Whether a table's value is the sweep's listed value (1 and 1.0 alike; lists as tuples)."""
+    if isinstance(value, (list, tuple)) or isinstance(listed, (list, tuple)):
+        return isinstance(value, (list, tuple)) and isinstance(listed, (list, tuple)) and tuple(value) == tuple(listed)
+    if isinstance(value, (int, float)) and isinstance(listed, (int, float)) and not isinstance(listed, bool):
+        return float(value) == float(listed)
+    return str(value) == str(listed)
+
+
+def order_rows(frame: pd.DataFrame, keys: list[str], value_order: dict[str, list]) -> pd.DataFrame:
+    """`frame` sorted by `keys` in turn: the baseline (augment=none) first; within a key, unset values first, then
+    the values `value_order` lists in its order, then any others sorted."""
+    sort_keys = pd.DataFrame(index=frame.index)
+    sort_keys["baseline"] = (frame["augment"] != "none") if "augment" in frame else False
+    for i, key in enumerate(keys):
+        listed = value_order.get(key, [])
+
+        def position(value, listed=listed) -> int:
+            if not _as_text(value):
+                return -1
+            return next((j for j, v in enumerate(listed) if _same_value(value, v)), len(listed))
+
+        column = frame[key]
+        sort_keys[f"{i}_listed"] = column.map(position)
+        try:
+            sort_keys[f"{i}_sorted"] = column.rank(method="dense", na_option="top")
+        except TypeError:  # mixed types (a list next to a number): sort by the text
+            sort_keys[f"{i}_sorted"] = column.map(_as_text).rank(method="dense")
+    order = sort_keys.sort_values(list(sort_keys.columns), kind="stable").index
+    return frame.loc[order]
+
+
+def sweep_value_order(sweep_dirs: list[Path]) -> dict[str, list]:
+    """The values of each swept parameter in the order the sweeps listed them: from each sweep directory's
+    multirun.yaml, the sweeper's params (a preset's sweep) and then the command line's overrides. Parameters
+    without a multirun.yaml (or with an unreadable one) are sorted instead."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    parser = OverridesParser.create()
+    order: dict[str, list] = {}
+    for sweep_dir in sweep_dirs:
+        try:
+            hydra_cfg = OmegaConf.load(Path(sweep_dir) / "multirun.yaml").hydra
+            preset = [f"{k}={v}" for k, v in (hydra_cfg.sweeper.get("params") or {}).items()]
+            # The command line first: where it sweeps a key that a preset sweeps too, its values are the ones run.
+            overrides = parser.parse_overrides(list(hydra_cfg.overrides.task) + preset)
+        except Exception:  # no multirun.yaml, or one this version cannot read: sorted order
+            continue
+        seen_here = set()
+        for override in overrides:
+            key = _readable(override.key_or_group.lstrip("+~"))
+            if not override.is_sweep_override() or key in seen_here:
+                continue
+            seen_here.add(key)
+            try:
+                values = list(override.sweep_iterator())
+            except Exception:  # a sweep a plain multirun does not list (an interval for an optimiser)
+                continue
+            order.setdefault(key, [])
+            order[key] += [v for v in values if not any(_same_value(v, known) for known in order[key])]
+    return order
 
 
 def _as_text(value) -> str:
@@ -158,7 +233,8 @@ def _matching(frame: pd.DataFrame, row: pd.Series, keys: list[str]) -> pd.Series
 
 
 def metric_statistics(summary: pd.DataFrame, ok: pd.DataFrame, group_keys: list[str]) -> pd.DataFrame:
-    """Per summary row: acc_sem and the 95 % CI of the mean accuracy; mean and CI of NLL, ECE and FGSM accuracy."""
+    """Per summary row: acc_sem and the 95 % CI of the mean accuracy; mean and CI of NLL, ECE, FGSM and validation
+    accuracy. Intervals of percentages are clipped to [0, 100]: a t interval knows no bounds."""
     metrics = {name: column for name, column in SUMMARY_METRICS.items() if column in ok.columns}
     metrics.update({column: column for column in fgsm_columns(ok)})
     records = []
@@ -171,32 +247,58 @@ def metric_statistics(summary: pd.DataFrame, ok: pd.DataFrame, group_keys: list[
                 record["acc_sem"] = ci.sem  # acc_mean is already a column
             else:
                 record[f"{name}_mean"] = ci.mean
-            record[f"{name}_ci95_low"], record[f"{name}_ci95_high"] = ci.low, ci.high
+            percent = name in PERCENT_METRICS or name.startswith(FGSM_PREFIX)
+            low, high = clip_interval(ci.low, ci.high) if percent else (ci.low, ci.high)
+            record[f"{name}_ci95_low"], record[f"{name}_ci95_high"] = low, high
         records.append(record)
     return pd.DataFrame.from_records(records, index=summary.index)
 
 
+def _arm(runs: pd.DataFrame) -> tuple[pd.Series, pd.Series | None]:
+    return runs["test_acc"], (runs["seed"] if "seed" in runs.columns else None)
+
+
 def baseline_comparisons(summary: pd.DataFrame, ok: pd.DataFrame, group_keys: list[str]) -> pd.DataFrame:
-    """Per summary row: accuracy minus that of the baseline (augment=none with the same other parameters), its
-    95 % CI, the t-test's p-value and which test. No columns when the runs hold no baseline to compare with."""
+    """Per summary row: accuracy minus that of its baseline (augment=none with the same other parameters), its
+    95 % CI and p-value, the Holm-adjusted p-value and verdict, P(improvement) and the seeds advice. The rows
+    that share a baseline form one family (stats.judge_family). No columns when the runs hold no baseline."""
     is_baseline = summary["augment"] == "none" if "augment" in summary else pd.Series(False, index=summary.index)
     if not is_baseline.any() or is_baseline.all():
         return pd.DataFrame(index=summary.index)
     shared_keys = [k for k in group_keys if k not in ("augment", *IGNORED_BY_NONE)]
     baselines = summary[is_baseline]
-    records = []
-    for index, row in summary.iterrows():
+    families: dict[int, list[int]] = {}
+    for index, row in summary[~is_baseline].iterrows():
         candidates = baselines[_matching(baselines, row, shared_keys)]
-        if is_baseline[index] or len(candidates) != 1:
-            records.append({})
-            continue
-        runs = ok[_matching(ok, row, group_keys)]
-        base = ok[_matching(ok, candidates.iloc[0], group_keys)]
-        seeds = (runs["seed"], base["seed"]) if "seed" in ok.columns else (None, None)
-        comparison = compare_to_baseline(runs["test_acc"], base["test_acc"], *seeds)
-        records.append(dict(zip(DELTA_COLUMNS, (comparison.delta, comparison.low, comparison.high,
-                                                comparison.p_value, comparison.test))))
-    return pd.DataFrame.from_records(records, index=summary.index, columns=DELTA_COLUMNS)
+        if len(candidates) == 1:
+            families.setdefault(candidates.index[0], []).append(index)
+    params = summary_parameters(summary)
+    records: dict[int, dict] = {}
+    for base_index, members in families.items():
+        base = summary.loc[base_index]
+        arms = [_arm(ok[_matching(ok, summary.loc[i], group_keys)]) for i in members]
+        for index, judged in zip(members, judge_family(arms, _arm(ok[_matching(ok, base, group_keys)]))):
+            c, p = judged.comparison, judged.improvement
+            records[index] = dict(zip(DELTA_COLUMNS, (
+                c.delta, c.low, c.high, c.p_value, judged.adjusted_p, c.test, judged.verdict, p.estimate, p.low,
+                p.high, judged.detectable, judged.seeds_needed, _configuration(base, params), len(members))))
+    return pd.DataFrame.from_records([records.get(i, {}) for i in summary.index], index=summary.index,
+                                     columns=DELTA_COLUMNS)
+
+
+def select_on_validation(summary: pd.DataFrame) -> pd.Series | None:
+    """True for the configuration with the best mean validation accuracy among the candidates (every one but
+    the baseline) of each family, where a family holds more than one; None without validation accuracies."""
+    if "val_acc_mean" not in summary:
+        return None
+    is_baseline = summary["augment"] == "none" if "augment" in summary else pd.Series(False, index=summary.index)
+    candidates = summary[~is_baseline & summary["val_acc_mean"].notna()]
+    family = candidates["compared_with"].fillna("") if "compared_with" in candidates else pd.Series("", candidates.index)
+    selected = pd.Series(False, index=summary.index)
+    for _, members in candidates.groupby(family, sort=False):
+        if len(members) > 1:
+            selected[members["val_acc_mean"].idxmax()] = True  # a tie goes to the first in the table's order
+    return selected
 
 
 def summary_parameters(summary: pd.DataFrame) -> list[str]:
@@ -229,8 +331,101 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
+def _percent(share: float) -> str:
+    return f"{100 * share:g} %"
+
+
+def _seeds(seeds: float) -> str:
+    return f"more than {MAX_SEEDS}" if seeds == math.inf else f"~{int(seeds)}"
+
+
+def _compared(row: pd.Series) -> bool:
+    return isinstance(row.get("delta_acc_test"), str)
+
+
+def _detail(row: pd.Series) -> str:
+    """`Δ = +1.20 [-0.50, +2.90] points, p = 0.04, p (Holm) = 0.12, paired t-test; P(better) = 0.67 [0.33, 1.00]`"""
+    detail = f"Δ = {_with_ci(row['delta_acc_vs_baseline'], row['delta_acc_ci95_low'], row['delta_acc_ci95_high'], sign=True)} points"
+    if not pd.isna(row["delta_acc_p_value"]):
+        detail += f", p = {_p_value(row['delta_acc_p_value'])}, p (Holm) = {_p_value(row['delta_acc_p_holm'])}"
+    if row["delta_acc_test"] in (PAIRED, WELCH):  # the others are named by the verdict already
+        detail += f", {row['delta_acc_test']}"
+    if not pd.isna(row["p_improvement"]):
+        detail += f"; P(better) = {_with_ci(row['p_improvement'], row['p_improvement_ci95_low'], row['p_improvement_ci95_high'])}"
+    return detail
+
+
+def verdict_lines(summary: pd.DataFrame) -> list[str]:
+    """One line per configuration compared with a baseline: its verdict on the Holm-adjusted p-value, the numbers
+    behind it; then the configuration selected on the validation split, if any (printed at a sweep's end too)."""
+    params = summary_parameters(summary)
+    lines = []
+    for _, row in summary.iterrows():
+        if "delta_acc_test" not in summary or row.get("augment") == "none":
+            continue
+        if not _compared(row):
+            lines.append(f"{_configuration(row, params)}: no baseline with the same settings")
+            continue
+        lines.append(f"{_configuration(row, params)}: {row['verdict']} ({_detail(row)})")
+    if "selected" in summary:
+        for _, row in summary[summary["selected"]].iterrows():
+            lines.append(f"selected on the validation split: {_configuration(row, params)} "
+                         f"(validation {_number(row['val_acc_mean'])} %, test {_number(row['acc_mean'])} %)")
+    return lines
+
+
+def _families(summary: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """(baseline as typed, its compared configurations) per family, in the table's order."""
+    compared = summary[summary.apply(_compared, axis=1)] if "delta_acc_test" in summary else summary.iloc[:0]
+    return list(compared.groupby("compared_with", sort=False)) if len(compared) else []
+
+
+def _seeds_sentence(row: pd.Series, params: list[str]) -> str:
+    configuration = _configuration(row, params)
+    if pd.isna(row["detectable_delta"]):
+        return f"- {configuration}: no spread to size the next runs from ({row['delta_acc_test']})"
+    delta = _number(row["delta_acc_vs_baseline"], sign=True)
+    now = f"the {row['n']} seeds run now detect |Δ| ≥ {_number(row['detectable_delta'])} points"
+    if row["seeds_needed"] == math.inf and row["delta_acc_vs_baseline"] == 0:
+        return f"- {configuration}: Δ = {delta} points, nothing to detect; {now}"
+    return (f"- {configuration}: to detect Δ = {delta} points with 80 % power, run {_seeds(row['seeds_needed'])} "
+            f"seeds per arm; {now}")
+
+
+def selection_lines(summary: pd.DataFrame) -> list[str]:
+    """Which configuration is the result when there are several candidates: chosen on the validation split, or,
+    without one, a plain warning that the best test accuracy among them is optimistic."""
+    params = summary_parameters(summary)
+    is_baseline = summary["augment"] == "none" if "augment" in summary else pd.Series(False, index=summary.index)
+    candidates = summary[~is_baseline & (summary["n"] > 0)]
+    family = candidates["compared_with"].fillna("") if "compared_with" in candidates else pd.Series("", candidates.index)
+    lines = []
+    for baseline, members in candidates.groupby(family, sort=False):
+        if len(members) < 2:
+            continue
+        among = f"the {len(members)} configurations" + (f" compared with {baseline}" if baseline else "")
+        chosen = members[members["selected"]] if "selected" in members else members.iloc[:0]
+        if chosen.empty:
+            lines.append(
+                f"No validation split: nothing but the test set tells {among} apart, so the one with the best test "
+                f"accuracy overstates it (the best of {len(members)} noisy means is the luckiest: the winner's "
+                "curse). Hold out a validation split (data.val_size=N) to choose on it and let the test set measure "
+                "the choice.")
+            continue
+        row = chosen.iloc[0]
+        text = (f"Selected on the validation split (best mean validation accuracy among {among}): "
+                f"**{_configuration(row, params)}**, validation {_number(row['val_acc_mean'])} %. Its test accuracy, "
+                f"which played no part in the choice, is the result: "
+                f"{_with_ci(row['acc_mean'], row['acc_ci95_low'], row['acc_ci95_high'])} %")
+        if _compared(row):
+            text += f"; {row['verdict']} ({_detail(row)})"
+        lines.append(text + ".")
+    return lines
+
+
 def summary_markdown(summary: pd.DataFrame) -> str:
-    """summary.md: the summary table for reading (means with 95 % CIs) and a verdict per configuration."""
+    """summary.md: the summary table for reading (means with 95 % CIs), a verdict per configuration, the seeds
+    needed, and which configuration is the result."""
     params = summary_parameters(summary)
     has_delta = "delta_acc_vs_baseline" in summary
     columns = {k: (lambda row, k=k: _as_text(row[k])) for k in params}
@@ -240,9 +435,13 @@ def summary_markdown(summary: pd.DataFrame) -> str:
         columns["Δ accuracy vs baseline"] = lambda row: _with_ci(
             row["delta_acc_vs_baseline"], row["delta_acc_ci95_low"], row["delta_acc_ci95_high"], sign=True)
         columns["p"] = lambda row: _p_value(row["delta_acc_p_value"])
-        columns["test"] = lambda row: row["delta_acc_test"] if isinstance(row["delta_acc_test"], str) else ""
+        columns["p (Holm)"] = lambda row: _p_value(row["delta_acc_p_holm"])
+        columns["test"] = lambda row: row["delta_acc_test"] if _compared(row) else ""
+        columns["P(better)"] = lambda row: _with_ci(row["p_improvement"], row["p_improvement_ci95_low"],
+                                                     row["p_improvement_ci95_high"])
     fgsm = [c.removesuffix("_mean") for c in summary.columns if c.startswith(FGSM_PREFIX) and c.endswith("_mean")]
-    metrics = [("NLL", "nll", 3), ("ECE %", "ece", 2)] + [(f"FGSM {c[len(FGSM_PREFIX):]}/255 %", c, 2) for c in fgsm]
+    metrics = [("validation accuracy %", "val_acc", 2), ("NLL", "nll", 3), ("ECE %", "ece", 2)]
+    metrics += [(f"FGSM {c[len(FGSM_PREFIX):]}/255 %", c, 2) for c in fgsm]
     for title, name, digits in metrics:
         if f"{name}_mean" in summary:
             columns[title] = lambda row, name=name, digits=digits: _with_ci(
@@ -252,11 +451,14 @@ def summary_markdown(summary: pd.DataFrame) -> str:
     intro = (
         f"{_count(int(summary['n'].sum()), 'finished run')}{f' ({failed} failed)' if failed else ''} in "
         f"{_count(len(summary), 'configuration')}. Means over seeds with 95 % confidence intervals [low, high] "
-        "(t distribution); accuracy, ECE and FGSM accuracy in %, NLL in nats per image."
+        "(t distribution; intervals of percentages clipped to [0, 100]); accuracy, ECE and FGSM accuracy in %, NLL "
+        "in nats per image."
     )
     if has_delta:
         intro += (" Δ: accuracy minus the baseline's (augment=none with the same other settings), in points; "
-                  "p: two-sided t-test.")
+                  "p: two-sided t-test; p (Holm): adjusted for the number of configurations compared with the same "
+                  "baseline; P(better): the probability that a run of the configuration beats a run of the baseline "
+                  "(0.5 = no effect; paired by seed: the share of seeds it won), with a 95 % bootstrap interval.")
     lines = [
         "# Summary",
         "",
@@ -271,24 +473,32 @@ def summary_markdown(summary: pd.DataFrame) -> str:
         only_baseline = "augment" in summary and (summary["augment"] == "none").all()
         lines.append("Only baseline runs (augment=none): nothing to compare." if only_baseline
                      else "No baseline (augment=none) to compare with among these runs.")
-    for _, row in summary.iterrows():
-        if not has_delta or row.get("augment") == "none":
-            continue
-        if not isinstance(row["delta_acc_test"], str):
-            lines.append(f"- {_configuration(row, params)}: no baseline with the same settings")
-            continue
-        comparison = Comparison(row["delta_acc_vs_baseline"], row["delta_acc_ci95_low"], row["delta_acc_ci95_high"],
-                                row["delta_acc_p_value"], row["delta_acc_test"])
-        detail = f"Δ = {_with_ci(comparison.delta, comparison.low, comparison.high, sign=True)} points"
-        if not pd.isna(comparison.p_value):
-            detail += f", p = {_p_value(comparison.p_value)}, {comparison.test}"
-        lines.append(f"- {_configuration(row, params)}: {verdict(comparison)} ({detail})")
+    for baseline, members in _families(summary):
+        count = len(members)
+        lines.append(
+            f"The {_count(count, 'configuration')} compared with {baseline} form one family"
+            + (f": Holm's correction over all {count} keeps the chance of any false better/worse verdict among "
+               f"them at {_percent(SIGNIFICANCE)}; verdicts use p (Holm)." if count > 1
+               else f" of one: its p-value needs no correction.")
+        )
+    if has_delta:
+        lines += [""] + [f"- {line}" for line in verdict_lines(summary) if not line.startswith("selected ")]
+    families = _families(summary)
+    if families:
+        lines += ["", "## Seeds needed", "",
+                  f"From the observed spread (of the per-seed differences where runs are paired by seed, else of "
+                  f"the runs), for 80 % power at {_percent(SIGNIFICANCE)} / K, K the configurations sharing the "
+                  f"baseline (Holm's strictest step); never fewer than {MIN_SEEDS}.", ""]
+        lines += [_seeds_sentence(row, params) for _, members in families for _, row in members.iterrows()]
+    selection = selection_lines(summary)
+    if selection:
+        lines += ["", "## Selection", ""] + selection
     return "\n".join(lines) + "\n"
 
 
 def write_summary(sweep_dirs: list[Path], out_dir: Path, plots: bool = True) -> pd.DataFrame:
     """Write runs.csv, summary.csv, summary.md and (with `plots`) the PNG plots into out_dir; return the summary."""
-    runs, summary = summarize_runs(load_runs(sweep_dirs))
+    runs, summary = summarize_runs(load_runs(sweep_dirs), sweep_value_order(sweep_dirs))
     write_csv(Path(out_dir) / "runs.csv", runs)
     write_csv(Path(out_dir) / "summary.csv", summary)
     atomic_write_text(Path(out_dir) / "summary.md", summary_markdown(summary))

@@ -20,9 +20,11 @@ def write_run(
     status: str = "ok",
     epochs: int = 3,
     fgsm_eps: list[float] | None = None,
+    config: dict | None = None,
 ) -> Path:
     """A run as train.py leaves it. `extra` adds result fields (test_ece, fgsm_acc_4, ...); without it the
-    result.json has only the fields that runs had before calibration and robustness were recorded."""
+    result.json has only the fields that runs had before calibration and robustness were recorded. `config`
+    adds config groups (e.g. {"optimizer": {"lr": 1e-5}})."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     result = {
@@ -31,6 +33,7 @@ def write_run(
             "augment": {"name": augment, "alpha": alpha, "ratio": ratio},
             "trainer": {"epochs": epochs},
             "seed": seed,
+            **(config or {}),
         },
     }
     if fgsm_eps is not None:  # runs from before the eval settings existed have none
