@@ -142,7 +142,9 @@ def summarize_runs(runs: pd.DataFrame, value_order: dict[str, list] | None = Non
     else:
         summary = order_rows(summary, group_keys, value_order or {})
     summary = summary.reset_index(drop=True)
-    statistics = [metric_statistics(summary, ok, group_keys), baseline_comparisons(summary, ok, group_keys)]
+    # Failed runs take part in the comparisons as NaN: they drop their seed's pair, and the others stay paired.
+    measured = table.assign(test_acc=table["test_acc"].where(table["status"] == "ok"))
+    statistics = [metric_statistics(summary, ok, group_keys), baseline_comparisons(summary, measured, group_keys)]
     summary = pd.concat([summary, *statistics], axis=1)
     selected = select_on_validation(summary)
     if selected is not None:
@@ -258,10 +260,11 @@ def _arm(runs: pd.DataFrame) -> tuple[pd.Series, pd.Series | None]:
     return runs["test_acc"], (runs["seed"] if "seed" in runs.columns else None)
 
 
-def baseline_comparisons(summary: pd.DataFrame, ok: pd.DataFrame, group_keys: list[str]) -> pd.DataFrame:
+def baseline_comparisons(summary: pd.DataFrame, runs: pd.DataFrame, group_keys: list[str]) -> pd.DataFrame:
     """Per summary row: accuracy minus that of its baseline (augment=none with the same other parameters), its
-    95 % CI and p-value, the Holm-adjusted p-value and verdict, P(improvement) and the seeds advice. The rows
-    that share a baseline form one family (stats.judge_family). No columns when the runs hold no baseline."""
+    95 % CI and p-value, the Holm-adjusted p-value and verdict, P(improvement) and the seeds advice, from `runs`
+    (test_acc NaN where a run did not finish). The rows that share a baseline form one family
+    (stats.judge_family). No columns when the runs hold no baseline."""
     is_baseline = summary["augment"] == "none" if "augment" in summary else pd.Series(False, index=summary.index)
     if not is_baseline.any() or is_baseline.all():
         return pd.DataFrame(index=summary.index)
@@ -276,8 +279,8 @@ def baseline_comparisons(summary: pd.DataFrame, ok: pd.DataFrame, group_keys: li
     records: dict[int, dict] = {}
     for base_index, members in families.items():
         base = summary.loc[base_index]
-        arms = [_arm(ok[_matching(ok, summary.loc[i], group_keys)]) for i in members]
-        for index, judged in zip(members, judge_family(arms, _arm(ok[_matching(ok, base, group_keys)]))):
+        arms = [_arm(runs[_matching(runs, summary.loc[i], group_keys)]) for i in members]
+        for index, judged in zip(members, judge_family(arms, _arm(runs[_matching(runs, base, group_keys)]))):
             c, p = judged.comparison, judged.improvement
             records[index] = dict(zip(DELTA_COLUMNS, (
                 c.delta, c.low, c.high, c.p_value, judged.adjusted_p, c.test, judged.verdict, p.estimate, p.low,

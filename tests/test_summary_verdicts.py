@@ -80,6 +80,14 @@ def test_degenerate_comparisons_are_not_testable(tmp_path):
     assert "no spread to size the next runs from" in text
 
 
+def test_a_failed_run_drops_its_seed_pair_only(tmp_path):
+    write_arms(tmp_path, {("none", 0.2, 0.2): [70.0, 70.4, 69.8, 70.1], ("mixup", 0.2, 0.2): [71.0, 71.6, 70.5]})
+    write_run(tmp_path / "failed", "mixup", 3, 0.0, status="diverged")
+    row = write_summary([tmp_path], tmp_path, plots=False).iloc[1]
+    assert row["delta_acc_test"] == "paired t-test" and row["n"] == 3 and row["n_failed"] == 1
+    assert row["delta_acc_vs_baseline"] == pytest.approx(np.mean([1.0, 1.2, 0.7]), abs=1e-4)
+
+
 def test_accuracy_intervals_are_clipped_to_percentages(tmp_path):
     summary = fabricated_summary(tmp_path, {("none", 0.2, 0.2): [99.9, 96.0, 100.0], ("mixup", 0.2, 0.2): [1.0, 0.0, 4.0]})
     assert summary["acc_ci95_high"].iloc[0] == 100.0 and summary["acc_ci95_low"].iloc[1] == 0.0
