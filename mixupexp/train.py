@@ -30,9 +30,11 @@ from mixupexp.augment import BatchMixer, HiddenMixer
 from mixupexp.basic_augment import random_crop_flip
 from mixupexp.config import ConfigError, validate
 from mixupexp.preflight import check_command_line
+from mixupexp.runlock import RunLocked, invocation_id, run_lock
 from mixupexp.data import DataError, ImageData, load_data
 from mixupexp.evaluation import evaluate, fgsm_accuracy, fgsm_key
 from mixupexp.files import write_csv, write_json
+from mixupexp.identity import identity, identity_hash, run_name
 from mixupexp.loss import soft_cross_entropy
 from mixupexp.mixup import DeviceBatches, MixupDataset
 from mixupexp.model import build_model
@@ -200,10 +202,32 @@ def train(cfg, out_dir: Path) -> dict:
     """Run one experiment described by the composed config `cfg`; write metrics.csv and result.json to out_dir.
 
     If out_dir already holds this config's run, a finished one is returned as it is and an unfinished one
-    continues from its last checkpoint (unless trainer.resume=false).
+    continues from its last checkpoint (unless trainer.resume=false). The directory is locked for the run
+    (RunLocked if another live process trains there); Ctrl-C marks the run `interrupted` and is raised again.
     """
     validate(cfg)
     out_dir = Path(out_dir)
+    with run_lock(out_dir):
+        try:
+            return _train(cfg, out_dir)
+        except KeyboardInterrupt:
+            mark_interrupted(out_dir)
+            raise
+
+
+def mark_interrupted(out_dir: Path) -> None:
+    """A run stopped by the user: result.json says `interrupted` (it resumes from its last checkpoint)."""
+    path = out_dir / RESULT
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return  # stopped before the run started writing
+    if result.get("status") == "running":
+        result.update(status="interrupted", finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        write_json(path, result)
+
+
+def _train(cfg, out_dir: Path) -> dict:
     config = OmegaConf.to_container(cfg, resolve=True)
     prior = find_prior_run(out_dir, config) if cfg.trainer.resume else PriorRun(None, None)
     if prior.finished:
@@ -252,7 +276,11 @@ def train(cfg, out_dir: Path) -> dict:
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "loader": loader,
+        "precision": str(amp_dtype or torch.float32).removeprefix("torch."),
         "versions": versions(),
+        "run_name": run_name(config),
+        "identity_hash": identity_hash(identity(config)),
+        "identity": identity(config),
         "config": config,
     }
     write_json(out_dir / RESULT, result)
@@ -351,35 +379,67 @@ def record_failure(out_dir: Path, cfg, error: BaseException) -> str:
     return status
 
 
+def _one_line(error: BaseException) -> str:
+    return f"{error}".splitlines()[0] if str(error) else type(error).__name__
+
+
 @hydra.main(version_base="1.3", config_path="pkg://mixupexp.conf", config_name="config")
-def run_job(cfg: DictConfig) -> None:
-    """One Hydra job. In a multirun a failed job is recorded in its result.json and the sweep goes on; the
-    summary at the end counts it and the command exits non-zero."""
+def run_job(cfg: DictConfig) -> str:
+    """One Hydra job; returns how it ended: `ok` (trained, resumed or found finished), `duplicate` (another job
+    of this command is training the same run), `clash`, `refused`, or the failure status. In a multirun a failed
+    job is recorded in its result.json and the sweep goes on; the end of the sweep accounts for every job and
+    exits non-zero if any did not finish."""
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         train(cfg, out_dir)
+        return "ok"
+    except RunLocked as e:
+        if e.same_invocation:  # a job of this sweep that repeats another's run: that job trains it
+            log.info("%s: the same run as another job of this sweep, which trains it", out_dir)
+            return "duplicate"
+        message = f"{e}; run the command again once it has finished"
+        if not in_sweep:
+            print(f"error: {message}", file=sys.stderr)
+            sys.exit(1)
+        log.error("%s", message)
+        return "clash"
     except ConfigError as e:  # bad input, or a directory holding another config's run: never overwrite it
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         print(f"error: {e}", file=sys.stderr)
         if not in_sweep:
             sys.exit(2)
+        return "refused"
     except Exception as e:
         status = record_failure(out_dir, cfg, e)
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         if in_sweep:  # each job's log says why it stopped; the sweep's last line lists them all
-            log.error("run %s: %s", status, f"{e}".splitlines()[0] if str(e) else type(e).__name__)
-        else:
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(2 if isinstance(e, DataError) else 1)
+            log.error("run %s: %s", status, _one_line(e))
+            return status
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2 if isinstance(e, DataError) else 1)
 
 
 def main() -> None:
-    """`python -m mixupexp.train`: check the command line, then hand it to Hydra."""
-    check_command_line(sys.argv[1:])
-    run_job()
+    """`python -m mixupexp.train`: check the command line (every job, and the data once), then hand it to Hydra.
+
+    A sweep's default directory holds the time it started; it is fixed on the command line Hydra sees, so that
+    the command printed on Ctrl-C runs the same jobs into the same directories."""
+    plan = check_command_line(sys.argv[1:])
+    invocation_id()
+    if plan is not None:
+        sys.argv += plan.pinned
+        if plan.multirun and len(plan.distinct) < len(plan.jobs):
+            print(f"{plan.counts()}: the other {len(plan.jobs) - len(plan.distinct)} repeat a run of this sweep "
+                  "(same identity and seed) and are not trained again", file=sys.stderr)
+    try:
+        run_job()
+    except KeyboardInterrupt:
+        resume = plan.resume_command() if plan is not None else "the same command"
+        print(f"interrupted; resume with: {resume}", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":
