@@ -18,8 +18,9 @@ from mixupexp.checkpoint import CHECKPOINT
 from mixupexp.identity import run_name
 from mixupexp.config import ConfigError
 from mixupexp.data import DataError, load_data
+from mixupexp.engine import DivergedError
 from mixupexp.preflight import check_command_line
-from mixupexp.train import DivergedError, train
+from mixupexp.train import train
 
 from .conftest import TINY, compose_config, run_cli
 from .test_data import make_folder
