@@ -31,7 +31,8 @@ from mixupexp.data import DataError, load_data
 from mixupexp.loss import soft_cross_entropy
 from mixupexp.mixup import DeviceBatches
 from mixupexp.model import SimpleCNN
-from mixupexp.train import TrainStep, autocast_dtype, build_optimizer, pick_device, train_epoch, versions
+from mixupexp.engine import TrainStep, autocast_dtype, train_epoch
+from mixupexp.train import build_optimizer, pick_device, versions
 
 
 class ReferenceMixupDataset(torch.utils.data.Dataset):

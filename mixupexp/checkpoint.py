@@ -14,18 +14,14 @@ from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
-import pandas as pd
 import torch
 
 from mixupexp.config import ConfigError
+from mixupexp.identity import SEED, identity
 from mixupexp.files import atomic_torch_save
 
 CHECKPOINT = "checkpoint.pt"
 RESULT = "result.json"
-# Keys that do not change what a run computes, so a run may be resumed with other values.
-VOLATILE_KEYS = ("trainer.progress", "trainer.resume", "trainer.keep_checkpoint")
-
-
 @dataclass
 class PriorRun:
     result: Optional[dict]  # the result.json found, if any
@@ -36,14 +32,12 @@ class PriorRun:
         return self.result is not None and self.result.get("status") == "ok"
 
 
-def _comparable(config: dict) -> dict:
-    flat = pd.json_normalize(config, sep=".").iloc[0].to_dict()
-    return {k: v for k, v in flat.items() if k not in VOLATILE_KEYS}
-
-
 def config_differences(ours: dict, theirs: dict) -> list[str]:
-    a, b = _comparable(ours), _comparable(theirs)
-    return [f"{k}: {a.get(k)!r} here vs {b.get(k)!r} there" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    """What makes two configs different runs: their identities (identity.py) and seeds, key by key."""
+    a = {**identity(ours), SEED: ours.get(SEED)}
+    b = {**identity(theirs), SEED: theirs.get(SEED)}
+    keys = sorted(set(a) | set(b), key=lambda k: (not k.endswith(".name"), k))  # the options first: they explain the rest
+    return [f"{k}: {a.get(k)!r} here vs {b.get(k)!r} there" for k in keys if a.get(k) != b.get(k)]
 
 
 def find_prior_run(out_dir: Path, config: dict) -> PriorRun:

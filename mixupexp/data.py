@@ -99,6 +99,15 @@ def load_data(cfg) -> ImageData:
     return data
 
 
+def check_available(cfg) -> None:
+    """Raise DataError if the data set named by `cfg` cannot be had, without decoding it: an image folder is
+    listed, CIFAR-10 and SVHN are found (or downloaded) and read, synthetic data always can be made."""
+    if cfg.name == "image_folder":
+        _list_image_folder(cfg)
+    elif cfg.name in ("cifar10", "svhn"):
+        {"cifar10": _load_cifar10, "svhn": _load_svhn}[cfg.name](cfg)
+
+
 def _offline_hint(name: str, root: str) -> str:
     return (
         f"{name} is not in {root} and could not be downloaded; connect to the internet, or use "
@@ -188,7 +197,8 @@ def _decode_split(samples: list[tuple[str, int]], image_size) -> tuple[torch.Ten
     return torch.stack(images), torch.tensor([label for _, label in samples], dtype=torch.int64)
 
 
-def _load_image_folder(cfg) -> ImageData:
+def _list_image_folder(cfg) -> tuple[Path, list[str], list[tuple[str, int]], list[tuple[str, int]]]:
+    """(root, classes, train samples, test samples) of an image folder; DataError if it cannot be used."""
     root = Path(os.path.expanduser(cfg.root))
     if not root.is_dir():
         raise DataError(f"data.root={cfg.root} does not exist; point it at a folder with train/ and test/")
@@ -200,6 +210,11 @@ def _load_image_folder(cfg) -> ImageData:
         raise DataError(
             f"{root}: train/ and test/ have different classes (only in train: {only_train}, only in test: {only_test})"
         )
+    return root, train_classes, train_samples, test_samples
+
+
+def _load_image_folder(cfg) -> ImageData:
+    root, train_classes, train_samples, test_samples = _list_image_folder(cfg)
 
     cache = Path(os.path.expanduser(cfg.cache_dir)) / (
         "image_folder-" + _folder_fingerprint(root, train_samples + test_samples, cfg.image_size) + ".pt"

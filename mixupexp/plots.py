@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import math
 from pathlib import Path
+from textwrap import fill
 
 import numpy as np
 import pandas as pd
@@ -84,7 +85,9 @@ def _legend(ax) -> None:
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1))
 
 
-def _save(figure: Figure, path: Path) -> Path:
+def _save(figure: Figure, path: Path, caption: str = "") -> Path:
+    if caption:  # what every run shared (data, model, epochs, ...): a smoke run must not read like a study
+        figure.text(0.01, -0.01, fill(f"All runs: {caption}", 110), fontsize="x-small", va="top", color="0.3")
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
     atomic_write_bytes(path, buffer.getvalue())
@@ -265,8 +268,10 @@ def learning_curves(summary: pd.DataFrame, runs: pd.DataFrame, params: list[str]
     return figure
 
 
-def write_plots(summary: pd.DataFrame, runs: pd.DataFrame, params: list[str], out_dir: Path) -> list[Path]:
-    """Write the plots that the summary supports into out_dir; return their paths."""
+def write_plots(summary: pd.DataFrame, runs: pd.DataFrame, params: list[str], out_dir: Path,
+                caption: str = "") -> list[Path]:
+    """Write the plots that the summary supports into out_dir, each with `caption` (the settings all runs shared)
+    under it; return their paths."""
     out_dir = Path(out_dir)
     figures = {
         "forest.png": forest_plot(summary, params),
@@ -274,4 +279,4 @@ def write_plots(summary: pd.DataFrame, runs: pd.DataFrame, params: list[str], ou
         **{FILE_NAMES[x]: accuracy_vs(summary, runs, params, x) for x in FILE_NAMES if x in params},
         "learning_curves.png": learning_curves(summary, runs, params),
     }
-    return [_save(figure, out_dir / name) for name, figure in figures.items() if figure is not None]
+    return [_save(figure, out_dir / name, caption) for name, figure in figures.items() if figure is not None]

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -14,10 +15,12 @@ import pytest
 import mixupexp.train as train_module
 from mixupexp import files
 from mixupexp.checkpoint import CHECKPOINT
+from mixupexp.identity import run_name
 from mixupexp.config import ConfigError
 from mixupexp.data import DataError, load_data
+from mixupexp.engine import DivergedError
 from mixupexp.preflight import check_command_line
-from mixupexp.train import DivergedError, train
+from mixupexp.train import train
 
 from .conftest import TINY, compose_config, run_cli
 from .test_data import make_folder
@@ -119,7 +122,10 @@ def test_failed_job_does_not_stop_the_sweep(tmp_path):
     )
     assert proc.returncode == 1
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"error: 2 of 4 runs in {sweep} did not finish:") and "3.png" in last
+    # One line: the error once, with the two runs it stopped, and the command that resumes the sweep.
+    assert last.startswith(f"error: 2 of 4 distinct runs (4 jobs) in {sweep} did not finish: failed: DataError: "
+                           "cannot decode image") and last.count("3.png") == 1
+    assert last.endswith(f"; resume with: python -m mixupexp.train {shlex.join(proc.args[3:])}")
     summary = pd.read_csv(sweep / "summary.csv")
     assert summary.set_index("data.root")[["n", "n_failed"]].to_dict("index") == {
         str(good): {"n": 2, "n_failed": 0}, str(bad): {"n": 0, "n_failed": 2}}
@@ -134,26 +140,28 @@ def test_killed_sweep_resumes_without_recomputing_finished_runs(tmp_path):
     command = [sys.executable, "-m", "mixupexp.train", "--multirun", *args, f"hydra.sweep.dir={sweep}"]
     proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
+    job0, job1 = (sweep / run_name(compose_config([*args[:-1], f"seed={seed}"])) for seed in (0, 1))
     # Wait until job 0 has finished and job 1 has written a checkpoint, then kill the whole process group.
     deadline = time.monotonic() + 300
-    while not ((sweep / "1" / CHECKPOINT).exists() and (sweep / "0" / "result.json").exists()):
+    while not ((job1 / CHECKPOINT).exists() and (job0 / "result.json").exists()):
         assert proc.poll() is None and time.monotonic() < deadline, "sweep ended before it could be killed"
         time.sleep(0.01)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    first = json.loads((sweep / "0" / "result.json").read_text())
+    first = json.loads((job0 / "result.json").read_text())
     assert first["status"] == "ok"
-    assert json.loads((sweep / "1" / "result.json").read_text())["status"] == "running"
+    assert json.loads((job1 / "result.json").read_text())["status"] == "running"
     assert not (sweep / "summary.csv").exists()
 
-    run_cli(["--multirun", *args, f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
-    assert json.loads((sweep / "0" / "result.json").read_text()) == first  # not recomputed
-    log = (sweep / "1" / "train.log").read_text()
+    run_cli(["--multirun", *args, f"hydra.sweep.dir={sweep}"], cwd=tmp_path)  # the lock of the killed job is stale
+    assert json.loads((job0 / "result.json").read_text()) == first  # not recomputed
+    log = (job1 / "train.log").read_text()
     assert "resuming" in log
     unbroken = tmp_path / "unbroken"
     run_cli(["--multirun", *args, f"hydra.sweep.dir={unbroken}"], cwd=tmp_path)
-    pd.testing.assert_frame_equal(pd.read_csv(sweep / "summary.csv"), pd.read_csv(unbroken / "summary.csv"))
-    for job in "012":
+    pd.testing.assert_frame_equal(pd.read_csv(sweep / "summary.csv").drop(columns="run_dir", errors="ignore"),
+                                  pd.read_csv(unbroken / "summary.csv").drop(columns="run_dir", errors="ignore"))
+    for job in sorted(p.parent.name for p in unbroken.glob("*/metrics.csv")):
         pd.testing.assert_frame_equal(
             pd.read_csv(sweep / job / "metrics.csv").drop(columns="seconds"),
             pd.read_csv(unbroken / job / "metrics.csv").drop(columns="seconds"),

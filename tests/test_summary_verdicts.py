@@ -19,7 +19,8 @@ def runs_frame(arms: dict[float, np.ndarray]) -> pd.DataFrame:
     the baseline) to accuracies by seed."""
     rows = [{"augment": "none" if alpha is None else "mixup", "augment.alpha": alpha, "augment.ratio":
              None if alpha is None else 0.2, "seed": seed, "status": "ok", "test_acc": acc, "test_loss": 1.0,
-             "train_loss": 1.0, "train_seconds": 1.0, "wall_seconds": 1.0, "device": "cpu", "run_dir": ""}
+             "train_loss": 1.0, "train_seconds": 1.0, "wall_seconds": 1.0, "device": "cpu", "precision": "float32",
+             "versions": "torch", "run_dir": ""}
             for alpha, accuracies in arms.items() for seed, acc in enumerate(accuracies)]
     return pd.DataFrame(rows)
 

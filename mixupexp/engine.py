@@ -1,0 +1,118 @@
+"""The step/epoch engine: one optimisation step (eager or replayed from a CUDA graph) and one pass over the
+training batches, shared by `python -m mixupexp.train` and the benchmark."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from tqdm import tqdm
+
+from mixupexp.augment import BatchMixer, HiddenMixer
+from mixupexp.loss import soft_cross_entropy
+
+log = logging.getLogger("mixupexp")
+
+
+def autocast_dtype(precision: str, device: torch.device):
+    """None for fp32; bf16 on CUDA by default (Hopper/Ampere tensor cores), fp32 on CPU."""
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return torch.bfloat16
+    return None
+
+
+class TrainStep:
+    """One optimisation step: forward, soft-target loss, backward, update; returns the loss on the device.
+
+    With `graph=True` (CUDA only) the whole step is captured once in a CUDA graph and replayed for every batch:
+    the default CNN's 391 small steps per epoch are bound by kernel launches, and a replay is one launch.
+    Capture needs a few warm-up steps; they run on a copy of the state that is restored afterwards, so the
+    trained weights do not depend on whether a graph was used.
+    """
+
+    def __init__(self, model, optimizer, amp_dtype, device: torch.device, hidden_mixer: HiddenMixer | None = None,
+                 graph: bool = False):
+        self.model, self.optimizer, self.amp_dtype, self.device = model, optimizer, amp_dtype, device
+        self.hidden_mixer = hidden_mixer
+        self.capture_pending = graph  # captured on the first batch, whose shapes every later batch shares
+        self.graph = None
+
+    def _forward_backward(self, x, y, cache_enabled: bool = True):
+        # Manifold mixup draws its block per batch here, on the host: such a step must not be captured.
+        mix = self.hidden_mixer.draw(len(y), y.device) if self.hidden_mixer is not None else None
+        if mix is not None:
+            y = mix(y)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                            enabled=self.amp_dtype is not None, cache_enabled=cache_enabled):
+            loss = soft_cross_entropy(self.model(x, mix=mix), y)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.capture_pending:
+            self.capture_pending = False
+            self.capture(x, y)
+        if self.graph is not None:
+            self.static_x.copy_(x)
+            self.static_y.copy_(y)
+            self.graph.replay()
+            return self.static_loss.clone()
+        self.optimizer.zero_grad(set_to_none=True)
+        return self._forward_backward(x, y)
+
+    def capture(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Capture the step on batches shaped like (x, y); on failure stay eager and say why."""
+        model_state = {k: v.clone() for k, v in self.model.state_dict().items()}
+        self.static_x, self.static_y = x.clone(), y.clone()
+        try:
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(3):
+                    self.optimizer.zero_grad(set_to_none=True)
+                    self._forward_backward(self.static_x, self.static_y, cache_enabled=False)
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            self.optimizer.zero_grad(set_to_none=True)
+            with torch.cuda.graph(graph):
+                self.static_loss = self._forward_backward(self.static_x, self.static_y, cache_enabled=False)
+            self.graph = graph
+        except RuntimeError as e:
+            log.warning("CUDA graph capture failed, training eagerly: %s", str(e).splitlines()[0])
+            self.graph = None
+        # Undo the warm-up: weights, BatchNorm statistics and the optimizer's moments and step counts.
+        with torch.no_grad():
+            for k, v in self.model.state_dict().items():
+                v.copy_(model_state[k])
+            for state in self.optimizer.state.values():
+                for value in state.values():
+                    if torch.is_tensor(value):
+                        value.zero_()
+
+
+class DivergedError(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+def check_finite(loss_sum: torch.Tensor, where: str) -> None:
+    if not torch.isfinite(loss_sum).item():
+        raise DivergedError(f"training loss became {loss_sum.item()} in {where}")
+
+
+def train_epoch(step: TrainStep, batches, batch_mixer: BatchMixer, device: torch.device, name: str,
+                progress: bool = False) -> float:
+    """One pass over `batches` (the whole training path of `train`, also what the benchmark times); returns
+    the mean training loss. Raises DivergedError as soon as the loss is not finite."""
+    # A host sync per step would stall the GPU; there the loss is checked every few dozen steps instead.
+    check_every = 1 if device.type == "cpu" else 50
+    loss_sum = torch.zeros((), device=device)
+    num_samples = 0
+    for index, (x, y) in enumerate(tqdm(batches, desc=name, leave=False, disable=not progress), 1):
+        x, y = batch_mixer(x.to(device, non_blocking=True), y.to(device, non_blocking=True))
+        loss_sum += step(x.contiguous(memory_format=torch.channels_last), y) * len(y)
+        num_samples += len(y)
+        if index % check_every == 0:
+            check_finite(loss_sum, name)
+    check_finite(loss_sum, name)
+    return loss_sum.item() / max(num_samples, 1)
