@@ -327,8 +327,9 @@ def main() -> None:
     if plan is not None:
         sys.argv += plan.pinned
         if plan.multirun and len(plan.distinct) < len(plan.jobs):
-            print(f"{plan.counts()}: the other {len(plan.jobs) - len(plan.distinct)} repeat a run of this sweep "
-                  "(same identity and seed) and are not trained again", file=sys.stderr)
+            repeats = len(plan.jobs) - len(plan.distinct)
+            print(f"{plan.counts()}: the other {repeats} repeat{'s' * (repeats == 1)} a run of this sweep (same "
+                  f"identity and seed) and {'is' if repeats == 1 else 'are'} not trained again", file=sys.stderr)
     try:
         run_job()
     except KeyboardInterrupt:
