@@ -24,7 +24,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from mixupexp.checkpoint import CHECKPOINT, RESULT, PriorRun, find_prior_run, load_checkpoint, save_checkpoint
+from mixupexp.checkpoint import (CHECKPOINT, RESULT, CheckpointError, PriorRun, find_prior_run, load_checkpoint,
+                                 save_checkpoint, set_aside)
 from mixupexp.augment import BatchMixer, HiddenMixer
 from mixupexp.basic_augment import random_crop_flip
 from mixupexp.config import ConfigError, validate
@@ -160,10 +161,14 @@ def train(cfg, out_dir: Path) -> dict:
     train_seconds = 0.0
     first_epoch = 1
     if prior.checkpoint is not None:
-        state = load_checkpoint(prior.checkpoint, model=model, optimizer=optimizer, schedule=schedule,
-                                loader_generator=loader_generator)
-        rows, train_seconds, first_epoch = state["rows"], state["train_seconds"], state["epoch"] + 1
-        log.info("resuming %s from the checkpoint of epoch %d", out_dir, state["epoch"])
+        try:
+            state = load_checkpoint(prior.checkpoint, model=model, optimizer=optimizer, schedule=schedule,
+                                    loader_generator=loader_generator)
+        except CheckpointError as e:  # nothing was restored: this is still a fresh run
+            log.warning("%s; moved to %s, starting afresh", e, set_aside(prior.checkpoint).name)
+        else:
+            rows, train_seconds, first_epoch = state["rows"], state["train_seconds"], state["epoch"] + 1
+            log.info("resuming %s from the checkpoint of epoch %d", out_dir, state["epoch"])
     log.info(
         "training %s on %s (%d train / %d test images, %d classes), augment=%s, device=%s, loader=%s",
         cfg.model.name, cfg.data.name, len(data.train_labels), len(data.test_labels), data.num_classes,
