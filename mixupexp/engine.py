@@ -128,16 +128,18 @@ def check_finite(loss_sum: torch.Tensor, where: str) -> None:
 def train_epoch(step: TrainStep, batches, batch_mixer: BatchMixer, device: torch.device, name: str,
                 progress: bool = False) -> float:
     """One pass over `batches` (the whole training path of `train`, also what the benchmark times); returns
-    the mean training loss. Raises DivergedError as soon as the loss is not finite."""
-    # A host sync per step would stall the GPU; there the loss is checked every few dozen steps instead.
-    check_every = 1 if device.type == "cpu" else 50
+    the mean training loss. Raises DivergedError if the loss is not finite: at once on the CPU, at the end of
+    the epoch on a GPU, so that nothing inside the epoch waits for the device."""
+    # Reading the loss inside the epoch would make the host wait for the GPU at every check, so on a GPU it is
+    # checked once the epoch is done; on the CPU, where nothing waits, after every step.
+    check_every_step = device.type == "cpu"
     loss_sum = torch.zeros((), device=device)
     num_samples = 0
-    for index, (x, y) in enumerate(tqdm(batches, desc=name, leave=False, disable=not progress), 1):
+    for x, y in tqdm(batches, desc=name, leave=False, disable=not progress):
         x, y = batch_mixer(x.to(device, non_blocking=True), y.to(device, non_blocking=True))
         loss_sum += step(x.contiguous(memory_format=torch.channels_last), y) * len(y)
         num_samples += len(y)
-        if index % check_every == 0:
+        if check_every_step:
             check_finite(loss_sum, name)
     check_finite(loss_sum, name)
     return loss_sum.item() / max(num_samples, 1)
