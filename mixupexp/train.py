@@ -30,7 +30,7 @@ from mixupexp.augment import BatchMixer, HiddenMixer
 from mixupexp.basic_augment import random_crop_flip
 from mixupexp.config import ConfigError, validate
 from mixupexp.preflight import check_command_line
-from mixupexp.data import DataError, ImageData, load_data
+from mixupexp.data import DataError, ImageData, check_batch_size, load_data
 from mixupexp.engine import DivergedError, TrainStep, autocast_dtype, train_epoch
 from mixupexp.evaluation import evaluate, fgsm_accuracy, fgsm_key
 from mixupexp.files import write_csv, write_json
@@ -136,6 +136,7 @@ def train(cfg, out_dir: Path) -> dict:
     device = pick_device(cfg.trainer.device)
     seed_everything(cfg.seed)
     data = load_data(cfg.data)
+    check_batch_size(cfg.trainer.batch_size, data)
     mean, std = data.channel_stats()
     model = build_model(cfg.model, data.num_classes, tuple(data.train_images.shape[1:]), mean, std).to(device)
     # channels_last: faster convolutions on the CPU (oneDNN, ~1.4x here) and on GPU tensor cores alike.
