@@ -99,8 +99,9 @@ def snapshot_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> 
 
 def restore_state(snapshot: dict, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
     """Put model and optimizer back as they were at `snapshot`, in place: a captured CUDA graph goes on reading
-    and writing these very tensors. Optimizer state created after the snapshot is zeroed, which is the initial
-    state of Adam and SGD (no moments, step 0), so a fresh run is as fresh as one that never warmed up."""
+    and writing these very tensors. Optimizer state created after the snapshot is zeroed, which acts as the
+    initial state of Adam and of SGD without dampening (no moments, step 0), the optimizers `train` builds: a
+    fresh run stays as fresh as one that never warmed up."""
     with torch.no_grad():
         for name, value in model.state_dict().items():
             value.copy_(snapshot["model"][name])
