@@ -24,13 +24,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from mixupexp.checkpoint import CHECKPOINT, RESULT, PriorRun, find_prior_run, load_checkpoint, save_checkpoint
+from mixupexp.checkpoint import (CHECKPOINT, RESULT, CheckpointError, PriorRun, find_prior_run, load_checkpoint,
+                                 save_checkpoint, set_aside)
 from mixupexp.augment import BatchMixer, HiddenMixer
 from mixupexp.basic_augment import random_crop_flip
 from mixupexp.config import ConfigError, validate
 from mixupexp.preflight import check_command_line
 from mixupexp.runlock import RunLocked, invocation_id, run_lock
-from mixupexp.data import DataError, ImageData, load_data
+from mixupexp.data import DataError, ImageData, check_batch_size, load_data
 from mixupexp.engine import DivergedError, TrainStep, autocast_dtype, train_epoch
 from mixupexp.evaluation import evaluate, fgsm_accuracy, fgsm_key
 from mixupexp.files import write_csv, write_json
@@ -159,6 +160,7 @@ def _train(cfg, out_dir: Path) -> dict:
     device = pick_device(cfg.trainer.device)
     seed_everything(cfg.seed)
     data = load_data(cfg.data)
+    check_batch_size(cfg.trainer.batch_size, data)
     mean, std = data.channel_stats()
     model = build_model(cfg.model, data.num_classes, tuple(data.train_images.shape[1:]), mean, std).to(device)
     # channels_last: faster convolutions on the CPU (oneDNN, ~1.4x here) and on GPU tensor cores alike.
@@ -184,10 +186,14 @@ def _train(cfg, out_dir: Path) -> dict:
     train_seconds = 0.0
     first_epoch = 1
     if prior.checkpoint is not None:
-        state = load_checkpoint(prior.checkpoint, model=model, optimizer=optimizer, schedule=schedule,
-                                loader_generator=loader_generator)
-        rows, train_seconds, first_epoch = state["rows"], state["train_seconds"], state["epoch"] + 1
-        log.info("resuming %s from the checkpoint of epoch %d", out_dir, state["epoch"])
+        try:
+            state = load_checkpoint(prior.checkpoint, model=model, optimizer=optimizer, schedule=schedule,
+                                    loader_generator=loader_generator)
+        except CheckpointError as e:  # nothing was restored: this is still a fresh run
+            log.warning("%s; moved to %s, starting afresh", e, set_aside(prior.checkpoint).name)
+        else:
+            rows, train_seconds, first_epoch = state["rows"], state["train_seconds"], state["epoch"] + 1
+            log.info("resuming %s from the checkpoint of epoch %d", out_dir, state["epoch"])
     log.info(
         "training %s on %s (%d train / %d test images, %d classes), augment=%s, device=%s, loader=%s",
         cfg.model.name, cfg.data.name, len(data.train_labels), len(data.test_labels), data.num_classes,

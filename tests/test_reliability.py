@@ -119,7 +119,7 @@ def test_failed_job_does_not_stop_the_sweep(tmp_path):
     (bad / "train" / "dog" / "3.png").write_bytes(b"broken")
     sweep = tmp_path / "sweep"
     proc = run_cli(
-        ["--multirun", *TINY_TRAINING, "data=image_folder", f"data.root={good},{bad}",
+        ["--multirun", *TINY_TRAINING, "trainer.batch_size=8", "data=image_folder", f"data.root={good},{bad}",
          f"data.cache_dir={tmp_path / 'cache'}",
          "seed=0,1", f"hydra.sweep.dir={sweep}"],
         cwd=tmp_path, check=False,
