@@ -219,7 +219,7 @@ def _train(cfg, out_dir: Path) -> dict:
         if schedule is not None:
             schedule.step()
         train_seconds += time.perf_counter() - epoch_start
-        test = evaluate(model, test_images, test_labels, cfg.trainer.eval_batch_size, amp_dtype, device)
+        test = evaluate(model, test_images, test_labels, cfg.trainer.eval_batch_size, device)
         rows.append({
             "epoch": epoch, "train_loss": train_loss, "test_loss": test.loss, "test_acc": test.acc,
             "test_ece": test.ece, "seconds": time.perf_counter() - epoch_start,
@@ -231,7 +231,7 @@ def _train(cfg, out_dir: Path) -> dict:
                  epoch, cfg.trainer.epochs, train_loss, test.loss, test.acc, test.ece, rows[-1]["seconds"])
 
     robustness = fgsm_accuracy(model, test_images, test_labels, list(cfg.eval.fgsm_eps),
-                               cfg.trainer.eval_batch_size, amp_dtype, device)
+                               cfg.trainer.eval_batch_size, device)
     for eps, acc in robustness.items():
         log.info("FGSM accuracy at eps=%g/255: %.2f%%", eps, acc)
     result.update({
