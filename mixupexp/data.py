@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +91,12 @@ def load_data(cfg) -> ImageData:
     data = loaders[cfg.name](cfg)
     if getattr(cfg, "val_size", None):
         data = hold_out_validation(data, cfg.val_size)
+    if cfg.train_subset is not None and cfg.train_subset > len(data.train_labels):
+        held_out = f" after the {cfg.val_size} validation images" if getattr(cfg, "val_size", None) else ""
+        raise DataError(
+            f"data.train_subset={cfg.train_subset} is larger than the training set of {cfg.name}{held_out} "
+            f"({len(data.train_labels)} images); use at most {len(data.train_labels)}, or null for all"
+        )
     if cfg.train_subset is not None and cfg.train_subset < len(data.train_labels):
         # A fixed random subset, the same for every run and seed, so that runs stay comparable.
         keep = torch.randperm(len(data.train_labels), generator=torch.Generator().manual_seed(TRAIN_SUBSET_SEED))
@@ -106,6 +113,16 @@ def check_available(cfg) -> None:
         _list_image_folder(cfg)
     elif cfg.name in ("cifar10", "svhn"):
         {"cifar10": _load_cifar10, "svhn": _load_svhn}[cfg.name](cfg)
+
+
+def check_batch_size(batch_size: int, data: ImageData) -> None:
+    """A batch must be smaller than the training set: else every epoch is one step (or none) and the run
+    quietly stays at chance accuracy."""
+    if batch_size >= len(data.train_labels):
+        raise DataError(
+            f"trainer.batch_size={batch_size} is not smaller than the training set ({len(data.train_labels)} "
+            f"images), so an epoch would be a single step; use a batch size below {len(data.train_labels)}"
+        )
 
 
 def _offline_hint(name: str, root: str) -> str:
@@ -173,10 +190,23 @@ def _folder_fingerprint(root: Path, samples: list[tuple[str, int]], image_size) 
     return digest.hexdigest()[:20]
 
 
+# Pillow's modes of 16-bit (and 32-bit integer) grayscale, as 16-bit PNGs and TIFFs open.
+_WIDE_GRAY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB. 16-bit grayscale is scaled (65535 -> 255): Pillow's own conversion clips it at 255, which
+    makes every pixel above 255 of 65535 white."""
+    if image.mode in _WIDE_GRAY_MODES:
+        pixels = np.asarray(image, dtype=np.float64) / 257.0
+        image = Image.fromarray(pixels.round().clip(0, 255).astype(np.uint8), mode="L")
+    return image.convert("RGB")
+
+
 def _decode(path: str, image_size) -> torch.Tensor:
     try:
         with Image.open(path) as image:
-            image = image.convert("RGB")
+            image = _to_rgb(image)
             if image_size is not None and image.size != (image_size, image_size):
                 image = image.resize((image_size, image_size), Image.Resampling.BILINEAR)
             pixels = np.asarray(image)
@@ -185,14 +215,21 @@ def _decode(path: str, image_size) -> torch.Tensor:
     return torch.from_numpy(pixels.transpose(2, 0, 1).copy())
 
 
+def _size(shape: tuple[int, int, int]) -> str:
+    return f"{shape[2]}×{shape[1]}"  # width × height, as image viewers say
+
+
 def _decode_split(samples: list[tuple[str, int]], image_size) -> tuple[torch.Tensor, torch.Tensor]:
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         images = list(pool.map(lambda s: _decode(s[0], image_size), samples, chunksize=256))
-    shapes = {tuple(im.shape) for im in images}
+    shapes = Counter(tuple(im.shape) for im in images)
     if len(shapes) > 1:
-        odd = next(path for (path, _), im in zip(samples, images) if tuple(im.shape) != tuple(images[0].shape))
+        usual = shapes.most_common(1)[0][0]
+        odd, odd_shape = next((path, tuple(im.shape)) for (path, _), im in zip(samples, images)
+                              if tuple(im.shape) != usual)
         raise DataError(
-            f"images differ in size (e.g. {odd} is {tuple(images[0].shape)} vs others); set data.image_size=N to resize"
+            f"images differ in size: {odd} is {_size(odd_shape)} but {shapes[usual]} of {len(images)} are "
+            f"{_size(usual)}; set data.image_size=N to resize them all to N×N"
         )
     return torch.stack(images), torch.tensor([label for _, label in samples], dtype=torch.int64)
 

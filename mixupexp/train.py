@@ -24,13 +24,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from mixupexp.checkpoint import CHECKPOINT, RESULT, PriorRun, find_prior_run, load_checkpoint, save_checkpoint
+from mixupexp.checkpoint import (CHECKPOINT, RESULT, CheckpointError, PriorRun, find_prior_run, load_checkpoint,
+                                 save_checkpoint, set_aside)
 from mixupexp.augment import BatchMixer, HiddenMixer
 from mixupexp.basic_augment import random_crop_flip
 from mixupexp.config import ConfigError, validate
 from mixupexp.preflight import check_command_line
 from mixupexp.runlock import RunLocked, invocation_id, run_lock
-from mixupexp.data import DataError, ImageData, load_data
+from mixupexp.data import DataError, ImageData, check_batch_size, load_data
 from mixupexp.engine import DivergedError, TrainStep, autocast_dtype, train_epoch
 from mixupexp.evaluation import evaluate, fgsm_accuracy, fgsm_key
 from mixupexp.files import write_csv, write_json
@@ -174,6 +175,7 @@ def _train(cfg, out_dir: Path) -> dict:
     threads = pin_threads(cfg.trainer.threads)
     seed_everything(cfg.seed)
     data = load_data(cfg.data)
+    check_batch_size(cfg.trainer.batch_size, data)
     mean, std = data.channel_stats()
     model = build_model(cfg.model, data.num_classes, tuple(data.train_images.shape[1:]), mean, std).to(device)
     # channels_last: faster convolutions on the CPU (oneDNN, ~1.4x here) and on GPU tensor cores alike.
@@ -200,10 +202,14 @@ def _train(cfg, out_dir: Path) -> dict:
     train_seconds = 0.0
     first_epoch = 1
     if prior.checkpoint is not None:
-        state = load_checkpoint(prior.checkpoint, model=model, optimizer=optimizer, schedule=schedule,
-                                loader_generator=loader_generator)
-        rows, train_seconds, first_epoch = state["rows"], state["train_seconds"], state["epoch"] + 1
-        log.info("resuming %s from the checkpoint of epoch %d", out_dir, state["epoch"])
+        try:
+            state = load_checkpoint(prior.checkpoint, model=model, optimizer=optimizer, schedule=schedule,
+                                    loader_generator=loader_generator)
+        except CheckpointError as e:  # nothing was restored: this is still a fresh run
+            log.warning("%s; moved to %s, starting afresh", e, set_aside(prior.checkpoint).name)
+        else:
+            rows, train_seconds, first_epoch = state["rows"], state["train_seconds"], state["epoch"] + 1
+            log.info("resuming %s from the checkpoint of epoch %d", out_dir, state["epoch"])
     log.info(
         "training %s on %s (%d train / %d validation / %d test images, %d classes), augment=%s, device=%s, loader=%s",
         cfg.model.name, cfg.data.name, len(data.train_labels), len(data.val_labels) if validation is not None else 0,
@@ -231,11 +237,11 @@ def _train(cfg, out_dir: Path) -> dict:
         if schedule is not None:
             schedule.step()
         train_seconds += time.perf_counter() - epoch_start
-        test = evaluate(model, test_images, test_labels, cfg.trainer.eval_batch_size, amp_dtype, device)
+        test = evaluate(model, test_images, test_labels, cfg.trainer.eval_batch_size, device)
         rows.append({"epoch": epoch, "train_loss": train_loss, "test_loss": test.loss, "test_acc": test.acc,
                      "test_ece": test.ece})
         if validation is not None:
-            val = evaluate(model, *validation, cfg.trainer.eval_batch_size, amp_dtype, device)
+            val = evaluate(model, *validation, cfg.trainer.eval_batch_size, device)
             rows[-1].update({"val_loss": val.loss, "val_acc": val.acc})
         rows[-1]["seconds"] = time.perf_counter() - epoch_start
         save_checkpoint(out_dir / CHECKPOINT, model=model, optimizer=optimizer, schedule=schedule, epoch=epoch,
@@ -246,7 +252,7 @@ def _train(cfg, out_dir: Path) -> dict:
                  f"  val_acc {rows[-1]['val_acc']:.2f}%" if validation is not None else "", rows[-1]["seconds"])
 
     robustness = fgsm_accuracy(model, test_images, test_labels, list(cfg.eval.fgsm_eps),
-                               cfg.trainer.eval_batch_size, amp_dtype, device)
+                               cfg.trainer.eval_batch_size, device)
     for eps, acc in robustness.items():
         log.info("FGSM accuracy at eps=%g/255: %.2f%%", eps, acc)
     result.update({
@@ -350,8 +356,9 @@ def main() -> None:
     if plan is not None:
         sys.argv += plan.pinned
         if plan.multirun and len(plan.distinct) < len(plan.jobs):
-            print(f"{plan.counts()}: the other {len(plan.jobs) - len(plan.distinct)} repeat a run of this sweep "
-                  "(same identity and seed) and are not trained again", file=sys.stderr)
+            repeats = len(plan.jobs) - len(plan.distinct)
+            print(f"{plan.counts()}: the other {repeats} repeat{'s' * (repeats == 1)} a run of this sweep (same "
+                  f"identity and seed) and {'is' if repeats == 1 else 'are'} not trained again", file=sys.stderr)
     try:
         run_job()
     except KeyboardInterrupt:

@@ -22,7 +22,7 @@ from mixupexp.engine import DivergedError
 from mixupexp.preflight import check_command_line
 from mixupexp.train import train
 
-from .conftest import TINY, compose_config, run_cli
+from .conftest import TINY, TINY_TRAINING, compose_config, run_cli
 from .test_data import make_folder
 
 # ------------------------------------------------------------------------------------------------- resume
@@ -88,7 +88,10 @@ def test_cli_refuses_a_run_directory_of_another_config(tmp_path):
     run_cli([*TINY, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     proc = run_cli([*TINY, "augment=mixup", f"hydra.run.dir={run_dir}"], cwd=tmp_path, check=False)
     assert proc.returncode == 2
-    assert proc.stderr.strip().startswith(f"error: {run_dir} holds a run of another config (augment.name: 'mixup' here vs 'none' there)")
+    # The option that differs first, then what it brings along (mixup's alpha and ratio).
+    assert proc.stderr.strip().startswith(
+        f"error: {run_dir} holds a run of another config (augment.name: 'mixup' here vs 'none' there; "
+        "augment.alpha: 0.2 here vs None there; augment.ratio: 0.2 here vs None there)")
     assert "Traceback" not in proc.stderr
 
 
@@ -116,7 +119,8 @@ def test_failed_job_does_not_stop_the_sweep(tmp_path):
     (bad / "train" / "dog" / "3.png").write_bytes(b"broken")
     sweep = tmp_path / "sweep"
     proc = run_cli(
-        ["--multirun", *TINY, "data=image_folder", f"data.root={good},{bad}", f"data.cache_dir={tmp_path / 'cache'}",
+        ["--multirun", *TINY_TRAINING, "trainer.batch_size=8", "data=image_folder", f"data.root={good},{bad}",
+         f"data.cache_dir={tmp_path / 'cache'}",
          "seed=0,1", f"hydra.sweep.dir={sweep}"],
         cwd=tmp_path, check=False,
     )
@@ -222,6 +226,9 @@ class _SelfRef:
         (["--multirun", "augment=mixup", "augment.alpha=0.2,-1", "seed=0,1"], "error: augment.alpha=-1.0 must be > 0"),
         (["+experiment=seed_study", "trainer.epochs=-1"], "error: trainer.epochs=-1 must be > 0"),
         (["augment.alpha=0.1,0.2"], "error: Ambiguous value for argument 'augment.alpha=0.1,0.2': add --multirun"),
+        (["model=preact_resnet18", "model.hidden=512"], "error: model.hidden has no effect with model=preact_resnet18; "
+                                                        "remove it, or choose an option that uses it"),
+        (["augment=none", "augment.alpha=0.4", "data=synthetic"], "error: augment.alpha has no effect with augment=none"),
     ],
 )
 def test_bad_command_line_gets_one_line_before_any_job(argv, message, capsys):
@@ -241,7 +248,8 @@ def test_cuda_without_gpu_is_refused(capsys):
 
 def test_good_command_lines_pass_the_check():
     for argv in (["augment=mixup"], ["--multirun", "augment=none,mixup", "seed=0,1"], ["+experiment=seed_study"],
-                 ["--cfg", "job"], ["data=synthetic", "hydra.run.dir=/tmp/x"]):
+                 ["--cfg", "job"], ["hydra.run.dir=/tmp/x"]):
+        argv = [*argv, "data=synthetic"]  # CIFAR-10 is not here (no network): the check would say so
         check_command_line(argv)
 
 
@@ -278,7 +286,7 @@ def test_bad_image_folders_are_named_in_one_line(tmp_path):
 
 def test_cli_bad_image_folder_gets_one_line_and_no_traceback(tmp_path):
     root, message = _folder_cases(tmp_path)[-1]
-    proc = run_cli([*TINY, "data=image_folder", f"data.root={root}", f"data.cache_dir={tmp_path / 'cache'}",
+    proc = run_cli([*TINY_TRAINING, "data=image_folder", f"data.root={root}", f"data.cache_dir={tmp_path / 'cache'}",
                     f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"error: {message}: cannot identify image file '{root / 'test' / 'cat' / '2.png'}'"]

@@ -23,6 +23,12 @@ QUICK = [*TINY, "eval.fgsm_eps=[]"]
 PAIRED_BY_SEED = (PAIRED, CONSTANT_DIFFERENCE)
 
 
+def default_sigint():
+    """A command started in the background of a non-interactive shell (as CI may be) ignores SIGINT, and so would
+    its children: give the child Ctrl-C's default behaviour, as on a terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def trained_times(run_dir: Path) -> int:
     """How many times a run was trained into run_dir (each training start logs one such line)."""
     return (run_dir / "train.log").read_text().count("] - training ")
@@ -145,7 +151,7 @@ def test_missing_data_stops_the_sweep_before_any_job(tmp_path):
 
 def test_ctrl_c_marks_the_run_interrupted_and_prints_the_command_that_resumes_it(tmp_path):
     args = [*QUICK, "trainer.epochs=30"]
-    proc = subprocess.Popen([sys.executable, "-m", "mixupexp.train", *args], cwd=tmp_path,
+    proc = subprocess.Popen([sys.executable, "-m", "mixupexp.train", *args], cwd=tmp_path, preexec_fn=default_sigint,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while not glob.glob(str(tmp_path / "outputs" / "runs" / "*" / "checkpoint.pt")):
@@ -165,7 +171,8 @@ def test_ctrl_c_marks_the_run_interrupted_and_prints_the_command_that_resumes_it
 
 def test_ctrl_c_in_a_sweep_names_its_directory_in_the_resume_command(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "mixupexp.train", "--multirun", *QUICK, "trainer.epochs=30",
-                             "seed=0,1"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                             "seed=0,1"], cwd=tmp_path, preexec_fn=default_sigint, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while not glob.glob(str(tmp_path / "outputs" / "multirun" / "*" / "*" / "checkpoint.pt")):
         assert proc.poll() is None and time.monotonic() < deadline
