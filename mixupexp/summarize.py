@@ -630,6 +630,8 @@ def main(argv: list[str] | None = None) -> int:
     shown = summary_parameters(summary) + [c for c in CONSOLE_COLUMNS if c in summary]
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(summary[shown].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    for line in verdict_lines(summary):
+        print(line)
     plots = " and plots" if args.plots else ""
     print(f"wrote {(args.out or args.dirs[0]) / 'runs.csv'}, summary.csv, summary.md{plots}")
     return 0

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from mixupexp.stats import SIGNIFICANCE, holm
-from mixupexp.summarize import load_runs, summarize_runs, verdict_lines, write_summary
+from mixupexp.summarize import load_runs, main, summarize_runs, verdict_lines, write_summary
 
 from .fabricate import write_arms, write_run
 
@@ -166,3 +166,10 @@ def test_without_a_validation_split_picking_the_best_test_accuracy_is_called_opt
 def test_one_candidate_needs_no_selection(tmp_path):
     fabricated_summary(tmp_path, {("none", 0.2, 0.2): [70.0, 71.0], ("mixup", 0.2, 0.2): [72.0, 73.5]})
     assert "## Selection" not in (tmp_path / "summary.md").read_text()
+
+
+def test_the_summarize_command_prints_the_verdicts(tmp_path, capsys):
+    write_arms(tmp_path, {("none", 0.2, 0.2): [70.0, 70.4, 69.8], ("mixup", 0.2, 0.2): [71.0, 71.6, 70.7]})
+    assert main([str(tmp_path), "--no-plots"]) == 0
+    printed = capsys.readouterr().out
+    assert "augment=mixup augment.alpha=0.2 augment.ratio=0.2: better than the baseline at 5 % (Δ = +1.03" in printed
