@@ -30,7 +30,8 @@ from matplotlib.ticker import MaxNLocator
 from mixupexp.files import atomic_write_bytes
 
 BASELINE_COLOR = "0.35"
-AXIS_TITLES = {"augment.alpha": "α (λ ~ Beta(α, α))", "augment.ratio": "mix ratio (share of images or batches mixed)"}
+AXIS_TITLES = {"augment.alpha": "α (λ ~ Beta(α, α))",
+               "augment.ratio": "mix ratio (share of images or batches mixed)"}
 FILE_NAMES = {"augment.alpha": "accuracy_vs_alpha.png", "augment.ratio": "accuracy_vs_ratio.png"}
 CLIPPED = "95 % CI, clipped to [0, 100]"
 LINE_STYLES = ("-", "--", ":", "-.")
@@ -64,8 +65,10 @@ def configuration_colors(summary: pd.DataFrame, params: list[str]) -> dict[str, 
 def _seed_values(runs: pd.DataFrame, keys: list[str]) -> dict[str, np.ndarray]:
     """The finished runs' test accuracies by configuration label."""
     ok = runs[runs["status"] == "ok"]
-    return {label: rows["test_acc"].dropna().to_numpy(dtype=float)
-            for label, rows in ok.groupby(ok.apply(lambda run: _label(run, keys), axis=1), sort=False)} if len(ok) else {}
+    if ok.empty:
+        return {}
+    labels = ok.apply(lambda run: _label(run, keys), axis=1)
+    return {label: rows["test_acc"].dropna().to_numpy(dtype=float) for label, rows in ok.groupby(labels, sort=False)}
 
 
 def _jitter(count: int, width: float) -> np.ndarray:

@@ -364,6 +364,12 @@ def baseline_comparisons(summary: pd.DataFrame, runs: pd.DataFrame, group_keys: 
                                      columns=DELTA_COLUMNS)
 
 
+def _family(rows: pd.DataFrame) -> pd.Series:
+    """The baseline each row is compared with, as typed; "" where there is none (the rows without a baseline
+    form one group of candidates)."""
+    return rows["compared_with"].fillna("") if "compared_with" in rows else pd.Series("", index=rows.index)
+
+
 def select_on_validation(summary: pd.DataFrame) -> pd.Series | None:
     """True for the configuration with the best mean validation accuracy among the candidates (every one but
     the baseline) of each family, where a family holds more than one; None without validation accuracies."""
@@ -371,9 +377,8 @@ def select_on_validation(summary: pd.DataFrame) -> pd.Series | None:
         return None
     is_baseline = summary["augment"] == "none" if "augment" in summary else pd.Series(False, index=summary.index)
     candidates = summary[~is_baseline & summary["val_acc_mean"].notna()]
-    family = candidates["compared_with"].fillna("") if "compared_with" in candidates else pd.Series("", candidates.index)
     selected = pd.Series(False, index=summary.index)
-    for _, members in candidates.groupby(family, sort=False):
+    for _, members in candidates.groupby(_family(candidates), sort=False):
         if len(members) > 1:
             selected[members["val_acc_mean"].idxmax()] = True  # a tie goes to the first in the table's order
     return selected
@@ -429,13 +434,15 @@ def _compared(row: pd.Series) -> bool:
 
 def _detail(row: pd.Series) -> str:
     """`Δ = +1.20 [-0.50, +2.90] points, p = 0.04, p (Holm) = 0.12, paired t-test; P(better) = 0.67 [0.33, 1.00]`"""
-    detail = f"Δ = {_with_ci(row['delta_acc_vs_baseline'], row['delta_acc_ci95_low'], row['delta_acc_ci95_high'], sign=True)} points"
+    delta = _with_ci(row["delta_acc_vs_baseline"], row["delta_acc_ci95_low"], row["delta_acc_ci95_high"], sign=True)
+    detail = f"Δ = {delta} points"
     if not pd.isna(row["delta_acc_p_value"]):
         detail += f", p = {_p_value(row['delta_acc_p_value'])}, p (Holm) = {_p_value(row['delta_acc_p_holm'])}"
     if row["delta_acc_test"] in (PAIRED, WELCH):  # the others are named by the verdict already
         detail += f", {row['delta_acc_test']}"
     if not pd.isna(row["p_improvement"]):
-        detail += f"; P(better) = {_with_ci(row['p_improvement'], row['p_improvement_ci95_low'], row['p_improvement_ci95_high'])}"
+        better = _with_ci(row["p_improvement"], row["p_improvement_ci95_low"], row["p_improvement_ci95_high"])
+        detail += f"; P(better) = {better}"
     return detail
 
 
@@ -482,9 +489,8 @@ def selection_lines(summary: pd.DataFrame) -> list[str]:
     params = summary_parameters(summary)
     is_baseline = summary["augment"] == "none" if "augment" in summary else pd.Series(False, index=summary.index)
     candidates = summary[~is_baseline & (summary["n"] > 0)]
-    family = candidates["compared_with"].fillna("") if "compared_with" in candidates else pd.Series("", candidates.index)
     lines = []
-    for baseline, members in candidates.groupby(family, sort=False):
+    for baseline, members in candidates.groupby(_family(candidates), sort=False):
         if len(members) < 2:
             continue
         among = f"the {len(members)} configurations" + (f" compared with {baseline}" if baseline else "")
@@ -564,10 +570,10 @@ def summary_markdown(summary: pd.DataFrame, fixed: dict | None = None, duplicate
     for baseline, members in _families(summary):
         count = len(members)
         lines.append(
-            f"The {_count(count, 'configuration')} compared with {baseline} form one family"
-            + (f": Holm's correction over all {count} keeps the chance of any false better/worse verdict among "
-               f"them at {_percent(SIGNIFICANCE)}; verdicts use p (Holm)." if count > 1
-               else f" of one: its p-value needs no correction.")
+            f"The {count} configurations compared with {baseline} form one family: Holm's correction over all "
+            f"{count} keeps the chance of any false better/worse verdict among them at {_percent(SIGNIFICANCE)}; "
+            "verdicts use p (Holm)." if count > 1
+            else f"The configuration compared with {baseline} is a family of one: its p-value needs no correction."
         )
     if has_delta:
         lines += [""] + [f"- {line}" for line in verdict_lines(summary) if not line.startswith("selected ")]
