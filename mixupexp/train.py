@@ -172,6 +172,9 @@ def _train(cfg, out_dir: Path, device: torch.device) -> dict:
     prior = find_prior_run(out_dir, config) if cfg.trainer.resume else PriorRun(None, None)
     if prior.finished:
         log.info("%s already holds this finished run (test_acc %.2f%%); not run again", out_dir, prior.result["test_acc"])
+        measured = prior.result.get("config", {}).get("eval")
+        if measured != config["eval"]:  # evaluation settings are not part of the run: say what it measured
+            log.warning("%s was evaluated with eval=%s, not eval=%s as asked", out_dir, measured, config["eval"])
         return prior.result
     started = time.perf_counter()
     seed_everything(cfg.seed)
