@@ -28,6 +28,9 @@ class SummarizeSweep(Callback):
             return
         log.info("summary of %d configurations written to %s (and summary.md, plots)", len(summary),
                  sweep_dir / "summary.csv")
+        from mixupexp.loggers import log_sweep_summary
+
+        log_sweep_summary(config, sweep_dir)
 
 
 class ReportFailures(Callback):

@@ -22,8 +22,9 @@ from mixupexp.files import atomic_torch_save
 
 CHECKPOINT = "checkpoint.pt"
 RESULT = "result.json"
+MODEL = "model.pt"  # the final weights, a plain state dict (torch.load(..., weights_only=True))
 # Keys that do not change what a run computes, so a run may be resumed with other values.
-VOLATILE_KEYS = ("trainer.progress", "trainer.resume", "trainer.keep_checkpoint")
+VOLATILE_KEYS = ("trainer.progress", "trainer.resume", "trainer.keep_checkpoint", "trainer.save_model")
 
 
 @dataclass
@@ -37,7 +38,8 @@ class PriorRun:
 
 
 def _comparable(config: dict) -> dict:
-    flat = pd.json_normalize(config, sep=".").iloc[0].to_dict()
+    # The loggers only record a run, so a run may be resumed with others.
+    flat = pd.json_normalize({k: v for k, v in config.items() if k != "logger"}, sep=".").iloc[0].to_dict()
     return {k: v for k, v in flat.items() if k not in VOLATILE_KEYS}
 
 

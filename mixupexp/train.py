@@ -25,14 +25,15 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from mixupexp.checkpoint import CHECKPOINT, RESULT, PriorRun, find_prior_run, load_checkpoint, save_checkpoint
+from mixupexp.checkpoint import CHECKPOINT, MODEL, RESULT, PriorRun, find_prior_run, load_checkpoint, save_checkpoint
 from mixupexp.augment import BatchMixer, HiddenMixer
 from mixupexp.basic_augment import random_crop_flip
 from mixupexp.config import ConfigError, validate
 from mixupexp.preflight import check_command_line
 from mixupexp.data import DataError, ImageData, load_data
 from mixupexp.evaluation import evaluate, fgsm_accuracy, fgsm_key
-from mixupexp.files import write_csv, write_json
+from mixupexp.files import atomic_torch_save, write_csv, write_json
+from mixupexp.loggers import open_loggers
 from mixupexp.loss import soft_cross_entropy
 from mixupexp.mixup import DeviceBatches, MixupDataset
 from mixupexp.model import build_model
@@ -256,6 +257,7 @@ def train(cfg, out_dir: Path) -> dict:
         "config": config,
     }
     write_json(out_dir / RESULT, result)
+    loggers = open_loggers(cfg, out_dir, config, earlier_rows=rows)
     for epoch in range(first_epoch, cfg.trainer.epochs + 1):
         epoch_start = time.perf_counter()
         train_loss = train_epoch(step, batches, batch_mixer, device, f"epoch {epoch}/{cfg.trainer.epochs}",
@@ -271,13 +273,12 @@ def train(cfg, out_dir: Path) -> dict:
         save_checkpoint(out_dir / CHECKPOINT, model=model, optimizer=optimizer, schedule=schedule, epoch=epoch,
                         rows=rows, train_seconds=train_seconds, loader_generator=loader_generator)
         write_csv(out_dir / "metrics.csv", pd.DataFrame(rows))
+        loggers.log_epoch(rows[-1])
         log.info("epoch %d/%d  train_loss %.4f  test_loss %.4f  test_acc %.2f%%  test_ece %.2f%%  (%.1fs)",
                  epoch, cfg.trainer.epochs, train_loss, test.loss, test.acc, test.ece, rows[-1]["seconds"])
 
     robustness = fgsm_accuracy(model, test_images, test_labels, list(cfg.eval.fgsm_eps),
                                cfg.trainer.eval_batch_size, amp_dtype, device)
-    for eps, acc in robustness.items():
-        log.info("FGSM accuracy at eps=%g/255: %.2f%%", eps, acc)
     result.update({
         "status": "ok",
         # The last epoch's accuracy is the result: picking the best epoch on the test set would overstate it.
@@ -291,7 +292,10 @@ def train(cfg, out_dir: Path) -> dict:
         "wall_seconds": time.perf_counter() - started,
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     })
+    if cfg.trainer.save_model:
+        atomic_torch_save({k: v.detach().cpu() for k, v in model.state_dict().items()}, out_dir / MODEL)
     write_json(out_dir / RESULT, result)
+    loggers.finish(result)
     if not cfg.trainer.keep_checkpoint:
         (out_dir / CHECKPOINT).unlink(missing_ok=True)
     log.info("test accuracy %.2f%% after %d epochs; results in %s", result["test_acc"], cfg.trainer.epochs, out_dir)
