@@ -30,6 +30,7 @@ from mixupexp.augment import BatchMixer, HiddenMixer
 from mixupexp.basic_augment import random_crop_flip
 from mixupexp.config import ConfigError, validate
 from mixupexp.preflight import check_command_line
+from mixupexp.presets import without_preset_plus
 from mixupexp.data import DataError, ImageData, load_data
 from mixupexp.evaluation import evaluate, fgsm_accuracy, fgsm_key
 from mixupexp.files import atomic_torch_save, write_csv, write_json
@@ -382,6 +383,7 @@ def run_job(cfg: DictConfig) -> None:
 
 def main() -> None:
     """`python -m mixupexp.train`: check the command line, then hand it to Hydra."""
+    sys.argv[1:] = without_preset_plus(sys.argv[1:])
     check_command_line(sys.argv[1:])
     run_job()
 
