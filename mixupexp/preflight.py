@@ -19,12 +19,21 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mixupexp.config import ConfigError, validate
+from mixupexp.presets import without_preset_plus
+from mixupexp.suggest import did_you_mean
 
 CONFIG_MODULE, CONFIG_NAME = "mixupexp.conf", "config"
 
 
-def one_line(error: BaseException) -> str:
-    """Hydra's and OmegaConf's messages span lines (hints, search paths); keep what names the problem."""
+def one_line(error: BaseException, overrides: list[str] = ()) -> str:
+    """Hydra's and OmegaConf's messages span lines (hints, search paths); keep what names the problem, and add
+    the nearest valid override when one of `overrides` is misspelled."""
+    message = _first_line(error)
+    meant = did_you_mean(str(error), list(overrides)) if overrides else None
+    return f"{message} (did you mean {meant}?)" if meant else message
+
+
+def _first_line(error: BaseException) -> str:
     if isinstance(error, ConfigError):
         return str(error)
     cause = error.__cause__ or error.__context__
@@ -63,7 +72,7 @@ def job_overrides(overrides: list[str], multirun: bool) -> list[list[str]]:
 
 def check_command_line(argv: list[str]) -> None:
     """Exit with one line and status 2 if any job of this command line has a config that cannot work."""
-    args, _ = get_args_parser().parse_known_args(argv)
+    args, _ = get_args_parser().parse_known_args(without_preset_plus(argv))
     if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion or args.config_dir:
         return  # Hydra answers these itself
     GlobalHydra.instance().clear()
@@ -74,7 +83,7 @@ def check_command_line(argv: list[str]) -> None:
     except (ConfigError, HydraException, OmegaConfBaseException) as e:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        print(f"error: {one_line(e)}", file=sys.stderr)
+        print(f"error: {one_line(e, args.overrides)}", file=sys.stderr)
         sys.exit(2)
     finally:
         GlobalHydra.instance().clear()
