@@ -30,6 +30,7 @@ from mixupexp.augment import BatchMixer, HiddenMixer
 from mixupexp.basic_augment import random_crop_flip
 from mixupexp.config import ConfigError, validate
 from mixupexp.preflight import check_command_line
+from mixupexp.help import help_text, wants_help
 from mixupexp.presets import without_preset_plus
 from mixupexp.data import DataError, ImageData, load_data
 from mixupexp.evaluation import evaluate, fgsm_accuracy, fgsm_key
@@ -384,6 +385,9 @@ def run_job(cfg: DictConfig) -> None:
 def main() -> None:
     """`python -m mixupexp.train`: check the command line, then hand it to Hydra."""
     sys.argv[1:] = without_preset_plus(sys.argv[1:])
+    if wants_help(sys.argv[1:]):
+        print(help_text([arg for arg in sys.argv[1:] if "=" in arg and not arg.startswith("-")]))
+        return
     check_command_line(sys.argv[1:])
     run_job()
 
