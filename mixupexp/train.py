@@ -5,6 +5,7 @@ config -> data -> batches (mixed) -> model -> training -> metrics.csv / result.j
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import logging
 import os
@@ -19,7 +20,6 @@ import hydra
 import numpy as np
 import pandas as pd
 import torch
-import torchvision
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
@@ -196,7 +196,10 @@ def show_progress(setting: str) -> bool:
 
 
 def versions() -> dict:
-    return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__}
+    # Read from the package metadata: importing torchvision takes seconds (it loads torch._dynamo), and a
+    # run on generated data never needs it.
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "torchvision": importlib.metadata.version("torchvision")}
 
 
 def train(cfg, out_dir: Path) -> dict:
