@@ -27,11 +27,12 @@ import torch
 
 from mixupexp.augment import BatchMixer
 from mixupexp.config import ConfigError
-from mixupexp.data import DataError, load_data
+from mixupexp.data import DataError, check_batch_size, load_data
 from mixupexp.loss import soft_cross_entropy
 from mixupexp.mixup import DeviceBatches
 from mixupexp.model import SimpleCNN
-from mixupexp.train import TrainStep, autocast_dtype, build_optimizer, pick_device, train_epoch, versions
+from mixupexp.engine import TrainStep, autocast_dtype, train_epoch
+from mixupexp.train import build_optimizer, pick_device, versions
 
 
 class ReferenceMixupDataset(torch.utils.data.Dataset):
@@ -90,6 +91,7 @@ def run(args) -> dict:
         data_cfg = SimpleNamespace(name="synthetic", num_train=args.num_train, num_test=10, num_classes=10,
                                    image_size=32, signal=6.0, noise=60.0, data_seed=0, train_subset=None)
     data = load_data(data_cfg)
+    check_batch_size(args.batch_size, data)
     mean, std = data.channel_stats()
     shape, classes = tuple(data.train_images.shape[1:]), data.num_classes
     optimizer_cfg = SimpleNamespace(name="adam", lr=1e-3, weight_decay=0.0)

@@ -1,4 +1,7 @@
-"""Hydra callback: summarise a sweep into its directory when the multirun ends (tables, summary.md, plots)."""
+"""Hydra callbacks at the end of a multirun: the summary of the sweep's directory, then an account of every job.
+
+Both run in the process that started the sweep, whichever launcher ran the jobs.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +9,22 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Optional
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
+
+from mixupexp.checkpoint import RESULT, config_differences
+from mixupexp.identity import plain_config
+from mixupexp.preflight import CommandPlan, Job, checked_plan
+from mixupexp.runlock import invocation_id, live_holder
 
 # mixupexp.summarize is imported inside the callbacks: Hydra loads this module for every run, single runs
 # included, and the summary's statistics and plotting libraries take seconds to import.
 
 log = logging.getLogger("mixupexp")
+FAILED = ("failed", "diverged", "out_of_memory")
+SHOWN_ERROR_CHARS = 160
 
 
 class SummarizeSweep(Callback):
@@ -22,7 +33,7 @@ class SummarizeSweep(Callback):
 
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
-            summary = write_summary([sweep_dir], sweep_dir)
+            summary = write_summary([sweep_dir], sweep_dir, require_finished=True)
         except SummaryError as e:
             log.error("no summary written: %s", e)
             return
@@ -33,22 +44,74 @@ class SummarizeSweep(Callback):
         log_sweep_summary(config, sweep_dir)
 
 
+def job_problem(job: Job) -> Optional[str]:
+    """Why the run of `job` did not finish, or None if it did (its own finished result is in its directory)."""
+    holder = live_holder(job.run_dir)
+    if holder is not None and holder.invocation != invocation_id():
+        return f"clash: being trained by {holder.describe()}"
+    try:
+        result = json.loads((job.run_dir / RESULT).read_text())
+    except FileNotFoundError:
+        return "did not run"
+    except (OSError, json.JSONDecodeError) as e:
+        return f"unreadable {RESULT} ({e})"
+    if config_differences(plain_config(job.cfg), result.get("config", {})):
+        return "refused: its directory holds a run of another config"
+    status = result.get("status")
+    if status == "ok":
+        return None
+    if status in FAILED:
+        return f"{status}: {result.get('error', '')}"[:SHOWN_ERROR_CHARS]
+    return "interrupted"
+
+
+def unfinished_line(plan: CommandPlan, problems: dict[str, list[str]]) -> str:
+    """`2 of 12 distinct runs (18 jobs) did not finish: failed: X (a, b); clash: ... (c); resume with: ...`: one
+    line, each distinct problem once with the runs it hit."""
+    count = sum(len(names) for names in problems.values())
+    parts = [f"{problem} ({', '.join(names)})" for problem, names in problems.items()]
+    return (f"{count} of {len(plan.distinct)} distinct runs ({len(plan.jobs)} jobs) in {plan.base_dir} did not "
+            f"finish: {'; '.join(parts)}; resume with: {plan.resume_command()}")
+
+
 class ReportFailures(Callback):
-    """After the sweep (and its summary): if any run failed, say which in one line and exit non-zero."""
+    """After the sweep (and its summary): account for every job of the command; if any run did not end with its
+    own finished result (failed, interrupted, clashed with another process, refused), say which in one line and
+    exit non-zero."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        plan = checked_plan()
+        if plan is None or any(job.run_dir is None for job in plan.jobs):
+            return self._report_results(Path(config.hydra.sweep.dir))
+        problems: dict[str, list[str]] = {}
+        for job in plan.distinct:
+            problem = job_problem(job)
+            if problem is not None:
+                problems.setdefault(problem, []).append(job.name)
+        if problems:
+            print(f"error: {unfinished_line(plan, problems)}", file=sys.stderr)
+            sys.exit(1)
+        log.info("%s, every run finished", plan.counts())
+
+    @staticmethod
+    def _report_results(sweep_dir: Path) -> None:
+        """Without a plan of the jobs (another entry point, or run directories hydra names at run time only):
+        the runs found in the sweep's directory that did not finish."""
         from mixupexp.summarize import find_results
 
-        sweep_dir = Path(config.hydra.sweep.dir)
-        failed = []
-        for path in find_results([sweep_dir]):
+        problems: dict[str, list[str]] = {}
+        paths = find_results([sweep_dir])
+        for path in paths:
             try:
                 result = json.loads(path.read_text())
             except (OSError, json.JSONDecodeError):
                 continue
             if result.get("status") != "ok":
-                failed.append(f"{path.parent.relative_to(sweep_dir)} {result.get('status')}: {result.get('error', '')}")
-        if failed:
-            total = len(find_results([sweep_dir]))
-            print(f"error: {len(failed)} of {total} runs in {sweep_dir} did not finish: {'; '.join(failed)}", file=sys.stderr)
+                problem = f"{result.get('status')}: {result.get('error', '')}"[:SHOWN_ERROR_CHARS]
+                problems.setdefault(problem, []).append(str(path.parent.relative_to(sweep_dir)))
+        if problems:
+            count = sum(len(names) for names in problems.values())
+            parts = [f"{problem} ({', '.join(names)})" for problem, names in problems.items()]
+            print(f"error: {count} of {len(paths)} runs in {sweep_dir} did not finish: {'; '.join(parts)}",
+                  file=sys.stderr)
             sys.exit(1)

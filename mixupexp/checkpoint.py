@@ -2,29 +2,38 @@
 
 A checkpoint holds everything the rest of a run depends on: model, optimizer and LR-schedule state, the epoch, the
 metrics so far and every random number generator (Python, NumPy, torch CPU and CUDA, the DataLoader's generator), so a
-resumed run on the CPU ends with exactly the metrics of an uninterrupted one.
+resumed run on the CPU ends with exactly the metrics of an uninterrupted one. It holds only tensors and plain data and
+is loaded with `weights_only=True`, so a file planted in a run directory cannot run code; one that cannot be read is
+set aside (renamed) and the run starts afresh.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import pickle
 import random
+import re
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
-import pandas as pd
 import torch
 
 from mixupexp.config import ConfigError
+from mixupexp.identity import SEED, identity
 from mixupexp.files import atomic_torch_save
 
 CHECKPOINT = "checkpoint.pt"
 RESULT = "result.json"
 MODEL = "model.pt"  # the final weights, a plain state dict (torch.load(..., weights_only=True))
-# Keys that do not change what a run computes, so a run may be resumed with other values.
-VOLATILE_KEYS = ("trainer.progress", "trainer.resume", "trainer.keep_checkpoint", "trainer.save_model")
+CHECKPOINT_KEYS = ("epoch", "model", "optimizer", "schedule", "rows", "train_seconds", "rng")
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be used: unreadable, truncated, or holding more than tensors and plain data."""
 
 
 @dataclass
@@ -37,15 +46,12 @@ class PriorRun:
         return self.result is not None and self.result.get("status") == "ok"
 
 
-def _comparable(config: dict) -> dict:
-    # The loggers only record a run, so a run may be resumed with others.
-    flat = pd.json_normalize({k: v for k, v in config.items() if k != "logger"}, sep=".").iloc[0].to_dict()
-    return {k: v for k, v in flat.items() if k not in VOLATILE_KEYS}
-
-
 def config_differences(ours: dict, theirs: dict) -> list[str]:
-    a, b = _comparable(ours), _comparable(theirs)
-    return [f"{k}: {a.get(k)!r} here vs {b.get(k)!r} there" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    """What makes two configs different runs: their identities (identity.py) and seeds, key by key."""
+    a = {**identity(ours), SEED: ours.get(SEED)}
+    b = {**identity(theirs), SEED: theirs.get(SEED)}
+    keys = sorted(set(a) | set(b), key=lambda k: (not k.endswith(".name"), k))  # the options first: they explain the rest
+    return [f"{k}: {a.get(k)!r} here vs {b.get(k)!r} there" for k in keys if a.get(k) != b.get(k)]
 
 
 def find_prior_run(out_dir: Path, config: dict) -> PriorRun:
@@ -68,9 +74,14 @@ def find_prior_run(out_dir: Path, config: dict) -> PriorRun:
 
 
 def rng_states(loader_generator: Optional[torch.Generator]) -> dict[str, Any]:
+    """Every generator's state as tensors and plain numbers, which a checkpoint loaded with weights_only holds."""
+    python_version, python_state, python_gauss = random.getstate()
+    _, numpy_keys, numpy_pos, numpy_has_gauss, numpy_gauss = np.random.get_state(legacy=True)
     return {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "python": {"version": python_version, "state": torch.tensor(python_state, dtype=torch.int64),
+                   "gauss_next": python_gauss},
+        "numpy": {"keys": torch.from_numpy(numpy_keys.astype(np.int64)), "pos": int(numpy_pos),
+                  "has_gauss": int(numpy_has_gauss), "cached_gaussian": float(numpy_gauss)},
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "loader": loader_generator.get_state() if loader_generator is not None else None,
@@ -78,8 +89,11 @@ def rng_states(loader_generator: Optional[torch.Generator]) -> dict[str, Any]:
 
 
 def restore_rng_states(states: dict[str, Any], loader_generator: Optional[torch.Generator]) -> None:
-    random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
+    python = states["python"]
+    random.setstate((python["version"], tuple(python["state"].tolist()), python["gauss_next"]))
+    numpy = states["numpy"]
+    np.random.set_state(("MT19937", numpy["keys"].numpy().astype(np.uint32), numpy["pos"], numpy["has_gauss"],
+                         numpy["cached_gaussian"]))
     torch.set_rng_state(states["torch"])
     if states["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
@@ -103,19 +117,62 @@ def save_checkpoint(path: Path, *, model, optimizer, schedule, epoch: int, rows:
     )
 
 
+def read_checkpoint(path: Path) -> dict:
+    """The checkpoint in `path`, on the CPU; CheckpointError (one line naming the file) if it cannot be read.
+
+    Only tensors and plain data are loaded (weights_only): a file that refers to anything else is refused
+    before any of it runs, since unpickling arbitrary objects can execute code.
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        if refused:
+            raise CheckpointError(
+                f"{path} is not a plain checkpoint (it refers to {refused.group(1)}); refused, since loading it "
+                "could run code"
+            ) from e
+        raise CheckpointError(f"{path} cannot be read: {_unpickling_reason(e)}") from e
+    except (OSError, RuntimeError, EOFError, ValueError) as e:
+        raise CheckpointError(f"{path} cannot be read: {type(e).__name__}: {_first_line(e)}") from e
+    missing = sorted(set(CHECKPOINT_KEYS) - set(state)) if isinstance(state, dict) else list(CHECKPOINT_KEYS)
+    if missing:
+        raise CheckpointError(f"{path} is not a checkpoint of this program (it lacks {', '.join(missing)})")
+    return state
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [""])[0]
+
+
+def _unpickling_reason(error: BaseException) -> str:
+    # torch's message opens with paragraphs of advice; the reason is on the line naming the unpickler.
+    for line in str(error).splitlines():
+        if "WeightsUnpickler error:" in line:
+            return line.split("WeightsUnpickler error:", 1)[1].strip()
+    return _first_line(error)
+
+
 def load_checkpoint(path: Path, *, model, optimizer, schedule, loader_generator: Optional[torch.Generator]) -> dict:
     """Restore model, optimizer, LR schedule and RNG states from `path`; return the checkpoint (epoch, rows,
-    train_seconds)."""
-    device = next(model.parameters()).device
-    # The checkpoint holds RNG states and plain Python values besides tensors; it is a file this program wrote.
-    state = torch.load(path, map_location=device, weights_only=False)
+    train_seconds). Raises CheckpointError, having changed nothing, if the file cannot be read."""
+    state = read_checkpoint(path)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     if schedule is not None and state["schedule"] is not None:
         schedule.load_state_dict(state["schedule"])
-    state["rng"]["torch"] = state["rng"]["torch"].cpu()
-    state["rng"]["cuda"] = [s.cpu() for s in state["rng"]["cuda"]]
-    if state["rng"]["loader"] is not None:
-        state["rng"]["loader"] = state["rng"]["loader"].cpu()
     restore_rng_states(state["rng"], loader_generator)
     return state
+
+
+def set_aside(path: Path) -> Path:
+    """Rename an unusable checkpoint to `<name>.corrupt-<UTC time>` (kept for a look, out of the way of the next
+    run); return the new path."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    number = 1
+    while target.exists():
+        number += 1
+        target = path.with_name(f"{path.name}.corrupt-{stamp}-{number}")
+    os.replace(path, target)
+    return target

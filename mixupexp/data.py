@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,12 +66,36 @@ def load_data(cfg) -> ImageData:
         "synthetic": make_synthetic,
     }
     data = loaders[cfg.name](cfg)
+    if cfg.train_subset is not None and cfg.train_subset > len(data.train_labels):
+        raise DataError(
+            f"data.train_subset={cfg.train_subset} is larger than the training set of {cfg.name} "
+            f"({len(data.train_labels)} images); use at most {len(data.train_labels)}, or null for all"
+        )
     if cfg.train_subset is not None and cfg.train_subset < len(data.train_labels):
         # A fixed random subset, the same for every run and seed, so that runs stay comparable.
         keep = torch.randperm(len(data.train_labels), generator=torch.Generator().manual_seed(0))[: cfg.train_subset]
         keep, _ = keep.sort()
         data.train_images, data.train_labels = data.train_images[keep], data.train_labels[keep]
     return data
+
+
+def check_available(cfg) -> None:
+    """Raise DataError if the data set named by `cfg` cannot be had, without decoding it: an image folder is
+    listed, CIFAR-10 and SVHN are found (or downloaded) and read, synthetic data always can be made."""
+    if cfg.name == "image_folder":
+        _list_image_folder(cfg)
+    elif cfg.name in ("cifar10", "svhn"):
+        {"cifar10": _load_cifar10, "svhn": _load_svhn}[cfg.name](cfg)
+
+
+def check_batch_size(batch_size: int, data: ImageData) -> None:
+    """A batch must be smaller than the training set: else every epoch is one step (or none) and the run
+    quietly stays at chance accuracy."""
+    if batch_size >= len(data.train_labels):
+        raise DataError(
+            f"trainer.batch_size={batch_size} is not smaller than the training set ({len(data.train_labels)} "
+            f"images), so an epoch would be a single step; use a batch size below {len(data.train_labels)}"
+        )
 
 
 def _offline_hint(name: str, root: str) -> str:
@@ -168,16 +193,33 @@ class DecodeProgress:
             log.info("%s: %d images in %.1fs", self.name, self.total, time.perf_counter() - self.started)
 
 
+# Pillow's modes of 16-bit (and 32-bit integer) grayscale, as 16-bit PNGs and TIFFs open.
+_WIDE_GRAY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB. 16-bit grayscale is scaled (65535 -> 255): Pillow's own conversion clips it at 255, which
+    makes every pixel above 255 of 65535 white."""
+    if image.mode in _WIDE_GRAY_MODES:
+        pixels = np.asarray(image, dtype=np.float64) / 257.0
+        image = Image.fromarray(pixels.round().clip(0, 255).astype(np.uint8), mode="L")
+    return image.convert("RGB")
+
+
 def _decode(path: str, image_size) -> torch.Tensor:
     try:
         with Image.open(path) as image:
-            image = image.convert("RGB")
+            image = _to_rgb(image)
             if image_size is not None and image.size != (image_size, image_size):
                 image = image.resize((image_size, image_size), Image.Resampling.BILINEAR)
             pixels = np.asarray(image)
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise DataError(f"cannot decode image {path}: {e}") from e
     return torch.from_numpy(pixels.transpose(2, 0, 1).copy())
+
+
+def _size(shape: tuple[int, int, int]) -> str:
+    return f"{shape[2]}×{shape[1]}"  # width × height, as image viewers say
 
 
 def _decode_split(samples: list[tuple[str, int]], image_size, name: str = "images") -> tuple[torch.Tensor, torch.Tensor]:
@@ -187,16 +229,20 @@ def _decode_split(samples: list[tuple[str, int]], image_size, name: str = "image
         for image in pool.map(lambda s: _decode(s[0], image_size), samples, chunksize=256):
             images.append(image)
             progress.advance()
-    shapes = {tuple(im.shape) for im in images}
+    shapes = Counter(tuple(im.shape) for im in images)
     if len(shapes) > 1:
-        odd = next(path for (path, _), im in zip(samples, images) if tuple(im.shape) != tuple(images[0].shape))
+        usual = shapes.most_common(1)[0][0]
+        odd, odd_shape = next((path, tuple(im.shape)) for (path, _), im in zip(samples, images)
+                              if tuple(im.shape) != usual)
         raise DataError(
-            f"images differ in size (e.g. {odd} is {tuple(images[0].shape)} vs others); set data.image_size=N to resize"
+            f"images differ in size: {odd} is {_size(odd_shape)} but {shapes[usual]} of {len(images)} are "
+            f"{_size(usual)}; set data.image_size=N to resize them all to N×N"
         )
     return torch.stack(images), torch.tensor([label for _, label in samples], dtype=torch.int64)
 
 
-def _load_image_folder(cfg) -> ImageData:
+def _list_image_folder(cfg) -> tuple[Path, list[str], list[tuple[str, int]], list[tuple[str, int]]]:
+    """(root, classes, train samples, test samples) of an image folder; DataError if it cannot be used."""
     root = Path(os.path.expanduser(cfg.root))
     if not root.is_dir():
         raise DataError(f"data.root={cfg.root} does not exist; point it at a folder with train/ and test/")
@@ -208,6 +254,11 @@ def _load_image_folder(cfg) -> ImageData:
         raise DataError(
             f"{root}: train/ and test/ have different classes (only in train: {only_train}, only in test: {only_test})"
         )
+    return root, train_classes, train_samples, test_samples
+
+
+def _load_image_folder(cfg) -> ImageData:
+    root, train_classes, train_samples, test_samples = _list_image_folder(cfg)
 
     cache = cache_path(cfg.cache_dir, root, cfg.image_size,
                        _folder_fingerprint(root, train_samples + test_samples, cfg.image_size))

@@ -26,7 +26,8 @@ from mixupexp.data import DataError, load_data
 from mixupexp.evaluation import evaluate, fgsm_accuracy, fgsm_key
 from mixupexp.files import write_json
 from mixupexp.model import build_model
-from mixupexp.train import autocast_dtype, pick_device, versions
+from mixupexp.engine import autocast_dtype
+from mixupexp.train import pick_device, versions
 
 log = logging.getLogger("mixupexp")
 

@@ -18,9 +18,13 @@ from torch.nn import functional as F
 
 
 def sample_lambda(alpha: float, shape: tuple[int, ...] = (), device=None) -> torch.Tensor:
-    """Mixing weights lambda ~ Beta(alpha, alpha), in [0, 1]."""
-    concentration = torch.tensor(float(alpha), device=device)
-    return torch.distributions.Beta(concentration, concentration).sample(shape)
+    """Mixing weights lambda ~ Beta(alpha, alpha), in [0, 1].
+
+    Drawn as the first coordinate of a Dirichlet(alpha, alpha) sample, which is how torch.distributions.Beta
+    draws (the same numbers for the same generator state), but without a distribution object per call: its
+    argument checks read values back from the device, a host sync at every step.
+    """
+    return torch._sample_dirichlet(torch.full((*shape, 2), float(alpha), device=device))[..., 0]
 
 
 def draw_mixing(

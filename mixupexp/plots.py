@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import math
+from textwrap import fill
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +50,9 @@ def _colors(count: int) -> list:
     return list(colormaps["tab10" if count <= 10 else "tab20"].colors)
 
 
-def _save(figure: Figure, path: Path) -> Path:
+def _save(figure: Figure, path: Path, caption: str = "") -> Path:
+    if caption:  # what every run shared (data, model, epochs, ...): a smoke run must not read like a study
+        figure.text(0.01, -0.01, fill(f"All runs: {caption}", 110), fontsize="x-small", va="top", color="0.3")
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
     atomic_write_bytes(path, buffer.getvalue())
@@ -140,8 +143,10 @@ def learning_curves(runs: pd.DataFrame, params: list[str]) -> Figure | None:
     return figure
 
 
-def write_plots(summary: pd.DataFrame, runs: pd.DataFrame, params: list[str], out_dir: Path) -> list[Path]:
-    """Write the plots that the summary supports into out_dir; return their paths."""
+def write_plots(summary: pd.DataFrame, runs: pd.DataFrame, params: list[str], out_dir: Path,
+                caption: str = "") -> list[Path]:
+    """Write the plots that the summary supports into out_dir, each with `caption` (the settings all runs shared)
+    under it; return their paths."""
     out_dir = Path(out_dir)
     written = []
     for x in ("augment.alpha", "augment.ratio"):
@@ -152,8 +157,8 @@ def write_plots(summary: pd.DataFrame, runs: pd.DataFrame, params: list[str], ou
             continue  # one ratio: the α plot already shows it
         figure = accuracy_vs(summary, params, x)
         if figure is not None:
-            written.append(_save(figure, out_dir / FILE_NAMES[x]))
+            written.append(_save(figure, out_dir / FILE_NAMES[x], caption))
     figure = learning_curves(runs, params)
     if figure is not None:
-        written.append(_save(figure, out_dir / "learning_curves.png"))
+        written.append(_save(figure, out_dir / "learning_curves.png", caption))
     return written

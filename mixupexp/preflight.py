@@ -7,7 +7,11 @@ printed as one line (`error: ...`) and exit with status 2; HYDRA_FULL_ERROR=1 sh
 from __future__ import annotations
 
 import os
+import shlex
 import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
 
 from hydra import compose, initialize_config_module
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
@@ -15,10 +19,13 @@ from hydra._internal.utils import get_args_parser
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
-from omegaconf import OmegaConf
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from mixupexp.config import ConfigError, validate
+from mixupexp.config import IGNORED_BY_OPTION, ConfigError, ignored_keys, validate
+from mixupexp.data import DataError, check_available
+from mixupexp.identity import flatten, plain_config, run_name
 from mixupexp.presets import without_preset_plus
 from mixupexp.suggest import did_you_mean
 
@@ -48,9 +55,55 @@ def _first_line(error: BaseException) -> str:
     return message
 
 
-def job_overrides(overrides: list[str], multirun: bool) -> list[list[str]]:
+@dataclass
+class Job:
+    overrides: list[str]
+    cfg: DictConfig  # composed and validated, without the `hydra` node
+    name: str  # its run directory's name (identity.run_name)
+    run_dir: Optional[Path]  # where it trains; None where hydra's directory settings cannot be read in advance
+
+
+@dataclass
+class CommandPlan:
+    """What a command line of `python -m mixupexp.train` will do: its jobs, their run directories, and the
+    overrides that pin its directory (a sweep's default directory holds the time it started)."""
+
+    argv: list[str]
+    pinned: list[str]
+    multirun: bool
+    base_dir: Optional[Path]  # the sweep's directory, or the single run's
+    jobs: list[Job] = field(default_factory=list)
+
+    @property
+    def distinct(self) -> list[Job]:
+        """The first job of each run: jobs that repeat a run of the command (same identity and seed) share it."""
+        seen, distinct = set(), []
+        for job in self.jobs:
+            key = job.run_dir or job.name
+            if key not in seen:
+                seen.add(key)
+                distinct.append(job)
+        return distinct
+
+    def counts(self) -> str:
+        jobs, runs = len(self.jobs), len(self.distinct)
+        return f"{jobs} job{'s' * (jobs != 1)}, {runs} distinct run{'s' * (runs != 1)}"
+
+    def resume_command(self) -> str:
+        return " ".join(["python -m mixupexp.train", *map(shlex.quote, self.argv + self.pinned)])
+
+
+def _resolved(node: DictConfig, key: str) -> Optional[str]:
+    try:
+        return str(OmegaConf.select(node, key, throw_on_resolution_failure=True))
+    except OmegaConfBaseException:
+        return None  # e.g. it names runtime values (hydra.job.num) that only a running job has
+
+
+def job_overrides(overrides: list[str], multirun: bool) -> tuple[list[list[str]], DictConfig]:
     """The overrides of every job the command line starts (one list for a single run), the sweeper's
-    `hydra.sweeper.params` from presets included, as Hydra's basic sweeper expands them."""
+    `hydra.sweeper.params` from presets included, as Hydra's basic sweeper expands them; and the first job's
+    config with its `hydra` node."""
     parser = OverridesParser.create()
     every = parser.parse_overrides(overrides)
     parsed = [o for o in every if not o.get_key_element().lstrip("+~").startswith("hydra")]
@@ -60,30 +113,99 @@ def job_overrides(overrides: list[str], multirun: bool) -> list[list[str]]:
         if o.is_sweep_override() and o.is_discrete_sweep() else o.input_line
         for o in every
     ]
-    hydra_cfg = compose(config_name=CONFIG_NAME, overrides=first, return_hydra_config=True).hydra
-    if not (multirun or hydra_cfg.mode == "MULTIRUN"):
-        return [[o.input_line for o in parsed]]
+    first_cfg = compose(config_name=CONFIG_NAME, overrides=first, return_hydra_config=True)
+    hydra_cfg = first_cfg.hydra
+    # The composed node holds RunMode.MULTIRUN (an Enum), which never equals the string "MULTIRUN".
+    if not (multirun or hydra_cfg.mode == RunMode.MULTIRUN):
+        return [[o.input_line for o in parsed]], first_cfg
     params = hydra_cfg.sweeper.get("params")
     params = OmegaConf.to_container(params, resolve=False) if params else {}
     from_presets = [f"{k}={v}" for k, v in params.items()]
     every = parser.parse_overrides(from_presets) + parsed
-    return BasicSweeper.split_arguments(every, max_batch_size=None)[0]
+    return BasicSweeper.split_arguments(every, max_batch_size=None)[0], first_cfg
 
 
-def check_command_line(argv: list[str]) -> None:
-    """Exit with one line and status 2 if any job of this command line has a config that cannot work."""
-    args, _ = get_args_parser().parse_known_args(without_preset_plus(argv))
+def _given(argv: list[str], key: str) -> bool:
+    return any(a.split("=", 1)[0].lstrip("+~") == key for a in argv)
+
+
+def check_ignored_overrides(overrides: list[str], jobs: list[Job]) -> None:
+    """A key set on the command line that no job uses (`model=preact_resnet18 model.hidden=512`) is a mistake."""
+    for override in OverridesParser.create().parse_overrides(overrides):
+        key = override.key_or_group.lstrip("+~")
+        if "." not in key or key.startswith("hydra"):
+            continue
+        flats = [flatten(plain_config(job.cfg)) for job in jobs]
+        if all(key in ignored_keys(flat) for flat in flats):
+            owners = sorted({f"{option_key.removesuffix('.name')}={option}"
+                             for (option_key, option), keys in IGNORED_BY_OPTION.items() if key in keys
+                             for flat in flats if flat.get(option_key) == option})
+            raise ConfigError(f"{key} has no effect with {' and '.join(owners)}; remove it, or choose an option "
+                              "that uses it")
+
+
+def check_data_once(jobs: list[Job]) -> None:
+    """Every data set the jobs use is there (or downloads): a missing one stops the command before any job."""
+    checked = set()
+    for job in jobs:
+        data = OmegaConf.to_container(job.cfg.data, resolve=True)
+        key = repr(sorted(data.items()))
+        if key not in checked:
+            checked.add(key)
+            check_available(job.cfg.data)
+
+
+def plan_command(argv: list[str]) -> Optional[CommandPlan]:
+    """Compose and validate every job of the command line; None for the commands Hydra answers itself (--help).
+    Raises ConfigError, DataError, HydraException or OmegaConfBaseException."""
+    argv = without_preset_plus(argv)
+    args, _ = get_args_parser().parse_known_args(argv)
     if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion or args.config_dir:
-        return  # Hydra answers these itself
+        return None
     GlobalHydra.instance().clear()
     try:
         with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
-            for job in job_overrides(args.overrides, args.multirun):
-                validate(compose(config_name=CONFIG_NAME, overrides=job))
-    except (ConfigError, HydraException, OmegaConfBaseException) as e:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        print(f"error: {one_line(e, args.overrides)}", file=sys.stderr)
-        sys.exit(2)
+            job_lists, first = job_overrides(args.overrides, args.multirun)
+            multirun = args.multirun or first.hydra.mode == RunMode.MULTIRUN
+            dir_key = "sweep.dir" if multirun else "run.dir"
+            base = _resolved(first.hydra, dir_key)
+            pinned = []
+            raw_dir = str(OmegaConf.select(first.hydra, dir_key.split(".")[0])._get_node("dir")._value())
+            if base is not None and "${now:" in raw_dir and not _given(args.overrides, f"hydra.{dir_key}"):
+                pinned.append(f"hydra.{dir_key}={base}")  # the timestamp, fixed: the same command finds it again
+            plan = CommandPlan(list(argv), pinned, multirun, Path(base) if base else None)
+            by_name = str(first.hydra.sweep._get_node("subdir")._value()) == "${mixupexp.run_name:}"
+            for overrides in job_lists:
+                cfg = compose(config_name=CONFIG_NAME, overrides=overrides)
+                validate(cfg)
+                name = run_name(cfg)
+                run_dir = plan.base_dir / name if multirun and by_name and plan.base_dir else None
+                plan.jobs.append(Job(overrides, cfg, name, run_dir if multirun else plan.base_dir))
+            check_ignored_overrides(args.overrides, plan.jobs)
+            check_data_once(plan.distinct)
+            return plan
     finally:
         GlobalHydra.instance().clear()
+
+
+_checked: Optional[CommandPlan] = None
+
+
+def checked_plan() -> Optional[CommandPlan]:
+    """The plan of the command line that `check_command_line` passed in this process, if any."""
+    return _checked
+
+
+def check_command_line(argv: list[str]) -> Optional[CommandPlan]:
+    """Exit with one line and status 2 if any job of this command line has a config that cannot work or data that
+    are not there; else return the command's plan (None for --help and the like)."""
+    global _checked
+    try:
+        _checked = plan_command(argv)
+    except (ConfigError, DataError, HydraException, OmegaConfBaseException) as e:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        overrides = get_args_parser().parse_known_args(without_preset_plus(argv))[0].overrides
+        print(f"error: {one_line(e, overrides)}", file=sys.stderr)
+        sys.exit(2)
+    return _checked

@@ -17,19 +17,26 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import Optional
 
 import pandas as pd
 
-from mixupexp.files import atomic_write_text, write_csv
+from mixupexp.config import IGNORED_BY_OPTION
+from mixupexp.files import atomic_write_text, write_csv, write_json
+from mixupexp.identity import SEED, identity, identity_hash
 from mixupexp.plots import write_plots
 from mixupexp.stats import Comparison, compare_to_baseline, mean_ci, verdict
 
-# Parameters that `augment=none` ignores: blanked so that every `none` run is one baseline configuration.
-IGNORED_BY_NONE = ("augment.alpha", "augment.ratio", "augment.mix_after_blocks")
+# Parameters that `augment=none` ignores (its runs have none of them): a configuration's baseline is matched on the
+# other parameters.
+IGNORED_BY_NONE = IGNORED_BY_OPTION[("augment.name", "none")]
 ALWAYS_SHOWN = ("augment",)
 # Manifold mixup's block list: a column only when it was swept, not merely because `none` blanks it.
 SHOWN_ONLY_WHEN_SWEPT = ("augment.mix_after_blocks",)
-RESULT_COLUMNS = ("status", "test_acc", "test_loss", "train_loss", "train_seconds", "wall_seconds", "device", "run_dir")
+RESULT_COLUMNS = ("status", "test_acc", "test_loss", "train_loss", "train_seconds", "wall_seconds", "device",
+                  "precision", "versions", "run_dir")
+# Results that describe how a run was made rather than what it measured: stated among the fixed settings.
+MADE_WITH = ("device", "precision", "versions")
 # Results that older runs lack; shown after test_loss when any run has them.
 OPTIONAL_METRICS = ("test_ece",)
 FGSM_PREFIX = "fgsm_acc_"
@@ -37,10 +44,11 @@ FGSM_PREFIX = "fgsm_acc_"
 SUMMARY_METRICS = {"acc": "test_acc", "nll": "test_loss", "ece": "test_ece"}
 DELTA_COLUMNS = ("delta_acc_vs_baseline", "delta_acc_ci95_low", "delta_acc_ci95_high", "delta_acc_p_value",
                  "delta_acc_test")
-# Config keys that choose only what is measured after training: runs that differ in them trained the same way.
-EVALUATION_ONLY_PREFIX = "eval."
 # The columns printed by `python -m mixupexp.summarize`; summary.csv and summary.md hold the rest.
-CONSOLE_COLUMNS = ("n", "acc_mean", "acc_std", "acc_ci95_low", "acc_ci95_high", "n_failed",
+# Statuses of runs that stopped before finishing but resume from their last checkpoint: `running` is one killed
+# without a chance to say so (or still running).
+INTERRUPTED = ("interrupted", "running")
+CONSOLE_COLUMNS = ("n", "acc_mean", "acc_std", "acc_ci95_low", "acc_ci95_high", "n_failed", "n_interrupted",
                    "delta_acc_vs_baseline", "delta_acc_p_value", "delta_acc_test")
 
 
@@ -54,28 +62,94 @@ def _readable(key: str) -> str:
 
 
 def find_results(dirs: list[Path]) -> list[Path]:
-    return sorted(p for d in dirs for p in Path(d).rglob("result.json"))
+    """Every result.json under `dirs`: the directories in the order given, each one's files sorted."""
+    return [p for d in dirs for p in sorted(Path(d).rglob("result.json"))]
+
+
+def _versions(result: dict) -> Optional[str]:
+    versions = result.get("versions")
+    return ", ".join(f"{k} {v}" for k, v in versions.items()) if isinstance(versions, dict) else None
 
 
 def load_runs(dirs: list[Path]) -> pd.DataFrame:
-    """One row per run found under `dirs`: its flattened config, then its results."""
-    records = []
+    """One row per run found under `dirs`: its identity (identity.py; the seed apart), its seed, then its results.
+
+    A run is counted once: where several result.json files hold the same identity and seed (two sweeps that share
+    a configuration, a directory copied), the finished one found first is kept, and the others are listed in
+    `frame.attrs["duplicates"]` as (left out, kept) pairs of run directories."""
+    records, kept = [], {}
+    duplicates: list[tuple[str, str]] = []
     for path in find_results(dirs):
         try:
             result = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             continue  # a result being written right now; the next summary sees it
-        flat = pd.json_normalize(result.get("config", {}), sep=".").iloc[0].to_dict() if result.get("config") else {}
-        flat = {_readable(k): (tuple(v) if isinstance(v, list) else v) for k, v in flat.items()}
-        if flat.get("augment") == "none":
-            flat.update({k: None for k in IGNORED_BY_NONE if k in flat})
-        flat.update({k: result.get(k) for k in RESULT_COLUMNS if k != "run_dir"})
+        config = result.get("config", {})
+        ident = identity(config)
+        flat = {_readable(k): (tuple(v) if isinstance(v, list) else v) for k, v in ident.items()}
+        flat[SEED] = config.get(SEED)
+        flat.update({k: result.get(k) for k in RESULT_COLUMNS if k not in ("run_dir", "versions")})
+        flat["versions"] = _versions(result)
         flat.update({k: v for k, v in result.items() if k in OPTIONAL_METRICS or k.startswith(FGSM_PREFIX)})
         flat["run_dir"] = str(path.parent)
+        key = (identity_hash(ident), repr(flat[SEED]))
+        if key in kept:
+            first = records[kept[key]]
+            if first["status"] != "ok" and flat["status"] == "ok":  # a finished run beats an unfinished one
+                duplicates.append((first["run_dir"], flat["run_dir"]))
+                records[kept[key]] = flat
+            else:
+                duplicates.append((flat["run_dir"], first["run_dir"]))
+            continue
+        kept[key] = len(records)
         records.append(flat)
     if not records:
         raise SummaryError(f"no runs (result.json files) found under {', '.join(map(str, dirs))}")
-    return pd.DataFrame.from_records(records)
+    frame = pd.DataFrame.from_records(records)
+    frame.attrs["duplicates"] = duplicates
+    return frame
+
+
+def duplicates_line(duplicates: list[tuple[str, str]]) -> str:
+    """One line naming the runs counted once although found more than once."""
+    pairs = "; ".join(f"{dropped} (same run as {kept})" for dropped, kept in duplicates)
+    return f"{len(duplicates)} duplicate run{'s' * (len(duplicates) != 1)} left out: {pairs}"
+
+
+def fixed_settings(runs: pd.DataFrame) -> dict[str, object]:
+    """What every run shared: each config key with one value in all runs (data, model, epochs, optimizer, ...),
+    and the device, precision and versions they were made with (several values listed where they differ)."""
+    results = set(result_columns(runs))
+    fixed = {}
+    for column in runs.columns:
+        if column in results or column == SEED:
+            continue
+        values = runs[column]
+        if values.notna().all() and values.astype(str).nunique() == 1:
+            value = values.iloc[0]
+            fixed[column] = list(value) if isinstance(value, tuple) else getattr(value, "item", lambda: value)()
+    for column in MADE_WITH:
+        if column in runs:
+            values = sorted(runs[column].dropna().astype(str).unique())
+            if values:
+                fixed[column] = values[0] if len(values) == 1 else values
+    return fixed
+
+
+def fixed_settings_text(fixed: dict[str, object]) -> str:
+    """`data=synthetic (data.num_train=2000, ...); model=simple_cnn (...); trainer.epochs=3; ...; device: cpu`."""
+    groups: dict[str, list[str]] = {}
+    for key, value in fixed.items():
+        if key in MADE_WITH:
+            continue
+        groups.setdefault(key.split(".")[0], []).append(f"{key}={_as_text(value)}")
+    parts = []
+    for group, items in groups.items():
+        head = next((item for item in items if item.startswith(f"{group}=")), None)
+        rest = [item for item in items if item != head]
+        parts.append(f"{head} ({', '.join(rest)})" if head and rest else head or ", ".join(rest))
+    parts += [f"{key}: {_as_text(fixed[key])}" for key in MADE_WITH if key in fixed]
+    return "; ".join(parts)
 
 
 def fgsm_columns(runs: pd.DataFrame) -> list[str]:
@@ -93,7 +167,7 @@ def result_columns(runs: pd.DataFrame) -> list[str]:
 def parameter_columns(runs: pd.DataFrame) -> list[str]:
     """Config keys whose value differs between runs (the swept parameters), plus `augment`."""
     results = result_columns(runs)
-    config_keys = [c for c in runs.columns if c not in results and not c.startswith(EVALUATION_ONLY_PREFIX)]
+    config_keys = [c for c in runs.columns if c not in results]
     mixing = runs[runs["augment"] != "none"] if "augment" in runs else runs
 
     def differs(c: str) -> bool:
@@ -126,7 +200,8 @@ def summarize_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         "acc_min": ok_grouped["test_acc"].min(),
         "acc_max": ok_grouped["test_acc"].max(),
         "test_loss_mean": ok_grouped["test_loss"].mean(),
-        "n_failed": grouped["status"].apply(lambda s: int((s != "ok").sum())),
+        "n_failed": grouped["status"].apply(lambda s: int((~s.isin(["ok", *INTERRUPTED])).sum())),
+        "n_interrupted": grouped["status"].apply(lambda s: int(s.isin(INTERRUPTED).sum())),
     })
     summary["n"] = summary["n"].fillna(0).astype(int)
     summary = summary.reset_index()
@@ -225,16 +300,23 @@ def _configuration(row: pd.Series, params: list[str]) -> str:
     return " ".join(f"{k}={_as_text(row[k])}" for k in params if _as_text(row[k])) or "all runs"
 
 
+def _unfinished(failed: int, interrupted: int) -> str:
+    """` (1 failed, 2 interrupted)`; empty when every run finished."""
+    parts = [f"{n} {what}" for n, what in ((failed, "failed"), (interrupted, "interrupted")) if n]
+    return f" ({', '.join(parts)})" if parts else ""
+
+
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def summary_markdown(summary: pd.DataFrame) -> str:
-    """summary.md: the summary table for reading (means with 95 % CIs) and a verdict per configuration."""
+def summary_markdown(summary: pd.DataFrame, fixed: dict | None = None, duplicates: list | None = None) -> str:
+    """summary.md: what the runs shared, the summary table for reading (means with 95 % CIs) and a verdict per
+    configuration."""
     params = summary_parameters(summary)
     has_delta = "delta_acc_vs_baseline" in summary
     columns = {k: (lambda row, k=k: _as_text(row[k])) for k in params}
-    columns["n"] = lambda row: str(row["n"]) + (f" ({row['n_failed']} failed)" if row["n_failed"] else "")
+    columns["n"] = lambda row: str(row["n"]) + _unfinished(row["n_failed"], row["n_interrupted"])
     columns["accuracy %"] = lambda row: _with_ci(row["acc_mean"], row["acc_ci95_low"], row["acc_ci95_high"])
     if has_delta:
         columns["Δ accuracy vs baseline"] = lambda row: _with_ci(
@@ -248,15 +330,19 @@ def summary_markdown(summary: pd.DataFrame) -> str:
             columns[title] = lambda row, name=name, digits=digits: _with_ci(
                 row[f"{name}_mean"], row[f"{name}_ci95_low"], row[f"{name}_ci95_high"], digits)
 
-    failed = int(summary["n_failed"].sum())
+    unfinished = _unfinished(int(summary["n_failed"].sum()), int(summary["n_interrupted"].sum()))
     intro = (
-        f"{_count(int(summary['n'].sum()), 'finished run')}{f' ({failed} failed)' if failed else ''} in "
+        f"{_count(int(summary['n'].sum()), 'finished run')}{unfinished} in "
         f"{_count(len(summary), 'configuration')}. Means over seeds with 95 % confidence intervals [low, high] "
         "(t distribution); accuracy, ECE and FGSM accuracy in %, NLL in nats per image."
     )
     if has_delta:
         intro += (" Δ: accuracy minus the baseline's (augment=none with the same other settings), in points; "
                   "p: two-sided t-test.")
+    if fixed:
+        intro += f"\n\nFixed across all runs: {fixed_settings_text(fixed)}."
+    if duplicates:
+        intro += f"\n\n{duplicates_line(duplicates)}."
     lines = [
         "# Summary",
         "",
@@ -286,14 +372,25 @@ def summary_markdown(summary: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_summary(sweep_dirs: list[Path], out_dir: Path, plots: bool = True) -> pd.DataFrame:
-    """Write runs.csv, summary.csv, summary.md and (with `plots`) the PNG plots into out_dir; return the summary."""
-    runs, summary = summarize_runs(load_runs(sweep_dirs))
-    write_csv(Path(out_dir) / "runs.csv", runs)
-    write_csv(Path(out_dir) / "summary.csv", summary)
-    atomic_write_text(Path(out_dir) / "summary.md", summary_markdown(summary))
+def write_summary(sweep_dirs: list[Path], out_dir: Path, plots: bool = True,
+                  require_finished: bool = False) -> pd.DataFrame:
+    """Write runs.csv, summary.csv, summary_settings.json (what all runs shared), summary.md and (with `plots`) the
+    PNG plots into out_dir; return the summary, its `attrs["duplicates"]` naming runs counted once although found
+    more than once. With `require_finished`, SummaryError unless some run finished."""
+    loaded = load_runs(sweep_dirs)
+    duplicates = loaded.attrs.get("duplicates", [])
+    if require_finished and not (loaded["status"] == "ok").any():
+        raise SummaryError(f"none of the {len(loaded)} runs under {', '.join(map(str, sweep_dirs))} finished")
+    fixed = fixed_settings(loaded)
+    runs, summary = summarize_runs(loaded)
+    out_dir = Path(out_dir)
+    write_csv(out_dir / "runs.csv", runs)
+    write_csv(out_dir / "summary.csv", summary)
+    write_json(out_dir / "summary_settings.json", {"fixed": fixed, "duplicates_left_out": duplicates})
+    atomic_write_text(out_dir / "summary.md", summary_markdown(summary, fixed, duplicates))
     if plots:
-        write_plots(summary, runs, summary_parameters(summary), out_dir)
+        write_plots(summary, runs, summary_parameters(summary), out_dir, caption=fixed_settings_text(fixed))
+    summary.attrs["duplicates"] = duplicates
     return summary
 
 
@@ -316,6 +413,8 @@ def main(argv: list[str] | None = None) -> int:
     except SummaryError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if summary.attrs["duplicates"]:
+        print(duplicates_line(summary.attrs["duplicates"]))
     shown = summary_parameters(summary) + [c for c in CONSOLE_COLUMNS if c in summary]
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(summary[shown].to_string(index=False, float_format=lambda v: f"{v:.4g}"))

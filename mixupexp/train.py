@@ -23,20 +23,22 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
-from tqdm import tqdm
 
-from mixupexp.checkpoint import CHECKPOINT, MODEL, RESULT, PriorRun, find_prior_run, load_checkpoint, save_checkpoint
+from mixupexp.checkpoint import (CHECKPOINT, MODEL, RESULT, CheckpointError, PriorRun, find_prior_run,
+                                 load_checkpoint, save_checkpoint, set_aside)
 from mixupexp.augment import BatchMixer, HiddenMixer
 from mixupexp.basic_augment import random_crop_flip
 from mixupexp.config import ConfigError, validate
 from mixupexp.preflight import check_command_line
 from mixupexp.help import help_text, wants_help
 from mixupexp.presets import without_preset_plus
-from mixupexp.data import DataError, ImageData, load_data
+from mixupexp.runlock import RunLocked, invocation_id, run_lock
+from mixupexp.data import DataError, ImageData, check_batch_size, load_data
+from mixupexp.engine import DivergedError, TrainStep, autocast_dtype, train_epoch
 from mixupexp.evaluation import evaluate, fgsm_accuracy, fgsm_key
 from mixupexp.files import atomic_torch_save, write_csv, write_json
+from mixupexp.identity import identity, identity_hash, run_name
 from mixupexp.loggers import open_loggers
-from mixupexp.loss import soft_cross_entropy
 from mixupexp.mixup import DeviceBatches, MixupDataset
 from mixupexp.model import build_model
 
@@ -77,83 +79,6 @@ def build_schedule(cfg, optimizer: torch.optim.Optimizer, epochs: int):
     if cfg.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     return None
-
-
-def autocast_dtype(precision: str, device: torch.device):
-    """None for fp32; bf16 on CUDA by default (Hopper/Ampere tensor cores), fp32 on CPU."""
-    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
-        return torch.bfloat16
-    return None
-
-
-class TrainStep:
-    """One optimisation step: forward, soft-target loss, backward, update; returns the loss on the device.
-
-    With `graph=True` (CUDA only) the whole step is captured once in a CUDA graph and replayed for every batch:
-    the default CNN's 391 small steps per epoch are bound by kernel launches, and a replay is one launch.
-    Capture needs a few warm-up steps; they run on a copy of the state that is restored afterwards, so the
-    trained weights do not depend on whether a graph was used.
-    """
-
-    def __init__(self, model, optimizer, amp_dtype, device: torch.device, hidden_mixer: HiddenMixer | None = None,
-                 graph: bool = False):
-        self.model, self.optimizer, self.amp_dtype, self.device = model, optimizer, amp_dtype, device
-        self.hidden_mixer = hidden_mixer
-        self.capture_pending = graph  # captured on the first batch, whose shapes every later batch shares
-        self.graph = None
-
-    def _forward_backward(self, x, y, cache_enabled: bool = True):
-        # Manifold mixup draws its block per batch here, on the host: such a step must not be captured.
-        mix = self.hidden_mixer.draw(len(y), y.device) if self.hidden_mixer is not None else None
-        if mix is not None:
-            y = mix(y)
-        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
-                            enabled=self.amp_dtype is not None, cache_enabled=cache_enabled):
-            loss = soft_cross_entropy(self.model(x, mix=mix), y)
-        loss.backward()
-        self.optimizer.step()
-        return loss.detach()
-
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if self.capture_pending:
-            self.capture_pending = False
-            self.capture(x, y)
-        if self.graph is not None:
-            self.static_x.copy_(x)
-            self.static_y.copy_(y)
-            self.graph.replay()
-            return self.static_loss.clone()
-        self.optimizer.zero_grad(set_to_none=True)
-        return self._forward_backward(x, y)
-
-    def capture(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        """Capture the step on batches shaped like (x, y); on failure stay eager and say why."""
-        model_state = {k: v.clone() for k, v in self.model.state_dict().items()}
-        self.static_x, self.static_y = x.clone(), y.clone()
-        try:
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                for _ in range(3):
-                    self.optimizer.zero_grad(set_to_none=True)
-                    self._forward_backward(self.static_x, self.static_y, cache_enabled=False)
-            torch.cuda.current_stream().wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            self.optimizer.zero_grad(set_to_none=True)
-            with torch.cuda.graph(graph):
-                self.static_loss = self._forward_backward(self.static_x, self.static_y, cache_enabled=False)
-            self.graph = graph
-        except RuntimeError as e:
-            log.warning("CUDA graph capture failed, training eagerly: %s", str(e).splitlines()[0])
-            self.graph = None
-        # Undo the warm-up: weights, BatchNorm statistics and the optimizer's moments and step counts.
-        with torch.no_grad():
-            for k, v in self.model.state_dict().items():
-                v.copy_(model_state[k])
-            for state in self.optimizer.state.values():
-                for value in state.values():
-                    if torch.is_tensor(value):
-                        value.zero_()
 
 
 def choose_loader(name: str, data: ImageData, device: torch.device) -> str:
@@ -206,10 +131,32 @@ def train(cfg, out_dir: Path) -> dict:
     """Run one experiment described by the composed config `cfg`; write metrics.csv and result.json to out_dir.
 
     If out_dir already holds this config's run, a finished one is returned as it is and an unfinished one
-    continues from its last checkpoint (unless trainer.resume=false).
+    continues from its last checkpoint (unless trainer.resume=false). The directory is locked for the run
+    (RunLocked if another live process trains there); Ctrl-C marks the run `interrupted` and is raised again.
     """
     validate(cfg)
     out_dir = Path(out_dir)
+    with run_lock(out_dir):
+        try:
+            return _train(cfg, out_dir)
+        except KeyboardInterrupt:
+            mark_interrupted(out_dir)
+            raise
+
+
+def mark_interrupted(out_dir: Path) -> None:
+    """A run stopped by the user: result.json says `interrupted` (it resumes from its last checkpoint)."""
+    path = out_dir / RESULT
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return  # stopped before the run started writing
+    if result.get("status") == "running":
+        result.update(status="interrupted", finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        write_json(path, result)
+
+
+def _train(cfg, out_dir: Path) -> dict:
     config = OmegaConf.to_container(cfg, resolve=True)
     prior = find_prior_run(out_dir, config) if cfg.trainer.resume else PriorRun(None, None)
     if prior.finished:
@@ -219,6 +166,7 @@ def train(cfg, out_dir: Path) -> dict:
     device = pick_device(cfg.trainer.device)
     seed_everything(cfg.seed)
     data = load_data(cfg.data)
+    check_batch_size(cfg.trainer.batch_size, data)
     mean, std = data.channel_stats()
     model = build_model(cfg.model, data.num_classes, tuple(data.train_images.shape[1:]), mean, std).to(device)
     # channels_last: faster convolutions on the CPU (oneDNN, ~1.4x here) and on GPU tensor cores alike.
@@ -244,10 +192,14 @@ def train(cfg, out_dir: Path) -> dict:
     train_seconds = 0.0
     first_epoch = 1
     if prior.checkpoint is not None:
-        state = load_checkpoint(prior.checkpoint, model=model, optimizer=optimizer, schedule=schedule,
-                                loader_generator=loader_generator)
-        rows, train_seconds, first_epoch = state["rows"], state["train_seconds"], state["epoch"] + 1
-        log.info("resuming %s from the checkpoint of epoch %d", out_dir, state["epoch"])
+        try:
+            state = load_checkpoint(prior.checkpoint, model=model, optimizer=optimizer, schedule=schedule,
+                                    loader_generator=loader_generator)
+        except CheckpointError as e:  # nothing was restored: this is still a fresh run
+            log.warning("%s; moved to %s, starting afresh", e, set_aside(prior.checkpoint).name)
+        else:
+            rows, train_seconds, first_epoch = state["rows"], state["train_seconds"], state["epoch"] + 1
+            log.info("resuming %s from the checkpoint of epoch %d", out_dir, state["epoch"])
     log.info(
         "training %s on %s (%d train / %d test images, %d classes), augment=%s, device=%s, loader=%s",
         cfg.model.name, cfg.data.name, len(data.train_labels), len(data.test_labels), data.num_classes,
@@ -258,7 +210,11 @@ def train(cfg, out_dir: Path) -> dict:
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "loader": loader,
+        "precision": str(amp_dtype or torch.float32).removeprefix("torch."),
         "versions": versions(),
+        "run_name": run_name(config),
+        "identity_hash": identity_hash(identity(config)),
+        "identity": identity(config),
         "config": config,
     }
     write_json(out_dir / RESULT, result)
@@ -307,33 +263,6 @@ def train(cfg, out_dir: Path) -> dict:
     return result
 
 
-class DivergedError(FloatingPointError):
-    """The training loss became NaN or infinite."""
-
-
-def check_finite(loss_sum: torch.Tensor, where: str) -> None:
-    if not torch.isfinite(loss_sum).item():
-        raise DivergedError(f"training loss became {loss_sum.item()} in {where}")
-
-
-def train_epoch(step: TrainStep, batches, batch_mixer: BatchMixer, device: torch.device, name: str,
-                progress: bool = False) -> float:
-    """One pass over `batches` (the whole training path of `train`, also what the benchmark times); returns
-    the mean training loss. Raises DivergedError as soon as the loss is not finite."""
-    # A host sync per step would stall the GPU; there the loss is checked every few dozen steps instead.
-    check_every = 1 if device.type == "cpu" else 50
-    loss_sum = torch.zeros((), device=device)
-    num_samples = 0
-    for index, (x, y) in enumerate(tqdm(batches, desc=name, leave=False, disable=not progress), 1):
-        x, y = batch_mixer(x.to(device, non_blocking=True), y.to(device, non_blocking=True))
-        loss_sum += step(x.contiguous(memory_format=torch.channels_last), y) * len(y)
-        num_samples += len(y)
-        if index % check_every == 0:
-            check_finite(loss_sum, name)
-    check_finite(loss_sum, name)
-    return loss_sum.item() / max(num_samples, 1)
-
-
 def failure_status(error: BaseException) -> str:
     if isinstance(error, DivergedError):
         return "diverged"
@@ -360,39 +289,72 @@ def record_failure(out_dir: Path, cfg, error: BaseException) -> str:
     return status
 
 
+def _one_line(error: BaseException) -> str:
+    return f"{error}".splitlines()[0] if str(error) else type(error).__name__
+
+
 @hydra.main(version_base="1.3", config_path="pkg://mixupexp.conf", config_name="config")
-def run_job(cfg: DictConfig) -> None:
-    """One Hydra job. In a multirun a failed job is recorded in its result.json and the sweep goes on; the
-    summary at the end counts it and the command exits non-zero."""
+def run_job(cfg: DictConfig) -> str:
+    """One Hydra job; returns how it ended: `ok` (trained, resumed or found finished), `duplicate` (another job
+    of this command is training the same run), `clash`, `refused`, or the failure status. In a multirun a failed
+    job is recorded in its result.json and the sweep goes on; the end of the sweep accounts for every job and
+    exits non-zero if any did not finish."""
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         train(cfg, out_dir)
+        return "ok"
+    except RunLocked as e:
+        if e.same_invocation:  # a job of this sweep that repeats another's run: that job trains it
+            log.info("%s: the same run as another job of this sweep, which trains it", out_dir)
+            return "duplicate"
+        message = f"{e}; run the command again once it has finished"
+        if not in_sweep:
+            print(f"error: {message}", file=sys.stderr)
+            sys.exit(1)
+        log.error("%s", message)
+        return "clash"
     except ConfigError as e:  # bad input, or a directory holding another config's run: never overwrite it
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         print(f"error: {e}", file=sys.stderr)
         if not in_sweep:
             sys.exit(2)
+        return "refused"
     except Exception as e:
         status = record_failure(out_dir, cfg, e)
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         if in_sweep:  # each job's log says why it stopped; the sweep's last line lists them all
-            log.error("run %s: %s", status, f"{e}".splitlines()[0] if str(e) else type(e).__name__)
-        else:
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(2 if isinstance(e, DataError) else 1)
+            log.error("run %s: %s", status, _one_line(e))
+            return status
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2 if isinstance(e, DataError) else 1)
 
 
 def main() -> None:
-    """`python -m mixupexp.train`: check the command line, then hand it to Hydra."""
+    """`python -m mixupexp.train`: check the command line (every job, and the data once), then hand it to Hydra.
+
+    A sweep's default directory holds the time it started; it is fixed on the command line Hydra sees, so that
+    the command printed on Ctrl-C runs the same jobs into the same directories."""
     sys.argv[1:] = without_preset_plus(sys.argv[1:])
     if wants_help(sys.argv[1:]):
         print(help_text([arg for arg in sys.argv[1:] if "=" in arg and not arg.startswith("-")]))
         return
-    check_command_line(sys.argv[1:])
-    run_job()
+    plan = check_command_line(sys.argv[1:])
+    invocation_id()
+    if plan is not None:
+        sys.argv += plan.pinned
+        if plan.multirun and len(plan.distinct) < len(plan.jobs):
+            repeats = len(plan.jobs) - len(plan.distinct)
+            print(f"{plan.counts()}: the other {repeats} repeat{'s' * (repeats == 1)} a run of this sweep (same "
+                  f"identity and seed) and {'is' if repeats == 1 else 'are'} not trained again", file=sys.stderr)
+    try:
+        run_job()
+    except KeyboardInterrupt:
+        resume = plan.resume_command() if plan is not None else "the same command"
+        print(f"interrupted; resume with: {resume}", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

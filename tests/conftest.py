@@ -12,23 +12,29 @@ from hydra import compose, initialize_config_module
 
 REPO = Path(__file__).resolve().parents[1]
 
-# A small synthetic problem and a narrow model: a run takes about a second on a 2-core CPU.
-TINY = [
-    "data=synthetic",
-    "data.num_train=256",
-    "data.num_test=128",
-    "data.image_size=16",
+# A narrow model and a short run, for any data...
+TINY_TRAINING = [
     "model.widths=[8,16,16,16]",
     "model.hidden=32",
     "trainer.epochs=1",
     "trainer.batch_size=64",
     "trainer.progress=off",
 ]
+# ...and on a small synthetic problem: a run takes about a second on a 2-core CPU.
+TINY = [
+    "data=synthetic",
+    "data.num_train=256",
+    "data.num_test=128",
+    "data.image_size=16",
+    *TINY_TRAINING,
+]
 
 
 def compose_config(overrides: list[str] = ()):
+    from mixupexp.presets import without_preset_plus
+
     with initialize_config_module(config_module="mixupexp.conf", version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
+        return compose(config_name="config", overrides=without_preset_plus(list(overrides)))
 
 
 def run_cli(args: list[str], cwd: Path, module: str = "mixupexp.train", check: bool = True, env=None):

@@ -7,7 +7,7 @@ from mixupexp.basic_augment import random_crop_flip
 from mixupexp.loss import soft_cross_entropy
 from mixupexp.mixup import one_hot
 from mixupexp.model import SimpleCNN
-from mixupexp.train import TrainStep
+from mixupexp.engine import TrainStep
 
 
 def _labelled_batch(n=32, size=8):

@@ -1,3 +1,4 @@
+import os
 import urllib.error
 
 import numpy as np
@@ -5,6 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
+import mixupexp.data as data_module
 from mixupexp.data import DataError, load_data
 
 from .conftest import compose_config
@@ -59,6 +61,49 @@ def test_image_folder_is_decoded_exactly_and_cached(tmp_path):
     assert len(list((tmp_path / "cache").glob("*.pt"))) == 1
     again = load_data(folder_cfg(root, tmp_path))
     assert torch.equal(again.train_images, data.train_images)
+
+
+def test_image_folder_cache_is_read_instead_of_decoding_again(tmp_path, monkeypatch):
+    root = make_folder(tmp_path / "set")
+    first = load_data(folder_cfg(root, tmp_path))
+    decoded = []
+    real_decode = data_module._decode
+    monkeypatch.setattr(data_module, "_decode", lambda *args: decoded.append(args) or real_decode(*args))
+    again = load_data(folder_cfg(root, tmp_path))
+    assert decoded == [] and torch.equal(again.train_images, first.train_images)
+    (root / "train" / "cat" / "0.png").touch()  # a changed folder is decoded afresh
+    os.utime(root / "train" / "cat" / "0.png", ns=(1, 1))
+    load_data(folder_cfg(root, tmp_path))
+    assert len(decoded) == 12
+
+
+def test_sixteen_bit_grayscale_is_scaled_not_clipped(tmp_path):
+    root = make_folder(tmp_path / "set", size=4)
+    values = np.array([[0, 257, 25700, 32896], [50000, 65280, 65535, 1000]] * 2, dtype=np.uint16)
+    Image.fromarray(values).save(root / "train" / "cat" / "0.png")
+    assert Image.open(root / "train" / "cat" / "0.png").mode.startswith("I")
+    data = load_data(folder_cfg(root, tmp_path))
+    expected = np.round(values / 257).astype(np.uint8)  # 65535 -> 255, 257 -> 1
+    for channel in data.train_images[0]:
+        assert np.array_equal(channel.numpy(), expected)
+
+
+def test_images_of_another_size_are_named_with_their_own_size(tmp_path):
+    root = make_folder(tmp_path / "set", size=8)
+    odd = root / "train" / "dog" / "1.png"
+    Image.fromarray(np.zeros((12, 10, 3), dtype=np.uint8)).save(odd)  # 10 wide, 12 high
+    with pytest.raises(DataError) as info:
+        load_data(folder_cfg(root, tmp_path))
+    assert str(info.value) == (f"images differ in size: {odd} is 10×12 but 5 of 6 are 8×8; "
+                               "set data.image_size=N to resize them all to N×N")
+
+
+def test_train_subset_larger_than_the_data_is_refused():
+    cfg = compose_config(["data=synthetic", "data.num_train=100", "data.train_subset=150"]).data
+    with pytest.raises(DataError) as info:
+        load_data(cfg)
+    assert str(info.value) == ("data.train_subset=150 is larger than the training set of synthetic (100 images); "
+                               "use at most 100, or null for all")
 
 
 def test_image_folder_resizes_when_asked(tmp_path):

@@ -93,3 +93,31 @@ def test_fgsm_eps_config():
     validate(compose_config(["eval.fgsm_eps=[]"]))
     with pytest.raises(ConfigError, match=r"eval.fgsm_eps=\[-1.0\] must be values in \[0, 255\]"):
         validate(compose_config(["eval.fgsm_eps=[-1]"]))
+
+
+class RecordsMode(nn.Module):
+    """A BatchNorm model that records whether each forward pass ran in training mode."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm = nn.BatchNorm2d(3)
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 2))
+        self.modes = []
+
+    def forward(self, x):
+        self.modes.append(self.training)
+        return self.head(self.norm(x))
+
+
+@pytest.mark.parametrize("metric", ["evaluate", "fgsm"])
+def test_evaluation_runs_in_eval_mode_and_leaves_the_model_unchanged(metric):
+    images, labels = constant_images([0, 100, 120, 126, 130, 135, 160, 255])
+    model = RecordsMode()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    if metric == "evaluate":
+        evaluate(model, images, labels, 3, None, CPU)
+    else:
+        fgsm_accuracy(model, images, labels, [0, 4], 3, None, CPU)
+    assert model.modes and not any(model.modes)  # BatchNorm used its running statistics throughout
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # and did not update them
+    assert model.training  # handed back in training mode

@@ -26,6 +26,11 @@ def sweep(tmp_path_factory):
     return cwd, cwd / "sweep"
 
 
+def runs_by_seed(sweep_dir: Path) -> dict[int, Path]:
+    """The sweep's run directories (named by what they train) by seed."""
+    return {json.loads(p.read_text())["config"]["seed"]: p.parent for p in sweep_dir.glob("*/result.json")}
+
+
 def metrics(run_dir: Path) -> pd.DataFrame:
     return pd.read_csv(run_dir / "metrics.csv")
 
@@ -39,8 +44,7 @@ def test_tensorboard_holds_epoch_scalars_and_hparams_with_final_metrics(sweep):
     from tensorboard.plugins.hparams import plugin_data_pb2
 
     _, sweep_dir = sweep
-    for job, seed in (("0", 0), ("1", 1)):
-        run_dir = sweep_dir / job
+    for seed, run_dir in runs_by_seed(sweep_dir).items():
         events = EventAccumulator(str(run_dir / "tensorboard"))
         events.Reload()
         acc = events.Scalars("epoch/test_acc")
@@ -70,9 +74,10 @@ def test_mlflow_has_one_run_per_job_under_a_parent_with_the_summary(sweep, monke
     assert len(parent) == 1 and len(children) == 2
     assert set(children["tags.mlflow.parentRunId"]) == {parent.run_id.iloc[0]}
     assert (runs["status"] == "FINISHED").all()
-    for (_, child), job in zip(children.iterrows(), ("0", "1")):
-        run_dir = sweep_dir / job
-        assert child["params.seed"] == job
+    runs = runs_by_seed(sweep_dir)
+    for (_, child), seed in zip(children.iterrows(), (0, 1)):
+        run_dir = runs[seed]
+        assert child["params.seed"] == str(seed) and child["tags.mlflow.runName"] == f"sweep/{run_dir.name}"
         assert child["params.data.name"] == "synthetic"
         history = client.get_metric_history(child.run_id, "test_acc")
         assert [(m.step, m.value) for m in history] == list(zip([1, 2], metrics(run_dir)["test_acc"]))
@@ -84,26 +89,25 @@ def test_mlflow_has_one_run_per_job_under_a_parent_with_the_summary(sweep, monke
 
 def test_wandb_offline_run_files_hold_config_history_and_summary(sweep):
     _, sweep_dir = sweep
-    for job in ("0", "1"):
-        run_dir = sweep_dir / job
+    for seed, run_dir in runs_by_seed(sweep_dir).items():
         (path,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
         run = read_run(path)
-        assert run["group"] == "sweep" and run["name"] == f"sweep/{job}"
-        assert run["config"]["seed"] == int(job)
+        assert run["group"] == "sweep" and run["name"] == f"sweep/{run_dir.name}"
+        assert run["config"]["seed"] == seed
         assert [step["test_acc"] for step in run["history"]] == pytest.approx(metrics(run_dir)["test_acc"].tolist())
         assert run["summary"]["final_test_acc"] == pytest.approx(result(run_dir)["test_acc"])
 
 
 def test_loggers_change_neither_the_results_nor_the_run_identity(sweep, tmp_path):
-    _, sweep_dir = sweep
+    logged_dir = runs_by_seed(sweep[1])[0]
     plain = train(compose_config([*LOGGED, "seed=0"]), tmp_path)
-    logged = result(sweep_dir / "0")
+    logged = result(logged_dir)
     for key in ("test_acc", "test_loss", "test_ece", "fgsm_acc_2", "train_loss"):
         assert plain[key] == logged[key]
     columns = ["epoch", "train_loss", "test_loss", "test_acc", "test_ece"]
-    pd.testing.assert_frame_equal(metrics(tmp_path)[columns], metrics(sweep_dir / "0")[columns])
+    pd.testing.assert_frame_equal(metrics(tmp_path)[columns], metrics(logged_dir)[columns])
     # The same run with other loggers is the same run: found finished, not refused as another config's.
-    again = train(compose_config([*LOGGED, "seed=0", "logger=csv"]), sweep_dir / "0")
+    again = train(compose_config([*LOGGED, "seed=0", "logger=csv"]), logged_dir)
     assert again["finished_at"] == logged["finished_at"]
 
 

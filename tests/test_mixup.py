@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 
+from mixupexp.basic_augment import random_crop_flip
 from mixupexp.mixup import DeviceBatches, MixupDataset, draw_mixing, mixup_pair, one_hot, sample_lambda
 
 
@@ -113,3 +114,64 @@ def test_image_transform_applies_to_every_image_before_mixing_in_both_paths():
     assert all(x.abs().max() == 0 for x, _ in batches)
     ds = MixupDataset(images, torch.arange(64) % 4, 4, ratio=1.0, alpha=1.0, image_transform=blank)
     assert all(ds[i][0].abs().max() == 0 for i in range(64))
+
+
+# Each of these hands a tensor's values to the host; on a GPU that makes the host wait for the device.
+DEVICE_READS = ("__bool__", "__float__", "__int__", "__index__", "item", "tolist", "numpy")
+
+
+def count_device_reads(monkeypatch) -> list[str]:
+    """Patch every way of reading a tensor's values on the host, and `torch.tensor` (a copy from the host),
+    to be recorded in the returned list."""
+    reads = []
+    for name in DEVICE_READS:
+        real = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _real=real, _name=name, **kwargs):
+            reads.append(_name)
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    real_tensor = torch.tensor
+
+    def counted_tensor(*args, **kwargs):
+        reads.append("torch.tensor")
+        return real_tensor(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "tensor", counted_tensor)
+    return reads
+
+
+@pytest.mark.parametrize("ratio", [0.0, 0.5, 1.0])
+def test_an_epoch_of_device_batches_reads_nothing_back_from_the_device(monkeypatch, ratio):
+    images = torch.randint(0, 256, (96, 3, 8, 8), dtype=torch.uint8)
+    batches = DeviceBatches(images, torch.arange(96) % 10, 10, batch_size=16, ratio=ratio, alpha=0.2,
+                            image_transform=random_crop_flip)
+    with monkeypatch.context() as m:
+        reads = count_device_reads(m)
+        drawn = [x for x, _ in batches]
+        found = list(reads)
+        bool(torch.zeros(()) == 0)  # the counting itself works
+        assert reads == found + ["__bool__"]
+    assert len(drawn) == 6 and found == []
+
+
+def test_lambda_draws_read_nothing_back_from_the_device(monkeypatch):
+    with monkeypatch.context() as m:
+        reads = count_device_reads(m)
+        sample_lambda(0.2, (16,))
+        draw_mixing((16,), 100, 0.5, 0.2)
+        found = list(reads)
+    assert found == []
+
+
+def test_device_batches_draw_partners_from_the_whole_training_set():
+    """Every sample its own class: a batch's labels then name its own samples and their partners. Partners from
+    the same batch would name at most batch_size classes; from the whole set almost all of them are new."""
+    n, batch_size = 64, 8
+    torch.manual_seed(5)
+    batches = DeviceBatches(torch.zeros(n, 3, 8, 8, dtype=torch.uint8), torch.arange(n), n, batch_size,
+                            ratio=1.0, alpha=1.0)
+    classes_per_batch = [int((y > 0).any(0).sum()) for _, y in batches]
+    assert len(classes_per_batch) == n // batch_size
+    assert min(classes_per_batch) > batch_size

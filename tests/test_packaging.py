@@ -23,7 +23,7 @@ def test_wheel_carries_every_config_and_composes_without_the_source_tree(tmp_pat
         "import mixupexp, hydra; from hydra import compose, initialize_config_module\n"
         "assert mixupexp.__file__.startswith(%r), mixupexp.__file__\n"
         "with initialize_config_module(config_module='mixupexp.conf', version_base='1.3'):\n"
-        "    cfg = compose(config_name='config', overrides=['augment=mixup', '+experiment=seed_study'])\n"
+        "    cfg = compose(config_name='config', overrides=['augment=mixup', 'experiment=seed_study', 'debug=smoke'])\n"
         "print(cfg.augment.name, cfg.augment.alpha)\n" % str(site)
     )
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env={"PYTHONPATH": str(site), "PATH": ""},
@@ -32,9 +32,13 @@ def test_wheel_carries_every_config_and_composes_without_the_source_tree(tmp_pat
     assert out.stdout.strip() == "mixup 0.2"
 
 
-def test_run_directories_are_unique_to_the_microsecond():
+def test_run_directories_are_named_by_the_run_and_sweeps_by_the_microsecond():
     from hydra import compose, initialize_config_module
 
+    from mixupexp.identity import run_name
+
     with initialize_config_module(config_module="mixupexp.conf", version_base="1.3"):
-        cfg = compose(config_name="config", return_hydra_config=True)
-    assert "%f" in cfg.hydra.run._get_node("dir")._value() and "%f" in cfg.hydra.sweep._get_node("dir")._value()
+        cfg = compose(config_name="config", overrides=["augment=mixup", "seed=2"], return_hydra_config=True)
+    assert cfg.hydra.run.dir == f"outputs/runs/{run_name(cfg)}" and run_name(cfg).startswith("mixup_seed2_")
+    assert cfg.hydra.sweep.subdir == run_name(cfg)
+    assert "%f" in cfg.hydra.sweep._get_node("dir")._value()

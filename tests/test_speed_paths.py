@@ -60,8 +60,8 @@ def test_sweep_through_submitit_local_launcher(tmp_path):
     sweep = tmp_path / "sweep"
     run_cli(["--multirun", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", *TINY,
              "augment=mixup", "seed=0,1", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
-    results = [json.loads((sweep / job / "result.json").read_text()) for job in ("0", "1")]
-    assert [r["status"] for r in results] == ["ok", "ok"]
+    results = [json.loads(path.read_text()) for path in sorted(sweep.glob("*/result.json"))]
+    assert [(r["status"], r["config"]["seed"]) for r in results] == [("ok", 0), ("ok", 1)]
     summary = pd.read_csv(sweep / "summary.csv")
     assert len(summary) == 1 and summary["n"].item() == 2
 

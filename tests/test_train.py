@@ -3,6 +3,8 @@ import json
 import pandas as pd
 import pytest
 
+import mixupexp.train as train_module
+from mixupexp.data import DataError
 from mixupexp.train import train
 
 from .conftest import TINY, compose_config, run_cli
@@ -156,3 +158,35 @@ def test_sweep_end_writes_comparison_report_and_plots(tmp_path):
     assert "## Verdicts" in (sweep / "summary.md").read_text()
     for name in ("accuracy_vs_alpha.png", "learning_curves.png"):
         assert (sweep / name).stat().st_size > 0
+
+
+def test_train_applies_the_lr_schedule_each_epoch(tmp_path, monkeypatch):
+    used = []
+    real_epoch = train_module.train_epoch
+
+    def recording_epoch(step, *args, **kwargs):
+        used.append(step.optimizer.param_groups[0]["lr"])
+        return real_epoch(step, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_epoch", recording_epoch)
+    cfg = compose_config([*TINY, "trainer.epochs=3", "optimizer=sgd", "optimizer.lr=0.08", "optimizer.schedule=step",
+                          "optimizer.milestones=[1,2]", "optimizer.gamma=0.5", "eval.fgsm_eps=[]"])
+    train(cfg, tmp_path)
+    assert used == pytest.approx([0.08, 0.04, 0.02])
+
+
+def test_a_batch_as_large_as_the_training_set_is_refused_before_anything_is_written(tmp_path):
+    cfg = compose_config([*TINY, "trainer.batch_size=256"])  # TINY has 256 training images
+    with pytest.raises(DataError) as info:
+        train(cfg, tmp_path)
+    assert str(info.value) == ("trainer.batch_size=256 is not smaller than the training set (256 images), so an "
+                               "epoch would be a single step; use a batch size below 256")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_train_subset_larger_than_the_data_gets_one_line(tmp_path):
+    proc = run_cli([*TINY, "data.train_subset=300", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: data.train_subset=300 is larger than the training set of synthetic (256 images); use at most 256, "
+        "or null for all"]

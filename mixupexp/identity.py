@@ -1,0 +1,89 @@
+"""Run identity: what a run is, as opposed to how it was started or logged.
+
+A run is its resolved config reduced to what changes training: settings that only change logging, progress
+display, resuming, checkpoint keeping or what is measured after training are dropped, and so are the keys that
+the chosen options ignore (`config.IGNORED_BY_OPTION`: α and ratio for `augment=none`, the block list outside
+manifold mixup, ...), and keys left at null. Two jobs with the same identity and seed train the same run, so:
+
+- a sweep keeps each run in a directory named by its identity and seed (`run_name`), not by its position in the
+  sweep: a sweep extended by a seed or an α finds its finished runs where it left them, and duplicate jobs of one
+  sweep (`augment=none,mixup augment.alpha=0.1,0.4`) land in one directory and train once;
+- a summary counts each (identity, seed) once, whatever directories it reads.
+
+`identity` is readable (a flat dict of dotted keys); `identity_hash` is a short stable digest of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from mixupexp.config import ignored_keys
+
+# Settings that do not change what a run computes: how it is shown, logged, resumed, kept or evaluated afterwards.
+NOT_TRAINING_KEYS = (
+    "trainer.progress", "trainer.resume", "trainer.keep_checkpoint", "trainer.save_model", "trainer.eval_batch_size",
+    "trainer.cuda_graph", "data.cache_dir", "data.download",
+)
+NOT_TRAINING_PREFIXES = ("eval.", "logger.", "logger", "hydra.")
+SEED = "seed"
+HASH_LENGTH = 10
+
+
+def plain_config(cfg: Any) -> dict:
+    """A composed config (DictConfig, with or without the `hydra` node) or a result.json's `config` as a plain dict."""
+    if isinstance(cfg, (DictConfig, ListConfig)):
+        return {key: (OmegaConf.to_container(cfg[key], resolve=True) if isinstance(cfg[key], (DictConfig, ListConfig))
+                      else cfg[key])
+                for key in cfg if key != "hydra"}
+    return dict(cfg)
+
+
+def flatten(config: dict, prefix: str = "") -> dict[str, Any]:
+    """{'augment': {'alpha': 0.2}} -> {'augment.alpha': 0.2}; lists stay values."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _is_training_key(key: str) -> bool:
+    return key not in NOT_TRAINING_KEYS and not key.startswith(NOT_TRAINING_PREFIXES) and key != SEED
+
+
+def identity(cfg: Any) -> dict[str, Any]:
+    """The run's identity: its flattened config without the seed, the settings that do not change training, the
+    keys its options ignore and the keys left at null (so that a key added later at null changes no identity)."""
+    flat = flatten(plain_config(cfg))
+    ignored = ignored_keys(flat)
+    # In the config's order (model, data, augment, ...): summaries show their columns that way.
+    return {k: v for k, v in flat.items() if _is_training_key(k) and k not in ignored and v is not None}
+
+
+def identity_hash(ident: dict[str, Any]) -> str:
+    """A short digest of an identity, stable across processes, machines and Python versions."""
+    text = json.dumps(ident, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:HASH_LENGTH]
+
+
+def run_name(cfg: Any) -> str:
+    """The directory name of a run: method, seed and identity hash, e.g. `mixup_seed0_3f9c2a1b0d`."""
+    config = plain_config(cfg)
+    method = config.get("augment", {}).get("name", "run")
+    return f"{method}_seed{config.get(SEED)}_{identity_hash(identity(config))}"
+
+
+def _run_name_resolver(*, _root_: DictConfig) -> str:
+    return run_name(_root_)
+
+
+# `${mixupexp.run_name:}` in conf/config.yaml names run directories (hydra.run.dir, hydra.sweep.subdir). Hydra
+# resolves them in whichever process runs the job; every such process imports this module through train.py.
+if not OmegaConf.has_resolver("mixupexp.run_name"):
+    OmegaConf.register_new_resolver("mixupexp.run_name", _run_name_resolver)
