@@ -86,7 +86,8 @@ class TrainerConfig:
     # auto: device when the training set fits, else dataloader.
     loader: str = "auto"
     num_workers: int = 0
-    # auto: bf16 autocast on CUDA, fp32 on CPU.
+    # Training precision. auto: bf16 autocast on CUDA and on CPUs that compute bf16 natively, else fp32.
+    # Evaluation is fp32 whatever this says, so that metrics mean the same on every device.
     precision: str = "auto"
     # Capture the training step in a CUDA graph (CUDA + device loader only); auto = on where possible.
     cuda_graph: str = "auto"

@@ -3,7 +3,7 @@
 The model is rebuilt from the run's saved config (.hydra/config.yaml, else result.json's `config`) and loaded
 from its model.pt. Overrides may change what it is evaluated on and how: `eval.fgsm_eps=[...]`, another data set
 (`data=svhn`, `data=image_folder data.root=DIR`) or data setting (`data.num_test=...`), `trainer.device`,
-`trainer.precision`, `trainer.eval_batch_size`. The results go to RUN_DIR/evaluations/<name>.json; result.json
+`trainer.eval_batch_size`. Evaluation is in fp32, as after training. The results go to RUN_DIR/evaluations/<name>.json; result.json
 is never touched.
 """
 
@@ -26,13 +26,12 @@ from mixupexp.data import DataError, load_data
 from mixupexp.evaluation import evaluate, fgsm_accuracy, fgsm_key
 from mixupexp.files import write_json
 from mixupexp.model import build_model
-from mixupexp.engine import autocast_dtype
 from mixupexp.train import pick_device, versions
 
 log = logging.getLogger("mixupexp")
 
 # What an evaluation may change: the data it runs on and how it is measured, never the trained model.
-CHANGEABLE = ("data", "eval", "trainer.device", "trainer.precision", "trainer.eval_batch_size")
+CHANGEABLE = ("data", "eval", "trainer.device", "trainer.eval_batch_size")
 
 
 class EvaluateError(ValueError):
@@ -145,12 +144,10 @@ def evaluate_run(run_dir: Path, overrides: list[str], name: str | None = None) -
     device = pick_device(cfg.trainer.device)
     data = load_data(cfg.data)
     model = load_model(cfg, run_dir, data, device)
-    amp_dtype = autocast_dtype(cfg.trainer.precision, device)
     images, labels = data.test_images.to(device), data.test_labels.to(device)
     log.info("evaluating %s on %s (%d test images)", run_dir, cfg.data.name, len(labels))
-    metrics = evaluate(model, images, labels, cfg.trainer.eval_batch_size, amp_dtype, device)
-    robustness = fgsm_accuracy(model, images, labels, list(cfg.eval.fgsm_eps), cfg.trainer.eval_batch_size,
-                               amp_dtype, device)
+    metrics = evaluate(model, images, labels, cfg.trainer.eval_batch_size, device)
+    robustness = fgsm_accuracy(model, images, labels, list(cfg.eval.fgsm_eps), cfg.trainer.eval_batch_size, device)
     results = {
         "run_dir": str(run_dir),
         "overrides": list(overrides),

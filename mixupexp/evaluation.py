@@ -45,13 +45,15 @@ def _as_input(images_uint8: torch.Tensor) -> torch.Tensor:
     return images_uint8.float().div_(255).contiguous(memory_format=torch.channels_last)
 
 
-def _logits(model, x: torch.Tensor, amp_dtype, device: torch.device) -> torch.Tensor:
-    with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+def _logits(model, x: torch.Tensor) -> torch.Tensor:
+    # Always fp32, whatever precision the model was trained in (and inside any autocast region): accuracy, NLL,
+    # ECE and FGSM then mean the same on every device.
+    with torch.autocast(x.device.type, enabled=False):
         return model(x).float()
 
 
 @torch.no_grad()
-def evaluate(model, images, labels, batch_size: int, amp_dtype, device) -> EvalMetrics:
+def evaluate(model, images, labels, batch_size: int, device) -> EvalMetrics:
     """NLL, accuracy (%) and ECE (%) on (images, labels), uint8 images already on `device`."""
     model.eval()
     loss_sum = torch.zeros((), device=device)
@@ -59,7 +61,7 @@ def evaluate(model, images, labels, batch_size: int, amp_dtype, device) -> EvalM
     for start in range(0, len(labels), batch_size):
         x = _as_input(images[start : start + batch_size])
         y = labels[start : start + batch_size]
-        logits = _logits(model, x, amp_dtype, device)
+        logits = _logits(model, x)
         loss_sum += F.cross_entropy(logits, y, reduction="sum")
         confidence, predicted = logits.softmax(1).max(1)
         confidences.append(confidence)
@@ -74,7 +76,7 @@ def evaluate(model, images, labels, batch_size: int, amp_dtype, device) -> EvalM
 
 
 def fgsm_accuracy(
-    model, images, labels, eps_255: list[float], batch_size: int, amp_dtype, device
+    model, images, labels, eps_255: list[float], batch_size: int, device
 ) -> dict[float, float]:
     """Accuracy (%) under the fast gradient sign attack, for each ε given in units of 1/255 of the pixel range.
 
@@ -92,7 +94,7 @@ def fgsm_accuracy(
         x = _as_input(images[start : start + batch_size]).requires_grad_(True)
         y = labels[start : start + batch_size]
         # autograd.grad leaves the parameters' .grad untouched (a captured training step owns those tensors).
-        (grad,) = torch.autograd.grad(F.cross_entropy(_logits(model, x, amp_dtype, device), y), x)
+        (grad,) = torch.autograd.grad(F.cross_entropy(_logits(model, x), y), x)
         directions.append(grad.sign().to(torch.int8))
     log.info("FGSM: gradients of %d test images (%.1fs)", len(labels), time.perf_counter() - started)
     accuracy = {}
@@ -103,7 +105,7 @@ def fgsm_accuracy(
             for index, start in enumerate(range(0, len(labels), batch_size)):
                 x = _as_input(images[start : start + batch_size])
                 x_adv = (x + (eps / 255) * directions[index]).clamp_(0, 1)
-                correct += (_logits(model, x_adv, amp_dtype, device).argmax(1) == labels[start : start + batch_size]).sum().item()
+                correct += (_logits(model, x_adv).argmax(1) == labels[start : start + batch_size]).sum().item()
             accuracy[eps] = 100.0 * correct / len(labels)
             log.info("FGSM accuracy at eps=%g/255: %.2f%% (%.1fs)", eps, accuracy[eps], time.perf_counter() - started)
     model.train()

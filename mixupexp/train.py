@@ -13,8 +13,10 @@ import platform
 import random
 import sys
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
 
 import hydra
 import numpy as np
@@ -32,6 +34,7 @@ from mixupexp.config import ConfigError, validate
 from mixupexp.preflight import check_command_line
 from mixupexp.help import help_text, wants_help
 from mixupexp.presets import without_preset_plus
+from mixupexp.gpus import gpu_lease
 from mixupexp.runlock import RunLocked, invocation_id, run_lock
 from mixupexp.data import DataError, ImageData, check_batch_size, load_data
 from mixupexp.engine import DivergedError, TrainStep, autocast_dtype, train_epoch
@@ -57,6 +60,20 @@ def pick_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("trainer.device=cuda but no CUDA GPU is available; use trainer.device=auto or cpu")
     return torch.device(name)
+
+
+@contextmanager
+def training_device(name: str) -> Iterator[torch.device]:
+    """The device a job trains on, for the block: on a machine with several GPUs, one that no other live job of
+    this machine holds (gpus.py), so that parallel workers spread over the GPUs instead of sharing cuda:0."""
+    device = pick_device(name)
+    count = torch.cuda.device_count() if device.type == "cuda" and device.index is None else 0
+    if count < 2:
+        yield device
+        return
+    with gpu_lease(count) as index:
+        torch.cuda.set_device(index)
+        yield torch.device("cuda", index)
 
 
 def build_optimizer(cfg, params, device: torch.device) -> torch.optim.Optimizer:
@@ -136,9 +153,9 @@ def train(cfg, out_dir: Path) -> dict:
     """
     validate(cfg)
     out_dir = Path(out_dir)
-    with run_lock(out_dir):
+    with run_lock(out_dir), training_device(cfg.trainer.device) as device:
         try:
-            return _train(cfg, out_dir)
+            return _train(cfg, out_dir, device)
         except KeyboardInterrupt:
             mark_interrupted(out_dir)
             raise
@@ -156,14 +173,16 @@ def mark_interrupted(out_dir: Path) -> None:
         write_json(path, result)
 
 
-def _train(cfg, out_dir: Path) -> dict:
+def _train(cfg, out_dir: Path, device: torch.device) -> dict:
     config = OmegaConf.to_container(cfg, resolve=True)
     prior = find_prior_run(out_dir, config) if cfg.trainer.resume else PriorRun(None, None)
     if prior.finished:
         log.info("%s already holds this finished run (test_acc %.2f%%); not run again", out_dir, prior.result["test_acc"])
+        measured = prior.result.get("config", {}).get("eval")
+        if measured != config["eval"]:  # evaluation settings are not part of the run: say what it measured
+            log.warning("%s was evaluated with eval=%s, not eval=%s as asked", out_dir, measured, config["eval"])
         return prior.result
     started = time.perf_counter()
-    device = pick_device(cfg.trainer.device)
     seed_everything(cfg.seed)
     data = load_data(cfg.data)
     check_batch_size(cfg.trainer.batch_size, data)
@@ -208,7 +227,8 @@ def _train(cfg, out_dir: Path) -> dict:
     result = {
         "status": "running",
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "device": f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda"
+                  else platform.processor() or "cpu",
         "loader": loader,
         "precision": str(amp_dtype or torch.float32).removeprefix("torch."),
         "versions": versions(),
@@ -226,7 +246,7 @@ def _train(cfg, out_dir: Path) -> dict:
         if schedule is not None:
             schedule.step()
         train_seconds += time.perf_counter() - epoch_start
-        test = evaluate(model, test_images, test_labels, cfg.trainer.eval_batch_size, amp_dtype, device)
+        test = evaluate(model, test_images, test_labels, cfg.trainer.eval_batch_size, device)
         rows.append({
             "epoch": epoch, "train_loss": train_loss, "test_loss": test.loss, "test_acc": test.acc,
             "test_ece": test.ece, "seconds": time.perf_counter() - epoch_start,
@@ -239,7 +259,7 @@ def _train(cfg, out_dir: Path) -> dict:
                  epoch, cfg.trainer.epochs, train_loss, test.loss, test.acc, test.ece, rows[-1]["seconds"])
 
     robustness = fgsm_accuracy(model, test_images, test_labels, list(cfg.eval.fgsm_eps),
-                               cfg.trainer.eval_batch_size, amp_dtype, device)
+                               cfg.trainer.eval_batch_size, device)
     result.update({
         "status": "ok",
         # The last epoch's accuracy is the result: picking the best epoch on the test set would overstate it.

@@ -119,3 +119,18 @@ def test_restore_puts_values_back_into_the_same_tensors():
     _assert_same_state(snapshot_state(model, optimizer), snapshot)
     tensors = [*model.state_dict().values(), *(v for s in optimizer.state.values() for v in s.values())]
     assert [t.data_ptr() for t in tensors] == addresses  # what a captured graph reads and writes
+
+
+@pytest.mark.parametrize("native, device, precision, expected", [
+    (True, "cpu", "auto", torch.bfloat16),  # AVX512-BF16 / AMX: bf16 is faster there
+    (False, "cpu", "auto", None),  # emulated bf16 would be slower than fp32
+    (False, "cuda", "auto", torch.bfloat16),
+    (True, "cpu", "fp32", None),
+    (False, "cpu", "bf16", torch.bfloat16),
+])
+def test_auto_precision_is_bf16_where_the_hardware_computes_it(monkeypatch, native, device, precision, expected):
+    from mixupexp.engine import autocast_dtype
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert autocast_dtype(precision, torch.device(device)) == expected

@@ -57,7 +57,7 @@ def test_fgsm_known_answers_in_pixel_space():
     # every pixel by eps towards the other class, so an image flips when its distance is below eps.
     images, labels = constant_images([0, 100, 120, 126, 130, 135, 160, 255])
     model = MeanThreshold()
-    accuracy = fgsm_accuracy(model, images, labels, [0, 1, 2, 4, 8, 255], batch_size=3, amp_dtype=None, device=CPU)
+    accuracy = fgsm_accuracy(model, images, labels, [0, 1, 2, 4, 8, 255], batch_size=3, device=CPU)
     assert accuracy == {0: 100.0, 1: 100.0, 2: 87.5, 4: 75.0, 8: 50.0, 255: 0.0}
     assert all(0.0 <= low and high <= 1.0 for low, high in model.seen)  # perturbed images are clipped to [0, 1]
 
@@ -73,15 +73,15 @@ def test_fgsm_at_zero_equals_clean_accuracy_and_falls_with_eps():
         solution = torch.linalg.lstsq(torch.cat([x, torch.ones(64, 1)], 1), target).solution
         model[1].weight.copy_(solution[:-1].T)
         model[1].bias.copy_(solution[-1])
-    clean = evaluate(model, images, labels, 16, None, CPU)
-    accuracy = fgsm_accuracy(model, images, labels, [0, 1, 4, 16], 16, None, CPU)
+    clean = evaluate(model, images, labels, 16, CPU)
+    accuracy = fgsm_accuracy(model, images, labels, [0, 1, 4, 16], 16, CPU)
     assert clean.acc > 90 and accuracy[0] == clean.acc
     assert accuracy[1] >= accuracy[4] >= accuracy[16] and accuracy[16] < clean.acc - 30
 
 
 def test_fgsm_off_runs_nothing():
     model = MeanThreshold()
-    assert fgsm_accuracy(model, *constant_images([0, 255]), [], 2, None, CPU) == {} and model.seen == []
+    assert fgsm_accuracy(model, *constant_images([0, 255]), [], 2, CPU) == {} and model.seen == []
 
 
 def test_fgsm_key_names():
@@ -115,9 +115,33 @@ def test_evaluation_runs_in_eval_mode_and_leaves_the_model_unchanged(metric):
     model = RecordsMode()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     if metric == "evaluate":
-        evaluate(model, images, labels, 3, None, CPU)
+        evaluate(model, images, labels, 3, CPU)
     else:
-        fgsm_accuracy(model, images, labels, [0, 4], 3, None, CPU)
+        fgsm_accuracy(model, images, labels, [0, 4], 3, CPU)
     assert model.modes and not any(model.modes)  # BatchNorm used its running statistics throughout
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # and did not update them
     assert model.training  # handed back in training mode
+
+
+def test_a_run_trained_in_bf16_is_evaluated_in_fp32(tmp_path):
+    """Metrics mean the same on every device: a bf16-trained run's test accuracy and NLL are those of its final
+    weights evaluated in fp32."""
+    from mixupexp.data import load_data
+    from mixupexp.model import build_model
+    from mixupexp.train import train
+
+    from .conftest import TINY, compose_config
+
+    cfg = compose_config([*TINY, "trainer.precision=bf16", "trainer.keep_checkpoint=true", "eval.fgsm_eps=[]"])
+    result = train(cfg, tmp_path)
+    assert result["precision"] == "bfloat16"
+    data = load_data(cfg.data)
+    model = build_model(cfg.model, data.num_classes, tuple(data.train_images.shape[1:]), *data.channel_stats())
+    model.load_state_dict(torch.load(tmp_path / "checkpoint.pt", weights_only=True)["model"])
+    model.eval()
+    with torch.no_grad():  # fp32 by hand: no autocast anywhere
+        logits = model(data.test_images.float() / 255)
+    accuracy = 100.0 * (logits.argmax(1) == data.test_labels).float().mean().item()
+    nll = torch.nn.functional.cross_entropy(logits, data.test_labels).item()
+    assert result["test_acc"] == pytest.approx(accuracy, abs=1e-9)
+    assert result["test_loss"] == pytest.approx(nll, rel=1e-5)

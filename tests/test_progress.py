@@ -32,7 +32,7 @@ def test_fgsm_logs_one_line_per_strength_and_keeps_its_results(caplog):
     images = torch.randint(0, 256, (50, 3, 16, 16), dtype=torch.uint8)
     labels = torch.randint(0, 10, (50,))
     with caplog.at_level(logging.INFO, logger="mixupexp"):
-        acc = fgsm_accuracy(model, images, labels, [0, 2, 8], 20, None, torch.device("cpu"))
+        acc = fgsm_accuracy(model, images, labels, [0, 2, 8], 20, torch.device("cpu"))
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("FGSM accuracy at")]
     assert [line.split(":")[0] for line in lines] == [f"FGSM accuracy at eps={e}/255" for e in (0, 2, 8)]
     assert [f"{acc[e]:.2f}%" in line for e, line in zip((0, 2, 8), lines)] == [True] * 3

@@ -34,11 +34,14 @@ def test_benchmark_runs_and_reports_one_json_line(capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1
     report = json.loads(lines[0])
-    for key in ("reference_s_per_epoch", "mixupexp_s_per_epoch", "reference_images_per_s", "mixupexp_images_per_s",
-                "speedup", "device", "versions", "warmup_epochs"):
+    arms = ("reference", "mixupexp_fp32_eager", "mixupexp")  # the study's way, each step of mixupexp's
+    for arm in arms:
+        assert report[f"{arm}_images_per_s"] > 0 and len(report[f"{arm}_s_per_epoch_all"]) == 1
+    for key in ("speedup", "speedup_fp32_eager", "device", "versions", "warmup_epochs", "precision"):
         assert key in report
-    assert report["reference_images_per_s"] > 0 and report["mixupexp_images_per_s"] > 0
     assert report["speedup"] == pytest.approx(report["mixupexp_images_per_s"] / report["reference_images_per_s"], rel=1e-2)
+    assert report["speedup_fp32_eager"] == pytest.approx(
+        report["mixupexp_fp32_eager_images_per_s"] / report["reference_images_per_s"], rel=1e-2)
 
 
 def test_benchmark_reference_dataset_mixes_like_the_study():
