@@ -41,6 +41,9 @@ class SummarizeSweep(Callback):
                  sweep_dir / "summary.csv")
         for line in verdict_lines(summary):
             print(line)
+        from mixupexp.loggers import log_sweep_summary
+
+        log_sweep_summary(config, sweep_dir)
 
 
 def job_problem(job: Job) -> Optional[str]:

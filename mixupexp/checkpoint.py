@@ -28,6 +28,7 @@ from mixupexp.files import atomic_torch_save
 
 CHECKPOINT = "checkpoint.pt"
 RESULT = "result.json"
+MODEL = "model.pt"  # the final weights, a plain state dict (torch.load(..., weights_only=True))
 CHECKPOINT_KEYS = ("epoch", "model", "optimizer", "schedule", "rows", "train_seconds", "rng")
 
 

@@ -105,12 +105,51 @@ class TrainerConfig:
     resume: bool = True
     # Keep checkpoint.pt after a run finishes (it is always written at the end of each epoch).
     keep_checkpoint: bool = False
+    # Keep the final weights as model.pt (a state dict), which `python -m mixupexp.evaluate` reads.
+    save_model: bool = True
 
 
 @dataclass
 class EvalConfig:
     # FGSM strengths in units of 1/255 of the pixel range, evaluated once after training; [] = no attack.
     fgsm_eps: list[float] = field(default_factory=lambda: [1.0, 2.0, 4.0, 8.0])
+
+
+@dataclass
+class CsvLoggerConfig:
+    """metrics.csv and result.json, which every run writes anyway (resume, the summary and evaluate read them)."""
+
+
+@dataclass
+class TensorBoardLoggerConfig:
+    # Event files per run, in this folder of the run directory; `tensorboard --logdir SWEEP_DIR` compares a sweep.
+    dir: str = "tensorboard"
+
+
+@dataclass
+class MlflowLoggerConfig:
+    # null: a local store, ./mlruns/mlflow.db (SQLite) with artefacts in ./mlruns/artifacts.
+    tracking_uri: Optional[str] = None
+    experiment: str = "mixupexp"
+
+
+@dataclass
+class WandbLoggerConfig:
+    project: str = "mixupexp"
+    entity: Optional[str] = None
+    # offline: records stay in the run directory (`wandb sync` uploads them later); online: streamed.
+    mode: str = "offline"
+
+
+@dataclass
+class LoggerConfig:
+    """The loggers chosen with `logger=NAME` or `logger=[NAME,NAME]`; an unchosen one stays null. They record a
+    run and never change what it computes."""
+
+    csv: Optional[CsvLoggerConfig] = None
+    tensorboard: Optional[TensorBoardLoggerConfig] = None
+    mlflow: Optional[MlflowLoggerConfig] = None
+    wandb: Optional[WandbLoggerConfig] = None
 
 
 @dataclass
@@ -121,6 +160,7 @@ class Config:
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
     seed: int = 0
 
 
@@ -136,6 +176,8 @@ CHOICES = {
     "trainer.cuda_graph": ("auto", "on", "off"),
     "trainer.progress": ("auto", "on", "off"),
 }
+# Checked only when the logger is chosen.
+LOGGER_CHOICES = {"logger.wandb.mode": ("offline", "online", "disabled")}
 
 
 # Keys that the chosen option of a group does not use, by (option key, option): set or not, they change nothing.
@@ -181,7 +223,7 @@ def _check_known_keys(cfg: Any, schema: type, prefix: str = "") -> None:
         if key not in known:
             raise ConfigError(f"unknown key {prefix}{key}; known keys: {', '.join(known)}")
         value = cfg[key]
-        nested = {ModelConfig, DataConfig, AugmentConfig, OptimizerConfig, TrainerConfig, EvalConfig}
+        nested = {ModelConfig, DataConfig, AugmentConfig, OptimizerConfig, TrainerConfig, EvalConfig, LoggerConfig}
         child = next((t for t in nested if t.__name__ == known[key] or t is known[key]), None)
         if child is not None:
             _check_known_keys(value, child, f"{prefix}{key}.")
@@ -194,6 +236,10 @@ def validate(cfg: Any) -> None:
         value = _get(cfg, key)
         if value not in allowed:
             raise ConfigError(f"{key}={value!r} is not one of {', '.join(allowed)}")
+    for key, allowed in LOGGER_CHOICES.items():
+        chosen = cfg.logger.get(key.split(".")[1])
+        if chosen is not None and _get(cfg, key) not in allowed:
+            raise ConfigError(f"{key}={_get(cfg, key)!r} is not one of {', '.join(allowed)}")
     positive = {
         "trainer.epochs": cfg.trainer.epochs,
         "trainer.batch_size": cfg.trainer.batch_size,
@@ -247,6 +293,9 @@ def validate(cfg: Any) -> None:
                 raise ConfigError(f"data.{key}={getattr(cfg.data, key)} must be > 0")
         if cfg.data.num_classes < 2:
             raise ConfigError(f"data.num_classes={cfg.data.num_classes} must be >= 2")
+    from mixupexp.loggers import check_packages
+
+    check_packages(cfg)
 
 
 def register_configs() -> None:

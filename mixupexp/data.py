@@ -9,7 +9,10 @@ the model normalises them itself.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import sys
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,7 +22,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from mixupexp.files import atomic_torch_save
+from mixupexp.cache import cache_path, store as store_cache
+
+log = logging.getLogger("mixupexp")
 
 
 class DataError(RuntimeError):
@@ -190,6 +195,36 @@ def _folder_fingerprint(root: Path, samples: list[tuple[str, int]], image_size) 
     return digest.hexdigest()[:20]
 
 
+class DecodeProgress:
+    """Progress of a long decode: a bar on a terminal, else a log line at every quarter (log files, sweeps)."""
+
+    def __init__(self, total: int, name: str):
+        self.total, self.name, self.done, self.started = total, name, 0, time.perf_counter()
+        self.bar = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=name, unit="img", leave=False)
+        else:
+            log.info("%s: %d images", name, total)
+
+    def advance(self) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update()
+        elif self.done < self.total and self.done * 4 // self.total != (self.done - 1) * 4 // self.total:
+            log.info("%s: %d/%d images (%.0fs)", self.name, self.done, self.total, time.perf_counter() - self.started)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if exc[0] is None:
+            log.info("%s: %d images in %.1fs", self.name, self.total, time.perf_counter() - self.started)
+
+
 # Pillow's modes of 16-bit (and 32-bit integer) grayscale, as 16-bit PNGs and TIFFs open.
 _WIDE_GRAY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
@@ -219,9 +254,13 @@ def _size(shape: tuple[int, int, int]) -> str:
     return f"{shape[2]}×{shape[1]}"  # width × height, as image viewers say
 
 
-def _decode_split(samples: list[tuple[str, int]], image_size) -> tuple[torch.Tensor, torch.Tensor]:
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        images = list(pool.map(lambda s: _decode(s[0], image_size), samples, chunksize=256))
+def _decode_split(samples: list[tuple[str, int]], image_size, name: str = "images") -> tuple[torch.Tensor, torch.Tensor]:
+    images = []
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool, \
+            DecodeProgress(len(samples), f"decoding {name}") as progress:
+        for image in pool.map(lambda s: _decode(s[0], image_size), samples, chunksize=256):
+            images.append(image)
+            progress.advance()
     shapes = Counter(tuple(im.shape) for im in images)
     if len(shapes) > 1:
         usual = shapes.most_common(1)[0][0]
@@ -253,17 +292,17 @@ def _list_image_folder(cfg) -> tuple[Path, list[str], list[tuple[str, int]], lis
 def _load_image_folder(cfg) -> ImageData:
     root, train_classes, train_samples, test_samples = _list_image_folder(cfg)
 
-    cache = Path(os.path.expanduser(cfg.cache_dir)) / (
-        "image_folder-" + _folder_fingerprint(root, train_samples + test_samples, cfg.image_size) + ".pt"
-    )
+    cache = cache_path(cfg.cache_dir, root, cfg.image_size,
+                       _folder_fingerprint(root, train_samples + test_samples, cfg.image_size))
     if cache.exists():
         try:
             saved = torch.load(cache, weights_only=True)
+            log.info("decoded images of %s read from the cache %s", root, cache)
             return ImageData(**saved)
         except Exception:
             pass  # an unreadable cache is rebuilt below
-    train_images, train_labels = _decode_split(train_samples, cfg.image_size)
-    test_images, test_labels = _decode_split(test_samples, cfg.image_size)
+    train_images, train_labels = _decode_split(train_samples, cfg.image_size, f"{root}/train")
+    test_images, test_labels = _decode_split(test_samples, cfg.image_size, f"{root}/test")
     if train_images.shape[1:] != test_images.shape[1:]:
         raise DataError(
             f"{root}: train images are {tuple(train_images.shape[1:])} but test images {tuple(test_images.shape[1:])}; "
@@ -271,9 +310,12 @@ def _load_image_folder(cfg) -> ImageData:
         )
     data = ImageData(train_images, train_labels, test_images, test_labels, classes=train_classes)
     try:
-        atomic_torch_save(vars(data), cache)
-    except OSError:
-        pass  # a read-only cache folder only costs the decoding next time
+        removed = store_cache(vars(data), cache, root, cfg.image_size)
+        log.info("decoded images cached in %s (%.0f MB; python -m mixupexp.cache lists or clears the caches)%s",
+                 cache, cache.stat().st_size / 2**20,
+                 f"; removed {len(removed)} superseded file(s) of this folder" if removed else "")
+    except OSError as e:
+        log.warning("decoded images not cached (%s): they are decoded again next time", e)
     return data
 
 

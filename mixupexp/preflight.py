@@ -19,18 +19,28 @@ from hydra._internal.utils import get_args_parser
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mixupexp.config import IGNORED_BY_OPTION, ConfigError, ignored_keys, validate
 from mixupexp.data import DataError, check_available
 from mixupexp.identity import flatten, plain_config, run_name
+from mixupexp.presets import without_preset_plus
+from mixupexp.suggest import did_you_mean
 
 CONFIG_MODULE, CONFIG_NAME = "mixupexp.conf", "config"
 
 
-def one_line(error: BaseException) -> str:
-    """Hydra's and OmegaConf's messages span lines (hints, search paths); keep what names the problem."""
+def one_line(error: BaseException, overrides: list[str] = ()) -> str:
+    """Hydra's and OmegaConf's messages span lines (hints, search paths); keep what names the problem, and add
+    the nearest valid override when one of `overrides` is misspelled."""
+    message = _first_line(error)
+    meant = did_you_mean(str(error), list(overrides)) if overrides else None
+    return f"{message} (did you mean {meant}?)" if meant else message
+
+
+def _first_line(error: BaseException) -> str:
     if isinstance(error, ConfigError):
         return str(error)
     cause = error.__cause__ or error.__context__
@@ -105,7 +115,8 @@ def job_overrides(overrides: list[str], multirun: bool) -> tuple[list[list[str]]
     ]
     first_cfg = compose(config_name=CONFIG_NAME, overrides=first, return_hydra_config=True)
     hydra_cfg = first_cfg.hydra
-    if not (multirun or hydra_cfg.mode == "MULTIRUN"):
+    # The composed node holds RunMode.MULTIRUN (an Enum), which never equals the string "MULTIRUN".
+    if not (multirun or hydra_cfg.mode == RunMode.MULTIRUN):
         return [[o.input_line for o in parsed]], first_cfg
     params = hydra_cfg.sweeper.get("params")
     params = OmegaConf.to_container(params, resolve=False) if params else {}
@@ -147,6 +158,7 @@ def check_data_once(jobs: list[Job]) -> None:
 def plan_command(argv: list[str]) -> Optional[CommandPlan]:
     """Compose and validate every job of the command line; None for the commands Hydra answers itself (--help).
     Raises ConfigError, DataError, HydraException or OmegaConfBaseException."""
+    argv = without_preset_plus(argv)
     args, _ = get_args_parser().parse_known_args(argv)
     if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion or args.config_dir:
         return None
@@ -154,7 +166,7 @@ def plan_command(argv: list[str]) -> Optional[CommandPlan]:
     try:
         with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
             job_lists, first = job_overrides(args.overrides, args.multirun)
-            multirun = args.multirun or first.hydra.mode == "MULTIRUN"
+            multirun = args.multirun or first.hydra.mode == RunMode.MULTIRUN
             dir_key = "sweep.dir" if multirun else "run.dir"
             base = _resolved(first.hydra, dir_key)
             pinned = []
@@ -193,6 +205,7 @@ def check_command_line(argv: list[str]) -> Optional[CommandPlan]:
     except (ConfigError, DataError, HydraException, OmegaConfBaseException) as e:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        print(f"error: {one_line(e)}", file=sys.stderr)
+        overrides = get_args_parser().parse_known_args(without_preset_plus(argv))[0].overrides
+        print(f"error: {one_line(e, overrides)}", file=sys.stderr)
         sys.exit(2)
     return _checked

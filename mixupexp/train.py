@@ -5,6 +5,7 @@ config -> data -> batches (mixed) -> model -> training -> metrics.csv / result.j
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import logging
 import os
@@ -21,24 +22,26 @@ import hydra
 import numpy as np
 import pandas as pd
 import torch
-import torchvision
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from mixupexp.checkpoint import (CHECKPOINT, RESULT, CheckpointError, PriorRun, find_prior_run, load_checkpoint,
-                                 save_checkpoint, set_aside)
+from mixupexp.checkpoint import (CHECKPOINT, MODEL, RESULT, CheckpointError, PriorRun, find_prior_run,
+                                 load_checkpoint, save_checkpoint, set_aside)
 from mixupexp.augment import BatchMixer, HiddenMixer
 from mixupexp.basic_augment import random_crop_flip
 from mixupexp.config import ConfigError, validate
 from mixupexp.preflight import check_command_line
+from mixupexp.help import help_text, wants_help
+from mixupexp.presets import without_preset_plus
 from mixupexp.gpus import gpu_lease
 from mixupexp.runlock import RunLocked, invocation_id, run_lock
 from mixupexp.data import DataError, ImageData, check_batch_size, load_data
 from mixupexp.engine import DivergedError, TrainStep, autocast_dtype, train_epoch
 from mixupexp.evaluation import evaluate, fgsm_accuracy, fgsm_key
-from mixupexp.files import write_csv, write_json
+from mixupexp.files import atomic_torch_save, write_csv, write_json
 from mixupexp.identity import identity, identity_hash, run_name
+from mixupexp.loggers import open_loggers
 from mixupexp.mixup import DeviceBatches, MixupDataset
 from mixupexp.model import build_model
 
@@ -149,7 +152,10 @@ def show_progress(setting: str) -> bool:
 
 
 def versions() -> dict:
-    return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__}
+    # Read from the package metadata: importing torchvision loads torch._dynamo (about 0.3 s after torch, and
+    # seconds where nothing else loads it, as in evaluate), and a run on generated data never needs it.
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "torchvision": importlib.metadata.version("torchvision")}
 
 
 def train(cfg, out_dir: Path) -> dict:
@@ -250,6 +256,7 @@ def _train(cfg, out_dir: Path, device: torch.device) -> dict:
         "config": config,
     }
     write_json(out_dir / RESULT, result)
+    loggers = open_loggers(cfg, out_dir, config, earlier_rows=rows)
     for epoch in range(first_epoch, cfg.trainer.epochs + 1):
         epoch_start = time.perf_counter()
         train_loss = train_epoch(step, batches, batch_mixer, device, f"epoch {epoch}/{cfg.trainer.epochs}",
@@ -267,14 +274,13 @@ def _train(cfg, out_dir: Path, device: torch.device) -> dict:
         save_checkpoint(out_dir / CHECKPOINT, model=model, optimizer=optimizer, schedule=schedule, epoch=epoch,
                         rows=rows, train_seconds=train_seconds, loader_generator=loader_generator)
         write_csv(out_dir / "metrics.csv", pd.DataFrame(rows))
+        loggers.log_epoch(rows[-1])
         log.info("epoch %d/%d  train_loss %.4f  test_loss %.4f  test_acc %.2f%%  test_ece %.2f%%%s  (%.1fs)",
                  epoch, cfg.trainer.epochs, train_loss, test.loss, test.acc, test.ece,
                  f"  val_acc {rows[-1]['val_acc']:.2f}%" if validation is not None else "", rows[-1]["seconds"])
 
     robustness = fgsm_accuracy(model, test_images, test_labels, list(cfg.eval.fgsm_eps),
                                cfg.trainer.eval_batch_size, device)
-    for eps, acc in robustness.items():
-        log.info("FGSM accuracy at eps=%g/255: %.2f%%", eps, acc)
     result.update({
         "status": "ok",
         # The last epoch's accuracy is the result: picking the best epoch on the test set would overstate it.
@@ -290,7 +296,10 @@ def _train(cfg, out_dir: Path, device: torch.device) -> dict:
         "wall_seconds": time.perf_counter() - started,
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     })
+    if cfg.trainer.save_model:
+        atomic_torch_save({k: v.detach().cpu() for k, v in model.state_dict().items()}, out_dir / MODEL)
     write_json(out_dir / RESULT, result)
+    loggers.finish(result)
     if not cfg.trainer.keep_checkpoint:
         (out_dir / CHECKPOINT).unlink(missing_ok=True)
     log.info("test accuracy %.2f%% after %d epochs; results in %s", result["test_acc"], cfg.trainer.epochs, out_dir)
@@ -371,6 +380,10 @@ def main() -> None:
 
     A sweep's default directory holds the time it started; it is fixed on the command line Hydra sees, so that
     the command printed on Ctrl-C runs the same jobs into the same directories."""
+    sys.argv[1:] = without_preset_plus(sys.argv[1:])
+    if wants_help(sys.argv[1:]):
+        print(help_text([arg for arg in sys.argv[1:] if "=" in arg and not arg.startswith("-")]))
+        return
     plan = check_command_line(sys.argv[1:])
     invocation_id()
     if plan is not None:

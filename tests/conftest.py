@@ -31,8 +31,10 @@ TINY = [
 
 
 def compose_config(overrides: list[str] = ()):
+    from mixupexp.presets import without_preset_plus
+
     with initialize_config_module(config_module="mixupexp.conf", version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
+        return compose(config_name="config", overrides=without_preset_plus(list(overrides)))
 
 
 def run_cli(args: list[str], cwd: Path, module: str = "mixupexp.train", check: bool = True, env=None):

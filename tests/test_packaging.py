@@ -23,7 +23,7 @@ def test_wheel_carries_every_config_and_composes_without_the_source_tree(tmp_pat
         "import mixupexp, hydra; from hydra import compose, initialize_config_module\n"
         "assert mixupexp.__file__.startswith(%r), mixupexp.__file__\n"
         "with initialize_config_module(config_module='mixupexp.conf', version_base='1.3'):\n"
-        "    cfg = compose(config_name='config', overrides=['augment=mixup', '+experiment=seed_study'])\n"
+        "    cfg = compose(config_name='config', overrides=['augment=mixup', 'experiment=seed_study', 'debug=smoke'])\n"
         "print(cfg.augment.name, cfg.augment.alpha)\n" % str(site)
     )
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env={"PYTHONPATH": str(site), "PATH": ""},

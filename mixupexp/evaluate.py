@@ -1,0 +1,196 @@
+"""`python -m mixupexp.evaluate RUN_DIR [overrides]`: evaluate a finished run's kept weights again, without training.
+
+The model is rebuilt from the run's saved config (.hydra/config.yaml, else result.json's `config`) and loaded
+from its model.pt. Overrides may change what it is evaluated on and how: `eval.fgsm_eps=[...]`, another data set
+(`data=svhn`, `data=image_folder data.root=DIR`) or data setting (`data.num_test=...`), `trainer.device`,
+`trainer.eval_batch_size`. Evaluation is in fp32, as after training. The results go to RUN_DIR/evaluations/<name>.json; result.json
+is never touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from mixupexp.checkpoint import MODEL, RESULT
+from mixupexp.config import Config, ConfigError, validate
+from mixupexp.data import DataError, load_data
+from mixupexp.evaluation import evaluate, fgsm_accuracy, fgsm_key
+from mixupexp.files import write_json
+from mixupexp.model import build_model
+from mixupexp.train import pick_device, versions
+
+log = logging.getLogger("mixupexp")
+
+# What an evaluation may change: the data it runs on and how it is measured, never the trained model.
+CHANGEABLE = ("data", "eval", "trainer.device", "trainer.eval_batch_size")
+
+
+class EvaluateError(ValueError):
+    """Bad input to the evaluate command; the message says what is wrong and how to fix it."""
+
+
+def saved_config(run_dir: Path) -> dict:
+    """The run's config: .hydra/config.yaml as Hydra wrote it, else the resolved copy in result.json."""
+    hydra_config = run_dir / ".hydra" / "config.yaml"
+    if hydra_config.is_file():
+        return OmegaConf.to_container(OmegaConf.load(hydra_config), resolve=True)
+    result = run_dir / RESULT
+    if result.is_file():
+        import json
+
+        try:
+            return json.loads(result.read_text())["config"]
+        except (ValueError, KeyError) as e:
+            raise EvaluateError(f"{result} holds no config ({type(e).__name__}: {e})") from e
+    raise EvaluateError(f"{run_dir} is not a run directory (no .hydra/config.yaml or result.json); "
+                        "give the directory of a finished run, e.g. outputs/runs/<time>")
+
+
+def _group_option(group: str, option: str) -> dict:
+    """The defaults of one option of a config group (e.g. data=svhn), as `python -m mixupexp.train` composes it."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module(config_module="mixupexp.conf", version_base="1.3"):
+            return OmegaConf.to_container(compose(config_name="config", overrides=[f"{group}={option}"])[group])
+    except HydraException as e:
+        from mixupexp.preflight import one_line
+
+        raise EvaluateError(one_line(e, [f"{group}={option}"])) from e
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def apply_overrides(config: dict, overrides: list[str]):
+    """The run's config with `overrides` applied and checked against the schema; EvaluateError for a key that
+    would change the trained model or that does not exist."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException as e:
+        raise EvaluateError(str(e).splitlines()[0]) from e
+    config = {k: v for k, v in config.items() if k != "hydra"}
+    for override in parsed:
+        key = override.get_key_element().lstrip("+~")
+        if not any(key == allowed or key.startswith(allowed + ".") for allowed in CHANGEABLE):
+            raise EvaluateError(f"{key} cannot change for an evaluation (it would be another model); "
+                                f"evaluate takes overrides of {', '.join(CHANGEABLE)}")
+        if override.is_sweep_override():
+            raise EvaluateError(f"{override.input_line}: evaluate takes one value per key")
+    cfg = OmegaConf.merge(OmegaConf.structured(Config), config)
+    for override in parsed:
+        key, value = override.get_key_element().lstrip("+~"), override.value()
+        try:
+            if key == "data":  # a group: its option's defaults replace the run's data settings
+                cfg.data = OmegaConf.merge(OmegaConf.structured(Config).data, _group_option("data", value))
+            else:
+                OmegaConf.update(cfg, key, value, merge=False)
+        except (OmegaConfBaseException, ValueError) as e:
+            raise EvaluateError(f"{override.input_line}: {str(e).splitlines()[0]}") from e
+    validate(cfg)
+    return cfg
+
+
+def _num_outputs(state: dict) -> int:
+    """Classes the saved model predicts: the rows of its last weight matrix (the head)."""
+    return [v for k, v in state.items() if k.endswith("weight") and v.dim() == 2][-1].shape[0]
+
+
+def load_model(cfg, run_dir: Path, data, device: torch.device):
+    path = run_dir / MODEL
+    if not path.is_file():
+        raise EvaluateError(f"{run_dir} has no {MODEL}: the run did not finish, or ran with trainer.save_model=false")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    image_shape = tuple(data.test_images.shape[1:])
+    if _num_outputs(state) != data.num_classes:
+        raise EvaluateError(f"data={cfg.data.name} has {data.num_classes} classes but the model in {path} predicts "
+                            f"{_num_outputs(state)}; evaluate it on data with the classes it was trained on")
+    channels = image_shape[0]
+    model = build_model(cfg.model, data.num_classes, image_shape, torch.zeros(channels), torch.ones(channels))
+    try:
+        model.load_state_dict(state)  # the normalisation buffers (the training set's mean/std) come with it
+    except RuntimeError as e:
+        raise EvaluateError(f"the model in {path} does not fit {'x'.join(map(str, image_shape))} images of "
+                            f"data={cfg.data.name}; use data.image_size or data with the training images' shape") from e
+    return model.to(device).to(memory_format=torch.channels_last)
+
+
+def evaluation_name(overrides: list[str]) -> str:
+    """A file name for an evaluation: its overrides (`test` without any), with path-unsafe characters replaced."""
+    name = ",".join(overrides) or "test"
+    return re.sub(r"[^A-Za-z0-9._=,+-]", "_", name)[:150]
+
+
+def evaluate_run(run_dir: Path, overrides: list[str], name: str | None = None) -> tuple[Path, dict]:
+    """Evaluate the run in `run_dir` with `overrides`; write and return (path, results)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise EvaluateError(f"{run_dir} does not exist; give the directory of a finished run")
+    cfg = apply_overrides(saved_config(run_dir), overrides)
+    device = pick_device(cfg.trainer.device)
+    data = load_data(cfg.data)
+    model = load_model(cfg, run_dir, data, device)
+    images, labels = data.test_images.to(device), data.test_labels.to(device)
+    log.info("evaluating %s on %s (%d test images)", run_dir, cfg.data.name, len(labels))
+    metrics = evaluate(model, images, labels, cfg.trainer.eval_batch_size, device)
+    robustness = fgsm_accuracy(model, images, labels, list(cfg.eval.fgsm_eps), cfg.trainer.eval_batch_size, device)
+    results = {
+        "run_dir": str(run_dir),
+        "overrides": list(overrides),
+        "test_acc": metrics.acc,
+        "test_loss": metrics.loss,
+        "test_ece": metrics.ece,
+        **{fgsm_key(eps): acc for eps, acc in robustness.items()},
+        "num_test": len(labels),
+        "device": str(device),
+        "evaluated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": versions(),
+        "data": OmegaConf.to_container(cfg.data, resolve=True),
+        "eval": OmegaConf.to_container(cfg.eval, resolve=True),
+    }
+    path = run_dir / "evaluations" / f"{name or evaluation_name(overrides)}.json"
+    write_json(path, results)
+    return path, results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m mixupexp.evaluate",
+        description="Evaluate a finished run's model.pt again (accuracy, NLL, ECE, FGSM) without training; "
+                    "results go to RUN_DIR/evaluations/NAME.json.",
+        epilog="examples:\n"
+               "  python -m mixupexp.evaluate outputs/runs/RUN 'eval.fgsm_eps=[0.5,16,32]'\n"
+               "  python -m mixupexp.evaluate outputs/runs/RUN data=image_folder data.root=/path/to/other_test_set",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("run_dir", type=Path, help="directory of a finished run (holds model.pt)")
+    parser.add_argument("overrides", nargs="*", help="data=..., data.KEY=..., eval.fgsm_eps=[...], trainer.device=...")
+    parser.add_argument("--name", help="file name of the results (default: the overrides, or 'test')")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    try:
+        path, results = evaluate_run(args.run_dir, args.overrides, args.name)
+    except (EvaluateError, ConfigError, DataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    fgsm = "".join(f", FGSM {k[len('fgsm_acc_'):]}/255 {v:.2f}%" for k, v in results.items() if k.startswith("fgsm_acc_"))
+    print(f"test_acc {results['test_acc']:.2f}%, NLL {results['test_loss']:.4f}, ECE {results['test_ece']:.2f}%{fgsm}"
+          f" -> {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+""""Did you mean ...?": the nearest valid override for a misspelled group, option or key.
+
+The vocabulary is what `python -m mixupexp.train` accepts: the config groups and their options (the YAML files
+of the config package) and the dotted keys of the composed default config (every key of the schema).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from importlib import resources
+
+from omegaconf import OmegaConf
+
+CONFIG_PACKAGE = "mixupexp.conf"
+
+
+def groups_and_options() -> dict[str, list[str]]:
+    """{group: [option, ...]} from the config package's folders (hydra/launcher included)."""
+    found: dict[str, list[str]] = {}
+
+    def walk(folder, prefix: str) -> None:
+        for entry in folder.iterdir():
+            if entry.is_dir() and not entry.name.startswith("__"):
+                walk(entry, f"{prefix}{entry.name}/")
+            elif entry.name.endswith(".yaml") and prefix:
+                found.setdefault(prefix.rstrip("/"), []).append(entry.name[: -len(".yaml")])
+
+    walk(resources.files(CONFIG_PACKAGE), "")
+    return {group: sorted(options) for group, options in sorted(found.items())}
+
+
+def dotted_keys(cfg) -> list[str]:
+    """Every key path of a config, inner nodes and leaves: augment, augment.alpha, logger.tensorboard.dir, ..."""
+    keys: list[str] = []
+
+    def walk(node, prefix: str) -> None:
+        for key, value in node.items():
+            keys.append(prefix + str(key))
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+
+    walk(OmegaConf.to_container(cfg, resolve=False) if not isinstance(cfg, dict) else cfg, "")
+    return keys
+
+
+def _closest(word: str, candidates: list[str]) -> str | None:
+    matches = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def nearest_key(key: str, keys: list[str]) -> str | None:
+    """The valid dotted key meant by `key`: a close spelling (augment.alpah -> augment.alpha), else a key whose
+    last part it names or nearly names (alpha -> augment.alpha)."""
+    if key in keys:
+        return None
+    close = _closest(key, keys)
+    if close is not None:
+        return close
+    leaf = key.rsplit(".", 1)[-1]
+    by_leaf: dict[str, list[str]] = {}
+    for candidate in keys:
+        by_leaf.setdefault(candidate.rsplit(".", 1)[-1], []).append(candidate)
+    leaf_match = _closest(leaf, list(by_leaf))
+    if leaf_match is None:
+        return None
+    # Several keys may end alike (data.image_size, ...): prefer the one sharing the typed prefix, else the shortest.
+    prefix = key.rsplit(".", 1)[0] if "." in key else ""
+    return min(by_leaf[leaf_match], key=lambda c: (not c.startswith(prefix), len(c)))
+
+
+def suggest(override: str, groups: dict[str, list[str]], keys: list[str]) -> str | None:
+    """The override meant by a misspelled one, e.g. `agument=mixup` -> `augment=mixup`, or None."""
+    if "=" not in override:
+        return None
+    raw_key, value = override.split("=", 1)
+    plus = re.match(r"^[+~]*", raw_key).group(0)
+    key = raw_key[len(plus):]
+    if key in groups:  # a known group: the option is misspelled
+        option = _closest(value, groups[key])
+        return f"{plus}{key}={option}" if option and option != value else None
+    group = _closest(key, list(groups))
+    if group is not None and (value in groups[group] or _closest(value, groups[group])):
+        option = value if value in groups[group] else _closest(value, groups[group])
+        return f"{plus}{group}={option}"
+    meant = nearest_key(key, keys)
+    return f"{plus}{meant}={value}" if meant is not None else None
+
+
+def default_config():
+    """The composed default config of `python -m mixupexp.train`."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module(config_module=CONFIG_PACKAGE, version_base="1.3"):
+            return compose(config_name="config")
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def did_you_mean(message: str, overrides: list[str], cfg=None) -> str | None:
+    """For an error `message` about one of `overrides`, the corrected override; `cfg`: the default config.
+
+    The override is the one whose key (or group/option) the message quotes, as Hydra's and OmegaConf's messages
+    do ('agument', 'augment/cutmixx', 'alpah')."""
+    quoted = set(re.findall(r"'([^']+)'", message)) | set(re.findall(r"unknown key ([\w.]+)", message))
+    if not quoted:
+        return None
+    groups, keys = groups_and_options(), dotted_keys(cfg if cfg is not None else default_config())
+    for override in overrides:
+        if "=" not in override:
+            continue
+        raw_key, value = override.split("=", 1)
+        key = raw_key.lstrip("+~")
+        leaf = key.rsplit(".", 1)[-1]
+        if quoted & {key, leaf, f"{key}/{value}"}:
+            return suggest(override, groups, keys)
+    return None
