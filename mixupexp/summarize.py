@@ -435,6 +435,8 @@ def _compared(row: pd.Series) -> bool:
 def _detail(row: pd.Series) -> str:
     """`Δ = +1.20 [-0.50, +2.90] points, p = 0.04, p (Holm) = 0.12, paired t-test; P(better) = 0.67 [0.33, 1.00]`"""
     delta = _with_ci(row["delta_acc_vs_baseline"], row["delta_acc_ci95_low"], row["delta_acc_ci95_high"], sign=True)
+    if not delta:  # one of the arms has no finished run yet
+        return "no Δ: an arm has no finished run"
     detail = f"Δ = {delta} points"
     if not pd.isna(row["delta_acc_p_value"]):
         detail += f", p = {_p_value(row['delta_acc_p_value'])}, p (Holm) = {_p_value(row['delta_acc_p_holm'])}"

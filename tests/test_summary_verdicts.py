@@ -173,3 +173,11 @@ def test_the_summarize_command_prints_the_verdicts(tmp_path, capsys):
     assert main([str(tmp_path), "--no-plots"]) == 0
     printed = capsys.readouterr().out
     assert "augment=mixup augment.alpha=0.2 augment.ratio=0.2: better than the baseline at 5 % (Δ = +1.03" in printed
+
+
+def test_a_baseline_without_finished_runs_gives_no_delta_rather_than_an_empty_one(tmp_path):
+    write_run(tmp_path / "none0", "none", 0, 0.0, status="running")
+    write_run(tmp_path / "mixup0", "mixup", 0, 70.0)
+    write_run(tmp_path / "mixup1", "mixup", 1, 71.0)
+    (line,) = verdict_lines(write_summary([tmp_path], tmp_path, plots=False))
+    assert "no Δ: an arm has no finished run" in line and "Δ =  points" not in line
