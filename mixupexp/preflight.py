@@ -1,7 +1,10 @@
-"""Check a command line before Hydra starts any job: every job of a sweep is composed and validated first.
+"""Check a command line before Hydra starts any job, and plan it: every job of a sweep is composed and validated,
+its run directory named (identity.run_name), a key that no job uses refused, and each data set found once.
 
 A typo in one value of a 100-job sweep should cost one line and a second, not the 57 jobs before it. Errors are
-printed as one line (`error: ...`) and exit with status 2; HYDRA_FULL_ERROR=1 shows the traceback instead.
+printed as one line (`error: ...`) and exit with status 2; HYDRA_FULL_ERROR=1 shows the traceback instead. The
+plan (`CommandPlan`) then serves the dry run (plan.py), the duplicate-jobs line and the Ctrl-C resume command
+(train.py) and the account of every job at the end of a sweep (callbacks.py).
 """
 
 from __future__ import annotations
