@@ -63,17 +63,26 @@ def job_problem(job: Job) -> Optional[str]:
     if status == "ok":
         return None
     if status in FAILED:
-        return f"{status}: {result.get('error', '')}"[:SHOWN_ERROR_CHARS]
+        return _failure(result)
     return "interrupted"
+
+
+def _failure(result: dict) -> str:
+    return f"{result.get('status')}: {result.get('error', '')}"[:SHOWN_ERROR_CHARS]
+
+
+def _grouped(problems: dict[str, list[str]]) -> tuple[int, str]:
+    """(how many runs, `problem (a, b); other problem (c)`): each distinct problem once with the runs it hit."""
+    count = sum(len(names) for names in problems.values())
+    return count, "; ".join(f"{problem} ({', '.join(names)})" for problem, names in problems.items())
 
 
 def unfinished_line(plan: CommandPlan, problems: dict[str, list[str]]) -> str:
     """`2 of 12 distinct runs (18 jobs) did not finish: failed: X (a, b); clash: ... (c); resume with: ...`: one
     line, each distinct problem once with the runs it hit."""
-    count = sum(len(names) for names in problems.values())
-    parts = [f"{problem} ({', '.join(names)})" for problem, names in problems.items()]
+    count, parts = _grouped(problems)
     return (f"{count} of {len(plan.distinct)} distinct runs ({len(plan.jobs)} jobs) in {plan.base_dir} did not "
-            f"finish: {'; '.join(parts)}; resume with: {plan.resume_command()}")
+            f"finish: {parts}; resume with: {plan.resume_command()}")
 
 
 class ReportFailures(Callback):
@@ -109,11 +118,8 @@ class ReportFailures(Callback):
             except (OSError, json.JSONDecodeError):
                 continue
             if result.get("status") != "ok":
-                problem = f"{result.get('status')}: {result.get('error', '')}"[:SHOWN_ERROR_CHARS]
-                problems.setdefault(problem, []).append(str(path.parent.relative_to(sweep_dir)))
+                problems.setdefault(_failure(result), []).append(str(path.parent.relative_to(sweep_dir)))
         if problems:
-            count = sum(len(names) for names in problems.values())
-            parts = [f"{problem} ({', '.join(names)})" for problem, names in problems.items()]
-            print(f"error: {count} of {len(paths)} runs in {sweep_dir} did not finish: {'; '.join(parts)}",
-                  file=sys.stderr)
+            count, parts = _grouped(problems)
+            print(f"error: {count} of {len(paths)} runs in {sweep_dir} did not finish: {parts}", file=sys.stderr)
             sys.exit(1)
