@@ -1,2 +1,2 @@
 # Importing the configs registers their schema (the structured configs) with Hydra's ConfigStore.
-import mixupexp.config  # noqa: F401
+import mixupexp.config.schema  # noqa: F401

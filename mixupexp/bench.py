@@ -27,14 +27,15 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from mixupexp.augment import BatchMixer
-from mixupexp.config import ConfigError
-from mixupexp.data import DataError, check_batch_size, load_data
-from mixupexp.loss import soft_cross_entropy
-from mixupexp.mixup import DeviceBatches
-from mixupexp.model import SimpleCNN
-from mixupexp.engine import TrainStep, autocast_dtype, train_epoch
-from mixupexp.train import build_optimizer, pick_device, versions
+from mixupexp.augment.batch import BatchMixer
+from mixupexp.augment.loaders import DeviceBatches
+from mixupexp.config.schema import DEFAULT_CACHE_DIR, ConfigError
+from mixupexp.data.datasets import DataError, check_batch_size, load_data
+from mixupexp.models.networks import SimpleCNN
+from mixupexp.training.device import pick_device, versions
+from mixupexp.training.engine import TrainStep, autocast_dtype, train_epoch
+from mixupexp.training.loss import soft_cross_entropy
+from mixupexp.training.optim import build_optimizer
 
 
 class ReferenceMixupDataset(torch.utils.data.Dataset):
@@ -88,7 +89,7 @@ def run(args) -> dict:
     np.random.seed(0)
     if args.data_root:
         data_cfg = SimpleNamespace(name="image_folder", root=args.data_root, image_size=None,
-                                   cache_dir="~/.cache/mixupexp", train_subset=args.num_train)
+                                   cache_dir=DEFAULT_CACHE_DIR, train_subset=args.num_train)
     else:
         data_cfg = SimpleNamespace(name="synthetic", num_train=args.num_train, num_test=10, num_classes=10,
                                    image_size=32, signal=6.0, noise=60.0, data_seed=0, train_subset=None)
@@ -114,7 +115,7 @@ def run(args) -> dict:
     batches = DeviceBatches(data.train_images.to(device), data.train_labels.to(device), classes,
                             args.batch_size, args.ratio, args.alpha)
     # The study's mixup happens inside DeviceBatches; its BatchMixer only passes the batch through.
-    study_mixup = BatchMixer("mixup", args.alpha, args.ratio)
+    study_mixup = BatchMixer(None, args.alpha, args.ratio)
 
     def mixupexp_step(precision: str, graph: bool) -> TrainStep:
         model = SimpleCNN(classes, shape, mean, std).to(device, memory_format=torch.channels_last)

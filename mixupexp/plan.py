@@ -1,117 +1,12 @@
-"""`python -m mixupexp.plan ARGS`: what `python -m mixupexp.train ARGS` would do, without training anything.
-
-Every job of the command line (a sweep's preset included) is composed and checked as the real command does, then
-listed with its run directory and what the command would do with it: nothing (`finished`), continue it from its
-last checkpoint (`resumable`), train it again after a failure (`failed: retry`), train it (`new`), leave it to
-another job of the same command (`duplicate of job K`), or stop at it (`running elsewhere`, `refused`). The last
-line counts them and estimates the time left from the finished runs' time per epoch, where there are some.
-Nothing is written.
-"""
+"""`python -m mixupexp.plan <train args>`: the dry run of a training command (runs/dry_run.py)."""
 
 from __future__ import annotations
 
-import json
-import statistics
 import sys
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional
 
-import pandas as pd
-
-from mixupexp.checkpoint import CHECKPOINT, RESULT, config_differences
-from mixupexp.identity import plain_config
-from mixupexp.preflight import CommandPlan, Job, check_command_line
-from mixupexp.runlock import live_holder
-
-
-@dataclass
-class JobState:
-    state: str
-    epochs_left: int  # epochs this job would train
-    seconds_per_epoch: Optional[float] = None  # measured, for finished runs
-
-
-def _epochs_done(run_dir: Path) -> int:
-    try:
-        return len(pd.read_csv(run_dir / "metrics.csv"))
-    except (OSError, ValueError, pd.errors.EmptyDataError):
-        return 0
-
-
-def job_state(job: Job) -> JobState:
-    """What running the command would do with this (first) job of its run."""
-    epochs = int(job.cfg.trainer.epochs)
-    if job.run_dir is None:
-        return JobState("new (its directory is only known when it runs)", epochs)
-    holder = live_holder(job.run_dir)
-    if holder is not None:
-        return JobState(f"running elsewhere ({holder.describe()})", 0)
-    try:
-        result = json.loads((job.run_dir / RESULT).read_text())
-    except (OSError, json.JSONDecodeError):
-        return JobState("new", epochs)
-    if config_differences(plain_config(job.cfg), result.get("config", {})):
-        return JobState("refused: its directory holds a run of another config", 0)
-    status = result.get("status")
-    if status == "ok":
-        seconds = result.get("wall_seconds")
-        return JobState("finished", 0, seconds / epochs if seconds else None)
-    if not job.cfg.trainer.resume:
-        return JobState("restart (trainer.resume=false)", epochs)
-    if status in ("failed", "diverged", "out_of_memory"):
-        return JobState(f"{status}: retry", epochs)
-    done = _epochs_done(job.run_dir) if (job.run_dir / CHECKPOINT).exists() else 0
-    return JobState(f"resumable (epoch {done} of {epochs} done)" if done else "new", epochs - done)
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def describe(plan: CommandPlan) -> list[str]:
-    """The plan's lines: one per job, then the counts and the time estimate."""
-    first_job: dict[object, int] = {}
-    states: dict[int, JobState] = {}
-    lines = []
-    for number, job in enumerate(plan.jobs):
-        key = job.run_dir or job.name
-        if key in first_job:
-            state = f"duplicate of job {first_job[key]}"
-        else:
-            first_job[key] = number
-            states[number] = job_state(job)
-            state = states[number].state
-        where = job.run_dir if job.run_dir is not None else job.name
-        lines.append(f"job {number}: {' '.join(job.overrides) or '(defaults)'}\n    {where}: {state}")
-    counts: dict[str, int] = {}
-    for state in states.values():
-        kind = state.state.split(" (")[0].split(":")[0]
-        counts[kind] = counts.get(kind, 0) + 1
-    duplicates = len(plan.jobs) - len(states)
-    summary = f"{plan.counts()}: " + ", ".join(f"{n} {kind}" for kind, n in counts.items())
-    if duplicates:
-        summary += f", {duplicates} duplicate{'s' * (duplicates != 1)}"
-    measured = [s.seconds_per_epoch for s in states.values() if s.seconds_per_epoch]
-    epochs_left = sum(s.epochs_left for s in states.values())
-    if not epochs_left:
-        summary += "; nothing left to train"
-    elif measured:
-        per_epoch = statistics.mean(measured)
-        summary += (f"; about {_duration(per_epoch * epochs_left)} left ({epochs_left} epochs at "
-                    f"{per_epoch:.1f} s per epoch, measured on {len(measured)} finished "
-                    f"run{'s' * (len(measured) != 1)})")
-    else:
-        summary += f"; {epochs_left} epochs to train (no finished run here to estimate the time from)"
-    lines.append(summary)
-    if plan.pinned:
-        lines.append(f"(the default directory is new for every command: {plan.pinned[0]} here; add "
-                     f"hydra.{'sweep' if plan.multirun else 'run'}.dir=DIR to plan against an earlier one)")
-    return lines
+from mixupexp.runs.command_plan import check_command_line
+from mixupexp.runs.dry_run import describe
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_module
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,10 +30,10 @@ TINY = [
 
 
 def compose_config(overrides: list[str] = ()):
-    from mixupexp.presets import without_preset_plus
+    from mixupexp.config import compose
+    from mixupexp.config.presets import without_preset_plus
 
-    with initialize_config_module(config_module="mixupexp.conf", version_base="1.3"):
-        return compose(config_name="config", overrides=without_preset_plus(list(overrides)))
+    return compose.compose_config(without_preset_plus(list(overrides)))
 
 
 def run_cli(args: list[str], cwd: Path, module: str = "mixupexp.train", check: bool = True, env=None):

@@ -1,13 +1,29 @@
+from types import SimpleNamespace
+
 import pytest
 import torch
 from scipy.stats import kstest
 
-from mixupexp.augment import BatchMixer, HiddenMix, HiddenMixer, cutmix, cutmix_box, mix_with_permutation, smooth_labels
-from mixupexp.basic_augment import random_crop_flip
-from mixupexp.loss import soft_cross_entropy
-from mixupexp.mixup import one_hot
-from mixupexp.model import SimpleCNN
-from mixupexp.engine import TrainStep
+from mixupexp.augment.batch import (
+    HiddenMix,
+    HiddenMixer,
+    cutmix,
+    cutmix_box,
+    mix_with_permutation,
+    smooth_labels,
+)
+from mixupexp.augment.methods import build_augmentation
+from mixupexp.augment.mixup import one_hot
+from mixupexp.augment.standard import random_crop_flip
+from mixupexp.models.networks import SimpleCNN
+from mixupexp.training.engine import TrainStep
+from mixupexp.training.loss import soft_cross_entropy
+
+
+def batch_mixer(method: str, alpha: float, ratio: float, label_smoothing: float = 0.0):
+    """What `augment=<method>` applies to each drawn batch, built through the registry as a run builds it."""
+    cfg = SimpleNamespace(name=method, alpha=alpha, ratio=ratio, label_smoothing=label_smoothing, mix_after_blocks=[0])
+    return build_augmentation(cfg).batch
 
 
 def _labelled_batch(n=32, size=8):
@@ -25,7 +41,7 @@ def _own_weights(y):
 def test_batch_methods_mix_images_and_labels_alike_with_one_lambda_per_batch(method):
     torch.manual_seed(0)
     n = 32
-    mixer = BatchMixer(method, alpha=1.0, ratio=1.0)
+    mixer = batch_mixer(method, alpha=1.0, ratio=1.0)
     for _ in range(20):
         x0, y0 = _labelled_batch(n)
         x, y = mixer(x0, y0)
@@ -42,16 +58,16 @@ def test_batch_methods_mix_images_and_labels_alike_with_one_lambda_per_batch(met
 @pytest.mark.parametrize("method", ["mixup_batch", "cutmix"])
 def test_ratio_is_the_probability_that_a_batch_is_mixed(method):
     torch.manual_seed(1)
-    mixer = BatchMixer(method, alpha=1.0, ratio=0.5)
+    mixer = batch_mixer(method, alpha=1.0, ratio=0.5)
     x0, y0 = _labelled_batch(16)
     mixed = sum(int(not torch.equal(mixer(x0, y0)[1], y0)) for _ in range(400))
     assert mixed / 400 == pytest.approx(0.5, abs=0.1)  # 4 binomial standard errors
-    assert all(torch.equal(BatchMixer(method, 1.0, 0.0)(x0, y0)[0], x0) for _ in range(10))
+    assert all(torch.equal(batch_mixer(method, 1.0, 0.0)(x0, y0)[0], x0) for _ in range(10))
 
 
 def test_batch_mixup_lambda_is_beta_distributed():
     torch.manual_seed(2)
-    mixer = BatchMixer("mixup_batch", alpha=1.0, ratio=1.0)
+    mixer = batch_mixer("mixup_batch", alpha=1.0, ratio=1.0)
     lams = []
     for _ in range(300):
         own = _own_weights(mixer(*_labelled_batch(8))[1])
@@ -104,11 +120,11 @@ def test_label_smoothing_values():
 def test_label_smoothing_composes_with_every_method_and_none_keeps_images():
     x0, y0 = _labelled_batch(8)
     for method in ("none", "mixup", "manifold_mixup"):
-        x, y = BatchMixer(method, 1.0, 1.0, label_smoothing=0.2)(x0, y0)
+        x, y = batch_mixer(method, 1.0, 1.0, label_smoothing=0.2)(x0, y0)
         assert torch.equal(x, x0) and torch.allclose(y, smooth_labels(y0, 0.2))
-        assert BatchMixer(method, 1.0, 1.0)(x0, y0)[1] is y0  # no smoothing unless set
+        assert batch_mixer(method, 1.0, 1.0)(x0, y0)[1] is y0  # no smoothing unless set
     torch.manual_seed(5)
-    x, y = BatchMixer("cutmix", 1.0, 1.0, label_smoothing=0.2)(x0, y0)
+    x, y = batch_mixer("cutmix", 1.0, 1.0, label_smoothing=0.2)(x0, y0)
     assert torch.allclose(y.sum(1), torch.ones(8, dtype=y.dtype)) and y.min() >= 0.2 / 8 - 1e-12
 
 

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from mixupexp import cache
-from mixupexp.data import load_data
+from mixupexp.data.datasets import load_data
 from tests.test_data import folder_cfg, make_folder
 
 

@@ -11,9 +11,15 @@ import pandas as pd
 import pytest
 import torch
 
-from mixupexp import files
-from mixupexp.checkpoint import CHECKPOINT, CheckpointError, read_checkpoint, restore_rng_states, rng_states
-from mixupexp.train import train
+from mixupexp.runs import files
+from mixupexp.runs.checkpoint import (
+    CHECKPOINT,
+    CheckpointError,
+    read_checkpoint,
+    restore_rng_states,
+    rng_states,
+)
+from mixupexp.training.run import train
 
 from .conftest import TINY, compose_config, run_cli
 from .test_reliability import Killed, interrupt_after_checkpoint

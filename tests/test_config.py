@@ -1,10 +1,10 @@
-from pathlib import Path
 
 import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
-from mixupexp.config import ConfigError, validate
+from mixupexp.config.schema import ConfigError
+from mixupexp.config.validate import validate
 
 from .conftest import REPO, compose_config
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-import mixupexp.data as data_module
-from mixupexp.data import DataError, load_data
+import mixupexp.data.folders as data_module
+from mixupexp.data.datasets import DataError, load_data
 
 from .conftest import compose_config
 

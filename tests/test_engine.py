@@ -9,8 +9,8 @@ import contextlib
 import pytest
 import torch
 
-from mixupexp.engine import TrainStep, restore_state, snapshot_state
-from mixupexp.model import SimpleCNN
+from mixupexp.models.networks import SimpleCNN
+from mixupexp.training.engine import TrainStep, restore_state, snapshot_state
 
 
 class _Stream:
@@ -129,7 +129,7 @@ def test_restore_puts_values_back_into_the_same_tensors():
     (False, "cpu", "bf16", torch.bfloat16),
 ])
 def test_auto_precision_is_bf16_where_the_hardware_computes_it(monkeypatch, native, device, precision, expected):
-    from mixupexp.engine import autocast_dtype
+    from mixupexp.training.engine import autocast_dtype
 
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)

@@ -8,8 +8,8 @@ import shutil
 import pytest
 import torch
 
-from mixupexp.evaluate import EvaluateError, evaluate_run
-from mixupexp.train import train
+from mixupexp.runs.reevaluate import EvaluateError, evaluate_run
+from mixupexp.training.run import train
 from tests.conftest import TINY, compose_config, run_cli
 
 EVALUATED = [*TINY, "eval.fgsm_eps=[2]"]

@@ -2,8 +2,14 @@ import pytest
 import torch
 from torch import nn
 
-from mixupexp.config import ConfigError, validate
-from mixupexp.evaluation import evaluate, expected_calibration_error, fgsm_accuracy, fgsm_key
+from mixupexp.config.schema import ConfigError
+from mixupexp.config.validate import validate
+from mixupexp.training.metrics import (
+    evaluate,
+    expected_calibration_error,
+    fgsm_accuracy,
+    fgsm_key,
+)
 
 from .conftest import compose_config
 
@@ -126,9 +132,9 @@ def test_evaluation_runs_in_eval_mode_and_leaves_the_model_unchanged(metric):
 def test_a_run_trained_in_bf16_is_evaluated_in_fp32(tmp_path):
     """Metrics mean the same on every device: a bf16-trained run's test accuracy and NLL are those of its final
     weights evaluated in fp32."""
-    from mixupexp.data import load_data
-    from mixupexp.model import build_model
-    from mixupexp.train import train
+    from mixupexp.data.datasets import load_data
+    from mixupexp.models.networks import build_model
+    from mixupexp.training.run import train
 
     from .conftest import TINY, compose_config
 

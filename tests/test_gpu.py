@@ -12,13 +12,14 @@ import pandas as pd
 import pytest
 import torch
 
-from mixupexp.augment import BatchMixer, HiddenMixer
-from mixupexp.checkpoint import CHECKPOINT, read_checkpoint
-from mixupexp.data import load_data
-from mixupexp.engine import TrainStep, train_epoch
-from mixupexp.mixup import DeviceBatches
-from mixupexp.model import build_model
-from mixupexp.train import build_optimizer, train
+from mixupexp.augment.loaders import DeviceBatches
+from mixupexp.augment.methods import build_augmentation
+from mixupexp.data.datasets import load_data
+from mixupexp.models.networks import build_model
+from mixupexp.runs.checkpoint import CHECKPOINT, read_checkpoint
+from mixupexp.training.engine import TrainStep, train_epoch
+from mixupexp.training.optim import build_optimizer
+from mixupexp.training.run import train
 
 from .conftest import TINY, compose_config, run_cli
 from .test_reliability import Killed, interrupt_after_checkpoint
@@ -45,11 +46,11 @@ def training_parts(overrides=(), graph=False, amp_dtype=None):
     model = build_model(cfg.model, data.num_classes, tuple(data.train_images.shape[1:]), mean, std)
     model = model.to(CUDA, memory_format=torch.channels_last)
     optimizer = build_optimizer(cfg.optimizer, model.parameters(), CUDA)
-    ratio = cfg.augment.ratio if cfg.augment.name == "mixup" else 0.0
+    augmentation = build_augmentation(cfg.augment)
     batches = DeviceBatches(data.train_images.to(CUDA), data.train_labels.to(CUDA), data.num_classes,
-                            cfg.trainer.batch_size, ratio, cfg.augment.alpha)
-    step = TrainStep(model, optimizer, amp_dtype, CUDA, HiddenMixer.from_config(cfg.augment), graph=graph)
-    return step, batches, BatchMixer.from_config(cfg.augment)
+                            cfg.trainer.batch_size, augmentation.loader_ratio, cfg.augment.alpha)
+    step = TrainStep(model, optimizer, amp_dtype, CUDA, augmentation.hidden, graph=graph)
+    return step, batches, augmentation.batch
 
 
 def step_losses(graph: bool, steps: int) -> torch.Tensor:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from mixupexp.help import help_text
+from mixupexp.config.help import help_text
 from tests.conftest import run_cli
 
 

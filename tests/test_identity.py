@@ -7,9 +7,11 @@ import sys
 
 import pytest
 
-from mixupexp.identity import identity, identity_hash, run_name
-from mixupexp.runlock import LOCK, RunLocked, live_holder, run_lock
-from mixupexp.summarize import fixed_settings, fixed_settings_text, load_runs, summarize_runs, write_summary
+from mixupexp.analysis.collect import fixed_settings, fixed_settings_text, load_runs
+from mixupexp.analysis.report import write_summary
+from mixupexp.analysis.table import summarize_runs
+from mixupexp.runs.identity import identity, identity_hash, run_name
+from mixupexp.runs.lock import LOCK, RunLocked, live_holder, run_lock
 
 from .conftest import TINY, compose_config
 from .fabricate import write_run
@@ -165,7 +167,7 @@ def test_lock_of_another_live_process_is_a_clash(tmp_path):
 
 
 def test_train_refuses_a_directory_another_process_trains(tmp_path):
-    from mixupexp.train import train
+    from mixupexp.training.run import train
 
     with run_lock(tmp_path):  # this process "trains" there
         with pytest.raises(RunLocked):

@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mixupexp import loggers
-from mixupexp.config import ConfigError
-from mixupexp.train import train
+from mixupexp.config.schema import ConfigError
+from mixupexp.tracking import loggers
+from mixupexp.training.run import train
 from tests.conftest import TINY, compose_config, run_cli
 from tests.wandb_records import read_run
 

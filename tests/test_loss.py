@@ -1,8 +1,8 @@
 import torch
 from torch.nn import functional as F
 
-from mixupexp.loss import soft_cross_entropy
-from mixupexp.mixup import mixup_pair, one_hot
+from mixupexp.augment.mixup import mixup_pair, one_hot
+from mixupexp.training.loss import soft_cross_entropy
 
 
 def test_one_hot_targets_equal_cross_entropy():

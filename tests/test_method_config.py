@@ -2,7 +2,8 @@
 
 import pytest
 
-from mixupexp.config import ConfigError, validate
+from mixupexp.config.schema import ConfigError
+from mixupexp.config.validate import validate
 
 from .conftest import compose_config
 

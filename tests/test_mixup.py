@@ -3,8 +3,9 @@ import math
 import pytest
 import torch
 
-from mixupexp.basic_augment import random_crop_flip
-from mixupexp.mixup import DeviceBatches, MixupDataset, draw_mixing, mixup_pair, one_hot, sample_lambda
+from mixupexp.augment.loaders import DeviceBatches, MixupDataset
+from mixupexp.augment.mixup import draw_mixing, mixup_pair, one_hot, sample_lambda
+from mixupexp.augment.standard import random_crop_flip
 
 
 def test_lambda_is_beta_distributed_in_unit_interval():

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from mixupexp.model import SimpleCNN
+from mixupexp.models.networks import SimpleCNN
 
 
 def test_default_cnn_output_shape_and_structure():
@@ -23,7 +23,7 @@ def test_model_normalises_its_input():
 
 
 def test_preact_resnet18_shape_structure_and_gradients():
-    from mixupexp.model import PreActResNet18
+    from mixupexp.models.networks import PreActResNet18
 
     torch.manual_seed(0)
     model = PreActResNet18(10, (3, 32, 32), torch.full((3,), 0.5), torch.full((3,), 0.25))
@@ -40,8 +40,8 @@ def test_preact_resnet18_shape_structure_and_gradients():
 
 @pytest.mark.parametrize("after_blocks", [0, 1, 2, 4])
 def test_preact_resnet18_manifold_mix_keeps_the_output_shape(after_blocks):
-    from mixupexp.augment import HiddenMix
-    from mixupexp.model import PreActResNet18
+    from mixupexp.augment.batch import HiddenMix
+    from mixupexp.models.networks import PreActResNet18
 
     model = PreActResNet18(5, (3, 16, 16), torch.zeros(3), torch.ones(3), widths=[8, 8, 16, 16]).eval()
     x = torch.rand(4, 3, 16, 16)

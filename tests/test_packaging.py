@@ -17,10 +17,14 @@ def test_wheel_carries_every_config_and_composes_without_the_source_tree(tmp_pat
     shipped = {n for n in zipfile.ZipFile(wheel).namelist() if n.startswith("mixupexp/conf/") and n.endswith(".yaml")}
     in_repo = {f"mixupexp/conf/{p.relative_to(REPO / 'conf')}" for p in (REPO / "conf").rglob("*.yaml")}
     assert shipped == in_repo
+    # every module of every stage ships, not only the top package
+    modules = {n for n in zipfile.ZipFile(wheel).namelist() if n.startswith("mixupexp/") and n.endswith(".py")
+               and not n.startswith("mixupexp/conf/")}
+    assert modules == {f"mixupexp/{p.relative_to(REPO / 'mixupexp')}" for p in (REPO / "mixupexp").rglob("*.py")}
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     probe = (
-        "import mixupexp, hydra; from hydra import compose, initialize_config_module\n"
+        "import mixupexp, mixupexp.train, hydra; from hydra import compose, initialize_config_module\n"
         "assert mixupexp.__file__.startswith(%r), mixupexp.__file__\n"
         "with initialize_config_module(config_module='mixupexp.conf', version_base='1.3'):\n"
         "    cfg = compose(config_name='config', overrides=['augment=mixup', 'experiment=seed_study', 'debug=smoke'])\n"
@@ -35,10 +39,12 @@ def test_wheel_carries_every_config_and_composes_without_the_source_tree(tmp_pat
 def test_run_directories_are_named_by_the_run_and_sweeps_by_the_microsecond():
     from hydra import compose, initialize_config_module
 
-    from mixupexp.identity import run_name
+    from omegaconf import OmegaConf
+
+    from mixupexp.runs.identity import run_name
 
     with initialize_config_module(config_module="mixupexp.conf", version_base="1.3"):
         cfg = compose(config_name="config", overrides=["augment=mixup", "seed=2"], return_hydra_config=True)
     assert cfg.hydra.run.dir == f"outputs/runs/{run_name(cfg)}" and run_name(cfg).startswith("mixup_seed2_")
     assert cfg.hydra.sweep.subdir == run_name(cfg)
-    assert "%f" in cfg.hydra.sweep._get_node("dir")._value()
+    assert "%f" in OmegaConf.to_container(cfg.hydra.sweep, resolve=False)["dir"]

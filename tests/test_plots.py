@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from matplotlib.colors import to_rgba
 
-from mixupexp.plots import (
+from mixupexp.analysis.collect import load_runs
+from mixupexp.analysis.plots import (
     BASELINE_COLOR,
     accuracy_by_configuration,
     accuracy_vs,
@@ -10,7 +11,8 @@ from mixupexp.plots import (
     forest_plot,
     learning_curves,
 )
-from mixupexp.summarize import load_runs, summarize_runs, summary_parameters, write_summary
+from mixupexp.analysis.report import write_summary
+from mixupexp.analysis.table import summarize_runs, summary_parameters
 from mixupexp.summarize import main as summarize_main
 
 from .fabricate import write_arms, write_run

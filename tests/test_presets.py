@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mixupexp.presets import without_preset_plus
+from mixupexp.config.presets import without_preset_plus
 from tests.conftest import TINY, compose_config, run_cli
 
 

@@ -6,9 +6,9 @@ import logging
 
 import torch
 
-from mixupexp.data import load_data
-from mixupexp.evaluation import fgsm_accuracy
-from mixupexp.model import build_model
+from mixupexp.data.datasets import load_data
+from mixupexp.models.networks import build_model
+from mixupexp.training.metrics import fgsm_accuracy
 from tests.conftest import compose_config
 from tests.test_data import folder_cfg, make_folder
 

@@ -12,15 +12,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import mixupexp.train as train_module
-from mixupexp import files
-from mixupexp.checkpoint import CHECKPOINT
-from mixupexp.identity import run_name
-from mixupexp.config import ConfigError
-from mixupexp.data import DataError, load_data
-from mixupexp.engine import DivergedError
-from mixupexp.preflight import check_command_line
-from mixupexp.train import train
+import mixupexp.training.run as train_module
+from mixupexp.config.schema import ConfigError
+from mixupexp.data.datasets import DataError, load_data
+from mixupexp.runs import files
+from mixupexp.runs.checkpoint import CHECKPOINT
+from mixupexp.runs.command_plan import check_command_line
+from mixupexp.runs.identity import run_name
+from mixupexp.training.engine import DivergedError
+from mixupexp.training.run import train
 
 from .conftest import TINY, TINY_TRAINING, compose_config, run_cli
 from .test_data import make_folder

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from mixupexp.stats import (
+from mixupexp.analysis.stats import (
     CONSTANT_DIFFERENCE,
     NO_SPREAD,
     PAIRED,

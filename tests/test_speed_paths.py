@@ -8,7 +8,7 @@ import torch
 from scipy.stats import ttest_ind
 
 from mixupexp import bench
-from mixupexp.train import train
+from mixupexp.training.run import train
 
 from .conftest import TINY, compose_config, run_cli
 

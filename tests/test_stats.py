@@ -3,8 +3,18 @@ import math
 import pandas as pd
 import pytest
 
-from mixupexp.stats import PAIRED, UNTESTED, WELCH, Comparison, compare_to_baseline, mean_ci, verdict
-from mixupexp.summarize import load_runs, summarize_runs, write_summary
+from mixupexp.analysis.collect import load_runs
+from mixupexp.analysis.report import write_summary
+from mixupexp.analysis.stats import (
+    PAIRED,
+    UNTESTED,
+    WELCH,
+    Comparison,
+    compare_to_baseline,
+    mean_ci,
+    verdict,
+)
+from mixupexp.analysis.table import summarize_runs
 
 from .fabricate import write_arms, write_run
 
@@ -172,7 +182,7 @@ def test_only_baseline_runs_have_nothing_to_compare(tmp_path):
 def test_block_list_is_a_column_only_when_swept():
     import pandas as pd
 
-    from mixupexp.summarize import parameter_columns
+    from mixupexp.analysis.table import parameter_columns
 
     runs = pd.DataFrame({
         "augment": ["none", "mixup", "manifold_mixup"],

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mixupexp.preflight import check_command_line
-from mixupexp.suggest import dotted_keys, groups_and_options, suggest
+from mixupexp.config.suggest import dotted_keys, groups_and_options, suggest
+from mixupexp.runs.command_plan import check_command_line
 from tests.conftest import compose_config, run_cli
 
 

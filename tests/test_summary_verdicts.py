@@ -8,8 +8,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from mixupexp.stats import SIGNIFICANCE, holm
-from mixupexp.summarize import load_runs, main, summarize_runs, verdict_lines, write_summary
+from mixupexp.analysis.collect import load_runs
+from mixupexp.analysis.report import verdict_lines, write_summary
+from mixupexp.analysis.stats import SIGNIFICANCE, holm
+from mixupexp.analysis.table import summarize_runs
+from mixupexp.summarize import main
 
 from .fabricate import write_arms, write_run
 

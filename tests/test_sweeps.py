@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from mixupexp.runlock import LOCK
-from mixupexp.stats import CONSTANT_DIFFERENCE, PAIRED
+from mixupexp.analysis.stats import CONSTANT_DIFFERENCE, PAIRED
+from mixupexp.runs.lock import LOCK
 
 from .conftest import TINY, run_cli
 
@@ -90,8 +90,9 @@ def test_plan_of_an_unfinished_run_says_it_resumes(tmp_path):
     run_dir.mkdir()
     (run_dir / "checkpoint.pt").write_bytes(b"")
     pd.DataFrame({"epoch": [1]}).to_csv(run_dir / "metrics.csv", index=False)
-    from .conftest import compose_config
     from omegaconf import OmegaConf
+
+    from .conftest import compose_config
 
     config = OmegaConf.to_container(compose_config([*QUICK, "trainer.epochs=3"]), resolve=True)
     (run_dir / "result.json").write_text(json.dumps({"status": "interrupted", "config": config}))

@@ -3,9 +3,10 @@ import json
 import pandas as pd
 import pytest
 
-import mixupexp.train as train_module
-from mixupexp.data import DataError
-from mixupexp.train import available_cores, train
+import mixupexp.training.run as train_module
+from mixupexp.data.datasets import DataError
+from mixupexp.training.device import available_cores
+from mixupexp.training.run import train
 
 from .conftest import TINY, compose_config, run_cli
 
@@ -105,7 +106,7 @@ def test_every_method_trains_on_both_loaders_with_smoothing_and_crop_flip(tmp_pa
 def test_lr_schedule_per_epoch(schedule, expected):
     import torch
 
-    from mixupexp.train import build_optimizer, build_schedule
+    from mixupexp.training.optim import build_optimizer, build_schedule
 
     cfg = compose_config(["optimizer=sgd", f"optimizer.schedule={schedule}", "optimizer.milestones=[2,4]"])
     optimizer = build_optimizer(cfg.optimizer, [torch.zeros(1, requires_grad=True)], torch.device("cpu"))
@@ -156,7 +157,7 @@ def test_sweep_end_writes_comparison_report_and_plots(tmp_path, capsys):
     """What the multirun callback leaves after `augment=none,mixup seed=0,1` (runs trained in-process)."""
     from omegaconf import OmegaConf
 
-    from mixupexp.callbacks import SummarizeSweep
+    from mixupexp.runs.callbacks import SummarizeSweep
 
     sweep = tmp_path / "sweep"
     for job, (augment, seed) in enumerate([("none", 0), ("none", 1), ("mixup", 0), ("mixup", 1)]):

@@ -11,8 +11,9 @@ import pandas as pd
 import yaml
 from omegaconf import OmegaConf
 
-from mixupexp.config import ignored_keys
-from mixupexp.presets import PRESET_GROUPS
+from mixupexp.config.options import ignored_keys
+from mixupexp.config.presets import PRESET_GROUPS
+from mixupexp.config.registry import GROUPS, registered
 
 EXAMPLES = """\
   python -m mixupexp.train debug=smoke                                # does it all run? seconds on a CPU
@@ -46,17 +47,10 @@ def used_config(cfg) -> dict:
 
 
 def help_text(overrides: list[str]) -> str:
-    from hydra import compose, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
+    from mixupexp.config.compose import compose_config
+    from mixupexp.config.suggest import groups_and_options
 
-    from mixupexp.suggest import groups_and_options
-
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_module(config_module="mixupexp.conf", version_base="1.3"):
-            cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
-    finally:
-        GlobalHydra.instance().clear()
+    cfg = compose_config(overrides, return_hydra_config=True)
     choices = cfg.hydra.runtime.choices
     lines = ["mixupexp: does mixup help this model on this data, by how much, and is it real?", "",
              "Usage: python -m mixupexp.train [--multirun] [GROUP=OPTION ...] [KEY=VALUE ...]", "",
@@ -69,6 +63,11 @@ def help_text(overrides: list[str]) -> str:
         listed = ", ".join(f"{o}*" if o == choices.get(group) else o for o in options)
         extra = "   (several at once: logger=[csv,tensorboard])" if group == "logger" else ""
         lines.append(f"  {group}: {listed}{extra}")
+    lines += ["", "What each option does (augment: where it mixes, in the loader, on the batch or in the model):"]
+    for group in GROUPS:
+        for name, option in registered(group).items():
+            stage = f" [{option.stage}]" if option.stage else ""
+            lines.append(f"  {f'{group}={name}':<24}{option.summary}{stage}")
     lines += ["", "Presets (NAME=OPTION, `+` optional; debug= comes after experiment= and overrides it):"]
     for group in PRESET_GROUPS:
         lines.append(f"  {group}: {', '.join(groups.get(group, []))}")

@@ -8,8 +8,8 @@ import logging
 import torch
 from tqdm import tqdm
 
-from mixupexp.augment import BatchMixer, HiddenMixer
-from mixupexp.loss import soft_cross_entropy
+from mixupexp.augment.batch import BatchMixer, HiddenMixer
+from mixupexp.training.loss import soft_cross_entropy
 
 log = logging.getLogger("mixupexp")
 

@@ -14,8 +14,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mixupexp.config.registry import register, registered
+
 if TYPE_CHECKING:
-    from mixupexp.augment import HiddenMix
+    from mixupexp.augment.batch import HiddenMix
 
 
 class BlockNetwork(nn.Module):
@@ -115,10 +117,18 @@ class PreActResNet18(BlockNetwork):
         )
 
 
+@register("model", "simple_cnn")
+def simple_cnn(cfg, num_classes: int, image_shape, mean, std) -> nn.Module:
+    """The study's CNN: 4 conv blocks and 2 fully connected layers."""
+    return SimpleCNN(num_classes, image_shape, mean, std, widths=list(cfg.widths), hidden=cfg.hidden)
+
+
+@register("model", "preact_resnet18", ignores=("model.hidden",))
+def preact_resnet18(cfg, num_classes: int, image_shape, mean, std) -> nn.Module:
+    """PreAct ResNet-18, the network of Zhang et al.'s CIFAR-10 experiments."""
+    return PreActResNet18(num_classes, image_shape, mean, std, widths=list(cfg.widths))
+
+
 def build_model(cfg, num_classes: int, image_shape, mean, std) -> nn.Module:
-    """Build the model named by `cfg` (the `model` config group)."""
-    if cfg.name == "simple_cnn":
-        return SimpleCNN(num_classes, image_shape, mean, std, widths=list(cfg.widths), hidden=cfg.hidden)
-    if cfg.name == "preact_resnet18":
-        return PreActResNet18(num_classes, image_shape, mean, std, widths=list(cfg.widths))
-    raise ValueError(f"unknown model {cfg.name}")
+    """The model that `cfg.name` (the `model` config group) names."""
+    return registered("model")[cfg.name].build(cfg, num_classes, image_shape, mean, std)

@@ -12,7 +12,7 @@ from importlib import resources
 
 from omegaconf import OmegaConf
 
-CONFIG_PACKAGE = "mixupexp.conf"
+from mixupexp.config.compose import CONFIG_MODULE
 
 
 def groups_and_options() -> dict[str, list[str]]:
@@ -26,7 +26,7 @@ def groups_and_options() -> dict[str, list[str]]:
             elif entry.name.endswith(".yaml") and prefix:
                 found.setdefault(prefix.rstrip("/"), []).append(entry.name[: -len(".yaml")])
 
-    walk(resources.files(CONFIG_PACKAGE), "")
+    walk(resources.files(CONFIG_MODULE), "")
     return {group: sorted(options) for group, options in sorted(found.items())}
 
 
@@ -89,15 +89,9 @@ def suggest(override: str, groups: dict[str, list[str]], keys: list[str]) -> str
 
 def default_config():
     """The composed default config of `python -m mixupexp.train`."""
-    from hydra import compose, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
+    from mixupexp.config.compose import compose_config
 
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_module(config_module=CONFIG_PACKAGE, version_base="1.3"):
-            return compose(config_name="config")
-    finally:
-        GlobalHydra.instance().clear()
+    return compose_config()
 
 
 def did_you_mean(message: str, overrides: list[str], cfg=None) -> str | None:

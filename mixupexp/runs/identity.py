@@ -2,7 +2,7 @@
 
 A run is its resolved config reduced to what changes training: settings that only change logging, progress
 display, resuming, checkpoint keeping or what is measured after training are dropped, and so are the keys that
-the chosen options ignore (`config.IGNORED_BY_OPTION`: α and ratio for `augment=none`, the block list outside
+the chosen options ignore (`config/options.py`: α and ratio for `augment=none`, the block list outside
 manifold mixup, ...), and keys left at null. Two jobs with the same identity and seed train the same run, so:
 
 - a sweep keeps each run in a directory named by its identity and seed (`run_name`), not by its position in the
@@ -21,7 +21,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from mixupexp.config import ignored_keys
+from mixupexp.config.options import ignored_keys
 
 # Settings that do not change what a run computes: how it is shown, logged, resumed, kept or evaluated afterwards.
 NOT_TRAINING_KEYS = (

@@ -16,23 +16,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from hydra import compose, initialize_config_module
+from hydra import compose
+
+# Hydra has no public API for these two: its own command-line parser (so that flags are read exactly as
+# `python -m mixupexp.train` reads them) and the basic sweeper's expansion of sweep overrides into jobs.
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra._internal.utils import get_args_parser
-from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from mixupexp.config import IGNORED_BY_OPTION, ConfigError, ignored_keys, validate
-from mixupexp.data import DataError, check_available
-from mixupexp.identity import flatten, plain_config, run_name
-from mixupexp.presets import without_preset_plus
-from mixupexp.suggest import did_you_mean
-
-CONFIG_MODULE, CONFIG_NAME = "mixupexp.conf", "config"
+from mixupexp.config.compose import CONFIG_NAME, composing
+from mixupexp.config.options import ignored_by_option, ignored_keys
+from mixupexp.config.presets import without_preset_plus
+from mixupexp.config.schema import ConfigError
+from mixupexp.config.suggest import did_you_mean
+from mixupexp.config.validate import validate
+from mixupexp.data.datasets import DataError, check_available
+from mixupexp.runs.identity import flatten, plain_config, run_name
 
 
 def one_line(error: BaseException, overrides: list[str] = ()) -> str:
@@ -141,7 +144,7 @@ def check_ignored_overrides(overrides: list[str], jobs: list[Job]) -> None:
         flats = [flatten(plain_config(job.cfg)) for job in jobs]
         if all(key in ignored_keys(flat) for flat in flats):
             owners = sorted({f"{option_key.removesuffix('.name')}={option}"
-                             for (option_key, option), keys in IGNORED_BY_OPTION.items() if key in keys
+                             for (option_key, option), keys in ignored_by_option().items() if key in keys
                              for flat in flats if flat.get(option_key) == option})
             raise ConfigError(f"{key} has no effect with {' and '.join(owners)}; remove it, or choose an option "
                               "that uses it")
@@ -158,57 +161,45 @@ def check_data_once(jobs: list[Job]) -> None:
             check_available(job.cfg.data)
 
 
-def plan_command(argv: list[str]) -> Optional[CommandPlan]:
-    """Compose and validate every job of the command line; None for the commands Hydra answers itself (--help).
-    Raises ConfigError, DataError, HydraException or OmegaConfBaseException."""
+def plan_command(argv: list[str], check_data: bool = True) -> Optional[CommandPlan]:
+    """Compose and validate every job of the command line (and check its data, once per data config); None for
+    the commands Hydra answers itself (--help). Raises ConfigError, DataError, HydraException or
+    OmegaConfBaseException."""
     argv = without_preset_plus(argv)
     args, _ = get_args_parser().parse_known_args(argv)
     if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion or args.config_dir:
         return None
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
-            job_lists, first = job_overrides(args.overrides, args.multirun)
-            multirun = args.multirun or first.hydra.mode == RunMode.MULTIRUN
-            dir_key = "sweep.dir" if multirun else "run.dir"
-            base = _resolved(first.hydra, dir_key)
-            pinned = []
-            raw_dir = str(OmegaConf.select(first.hydra, dir_key.split(".")[0])._get_node("dir")._value())
-            if base is not None and "${now:" in raw_dir and not _given(args.overrides, f"hydra.{dir_key}"):
-                pinned.append(f"hydra.{dir_key}={base}")  # the timestamp, fixed: the same command finds it again
-            plan = CommandPlan(list(argv), pinned, multirun, Path(base) if base else None)
-            by_name = str(first.hydra.sweep._get_node("subdir")._value()) == "${mixupexp.run_name:}"
-            for overrides in job_lists:
-                cfg = compose(config_name=CONFIG_NAME, overrides=overrides)
-                validate(cfg)
-                name = run_name(cfg)
-                run_dir = plan.base_dir / name if multirun and by_name and plan.base_dir else None
-                plan.jobs.append(Job(overrides, cfg, name, run_dir if multirun else plan.base_dir))
-            check_ignored_overrides(args.overrides, plan.jobs)
+    with composing():
+        job_lists, first = job_overrides(args.overrides, args.multirun)
+        multirun = args.multirun or first.hydra.mode == RunMode.MULTIRUN
+        dir_key = "sweep.dir" if multirun else "run.dir"
+        base = _resolved(first.hydra, dir_key)
+        pinned = []
+        raw_dir = str(OmegaConf.to_container(first.hydra, resolve=False)[dir_key.split(".")[0]]["dir"])
+        if base is not None and "${now:" in raw_dir and not _given(args.overrides, f"hydra.{dir_key}"):
+            pinned.append(f"hydra.{dir_key}={base}")  # the timestamp, fixed: the same command finds it again
+        plan = CommandPlan(list(argv), pinned, multirun, Path(base) if base else None)
+        by_name = OmegaConf.to_container(first.hydra.sweep, resolve=False)["subdir"] == "${mixupexp.run_name:}"
+        for overrides in job_lists:
+            cfg = compose(config_name=CONFIG_NAME, overrides=overrides)
+            validate(cfg)
+            name = run_name(cfg)
+            run_dir = plan.base_dir / name if multirun and by_name and plan.base_dir else None
+            plan.jobs.append(Job(overrides, cfg, name, run_dir if multirun else plan.base_dir))
+        check_ignored_overrides(args.overrides, plan.jobs)
+        if check_data:
             check_data_once(plan.distinct)
-            return plan
-    finally:
-        GlobalHydra.instance().clear()
-
-
-_checked: Optional[CommandPlan] = None
-
-
-def checked_plan() -> Optional[CommandPlan]:
-    """The plan of the command line that `check_command_line` passed in this process, if any."""
-    return _checked
+        return plan
 
 
 def check_command_line(argv: list[str]) -> Optional[CommandPlan]:
     """Exit with one line and status 2 if any job of this command line has a config that cannot work or data that
     are not there; else return the command's plan (None for --help and the like)."""
-    global _checked
     try:
-        _checked = plan_command(argv)
+        return plan_command(argv)
     except (ConfigError, DataError, HydraException, OmegaConfBaseException) as e:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         overrides = get_args_parser().parse_known_args(without_preset_plus(argv))[0].overrides
         print(f"error: {one_line(e, overrides)}", file=sys.stderr)
         sys.exit(2)
-    return _checked

@@ -1,6 +1,6 @@
 """Batch-level mixing methods and label smoothing, one small unit per concept.
 
-The study's per-sample mixup lives in `mixupexp/mixup.py`; the methods here act on a whole drawn batch of
+The study's per-sample mixup lives in `augment/mixup.py` and `augment/loaders.py`; the methods here act on a whole drawn batch of
 (images in [0, 1], soft labels), on the batch's device, with one lambda per batch and the partner of sample i
 being sample perm[i] of the same batch:
 
@@ -8,8 +8,9 @@ being sample perm[i] of the same batch:
 - `cutmix_box`: the box CutMix pastes for a given lambda, and lambda corrected to the box's exact area.
 - `cutmix`: paste that box from the partners and mix the labels with the corrected lambda.
 - `smooth_labels`: (1 - eps) * y + eps / K.
-- `BatchMixer`: `augment=mixup_batch` / `cutmix` (with probability `ratio` per batch), then label smoothing;
-  applied to every training batch after it is drawn, in both loader paths.
+- `mixup_batch`, `cutmix_batch`: the two batch-level methods, (x, y, lam, perm) -> (x, y).
+- `BatchMixer`: one of them with probability `ratio` per batch, then label smoothing; applied to every training
+  batch after it is drawn, in both loader paths.
 - `HiddenMix` / `HiddenMixer`: manifold mixup's per-batch plan (after how many blocks to mix, lambda, perm),
   which the model applies to its hidden state (`BlockNetwork.forward(x, mix=...)`) and the step to the labels.
 
@@ -21,12 +22,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
-from mixupexp.mixup import sample_lambda
-
-BATCH_METHODS = ("mixup_batch", "cutmix")
+from mixupexp.augment.mixup import sample_lambda
 
 
 def mix_with_permutation(t: torch.Tensor, lam: float, perm: torch.Tensor) -> torch.Tensor:
@@ -66,26 +66,33 @@ def _draw_batch_mixing(alpha: float, ratio: float, batch_size: int, device) -> t
     return float(sample_lambda(alpha)), torch.randperm(batch_size, device=device)
 
 
+def mixup_batch(x: torch.Tensor, y: torch.Tensor, lam: float, perm: torch.Tensor):
+    """Batch-level mixup: images and labels mixed with the same lambda and partners."""
+    return mix_with_permutation(x, lam, perm), mix_with_permutation(y, lam, perm)
+
+
+def cutmix_batch(x: torch.Tensor, y: torch.Tensor, lam: float, perm: torch.Tensor):
+    """CutMix of a batch, without the corrected lambda (the labels already carry it)."""
+    x, y, _ = cutmix(x, y, lam, perm)
+    return x, y
+
+
+# A batch-level method: (images, soft labels, lambda, partners) -> (images, soft labels).
+BatchMix = Callable[[torch.Tensor, torch.Tensor, float, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
 class BatchMixer:
-    """The batch-level part of the `augment` group: mixup_batch or cutmix with probability `ratio` per batch
-    (other methods pass the batch through), then label smoothing (every method, `none` included)."""
+    """What happens to every drawn training batch: a batch-level method (`mix`: mixup_batch, cutmix_batch) with
+    probability `ratio` per batch, or none; then label smoothing (every method, `none` included)."""
 
-    def __init__(self, method: str, alpha: float, ratio: float, label_smoothing: float = 0.0):
-        self.method, self.alpha, self.ratio, self.label_smoothing = method, alpha, ratio, label_smoothing
-
-    @classmethod
-    def from_config(cls, cfg) -> BatchMixer:
-        return cls(cfg.name, cfg.alpha, cfg.ratio, cfg.label_smoothing)
+    def __init__(self, mix: BatchMix | None, alpha: float, ratio: float, label_smoothing: float = 0.0):
+        self.mix, self.alpha, self.ratio, self.label_smoothing = mix, alpha, ratio, label_smoothing
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.method in BATCH_METHODS:
+        if self.mix is not None:
             drawn = _draw_batch_mixing(self.alpha, self.ratio, len(y), y.device)
             if drawn is not None:
-                lam, perm = drawn
-                if self.method == "mixup_batch":
-                    x, y = mix_with_permutation(x, lam, perm), mix_with_permutation(y, lam, perm)
-                else:
-                    x, y, _ = cutmix(x, y, lam, perm)
+                x, y = self.mix(x, y, *drawn)
         if self.label_smoothing > 0:
             y = smooth_labels(y, self.label_smoothing)
         return x, y
@@ -111,10 +118,6 @@ class HiddenMixer:
 
     def __init__(self, alpha: float, ratio: float, after_blocks):
         self.alpha, self.ratio, self.after_blocks = alpha, ratio, list(after_blocks)
-
-    @classmethod
-    def from_config(cls, cfg) -> HiddenMixer | None:
-        return cls(cfg.alpha, cfg.ratio, cfg.mix_after_blocks) if cfg.name == "manifold_mixup" else None
 
     def draw(self, batch_size: int, device) -> HiddenMix | None:
         drawn = _draw_batch_mixing(self.alpha, self.ratio, batch_size, device)

@@ -14,22 +14,23 @@ from typing import Optional
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from mixupexp.checkpoint import RESULT, config_differences
-from mixupexp.identity import plain_config
-from mixupexp.preflight import CommandPlan, Job, checked_plan
-from mixupexp.runlock import invocation_id, live_holder
+from mixupexp.runs.checkpoint import RESULT, config_differences
+from mixupexp.runs.command_plan import CommandPlan, Job, plan_command
+from mixupexp.runs.identity import plain_config
+from mixupexp.runs.lock import invocation_id, live_holder
+from mixupexp.runs.status import FAILURES, RunStatus
 
 # mixupexp.summarize is imported inside the callbacks: Hydra loads this module for every run, single runs
 # included, and the summary's statistics and plotting libraries take seconds to import.
 
 log = logging.getLogger("mixupexp")
-FAILED = ("failed", "diverged", "out_of_memory")
 SHOWN_ERROR_CHARS = 160
 
 
 class SummarizeSweep(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
-        from mixupexp.summarize import SummaryError, verdict_lines, write_summary
+        from mixupexp.analysis.collect import SummaryError
+        from mixupexp.analysis.report import verdict_lines, write_summary
 
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
@@ -41,7 +42,7 @@ class SummarizeSweep(Callback):
                  sweep_dir / "summary.csv")
         for line in verdict_lines(summary):
             print(line)
-        from mixupexp.loggers import log_sweep_summary
+        from mixupexp.tracking.loggers import log_sweep_summary
 
         log_sweep_summary(config, sweep_dir)
 
@@ -60,9 +61,9 @@ def job_problem(job: Job) -> Optional[str]:
     if config_differences(plain_config(job.cfg), result.get("config", {})):
         return "refused: its directory holds a run of another config"
     status = result.get("status")
-    if status == "ok":
+    if status == RunStatus.OK:
         return None
-    if status in FAILED:
+    if status in FAILURES:
         return _failure(result)
     return "interrupted"
 
@@ -85,13 +86,22 @@ def unfinished_line(plan: CommandPlan, problems: dict[str, list[str]]) -> str:
             f"finish: {parts}; resume with: {plan.resume_command()}")
 
 
+def _this_command_plan() -> Optional[CommandPlan]:
+    """The plan of the command this process runs (`python -m mixupexp.train` has checked it before the sweep, and
+    fixed its sweep directory on the command line), or None for another entry point."""
+    try:
+        return plan_command(sys.argv[1:], check_data=False)
+    except Exception:  # not a mixupexp.train command line: the results found tell instead
+        return None
+
+
 class ReportFailures(Callback):
     """After the sweep (and its summary): account for every job of the command; if any run did not end with its
     own finished result (failed, interrupted, clashed with another process, refused), say which in one line and
     exit non-zero."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
-        plan = checked_plan()
+        plan = _this_command_plan()
         if plan is None or any(job.run_dir is None for job in plan.jobs):
             return self._report_results(Path(config.hydra.sweep.dir))
         problems: dict[str, list[str]] = {}
@@ -108,7 +118,7 @@ class ReportFailures(Callback):
     def _report_results(sweep_dir: Path) -> None:
         """Without a plan of the jobs (another entry point, or run directories hydra names at run time only):
         the runs found in the sweep's directory that did not finish."""
-        from mixupexp.summarize import find_results
+        from mixupexp.analysis.collect import find_results
 
         problems: dict[str, list[str]] = {}
         paths = find_results([sweep_dir])
@@ -117,7 +127,7 @@ class ReportFailures(Callback):
                 result = json.loads(path.read_text())
             except (OSError, json.JSONDecodeError):
                 continue
-            if result.get("status") != "ok":
+            if result.get("status") != RunStatus.OK:
                 problems.setdefault(_failure(result), []).append(str(path.parent.relative_to(sweep_dir)))
         if problems:
             count, parts = _grouped(problems)

@@ -21,8 +21,10 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from mixupexp.config import ConfigError, ignored_keys
-from mixupexp.files import atomic_write_text
+from mixupexp.config.options import ignored_keys
+from mixupexp.config.schema import ConfigError
+from mixupexp.runs.files import atomic_write_text
+from mixupexp.runs.status import RunStatus
 
 log = logging.getLogger("mixupexp")
 
@@ -114,7 +116,7 @@ class TensorBoardLogger:
             self.writer.file_writer.add_summary(summary)
         for key, value in metrics.items():
             self.writer.add_scalar(key, value, global_step=result.get("epochs", 0))
-        self.close("ok")
+        self.close(RunStatus.OK)
 
     def close(self, status: str) -> None:
         self.writer.close()
@@ -202,10 +204,10 @@ class MlflowLogger:
 
     def finish(self, result: dict) -> None:
         self._log({f"final_{k}": v for k, v in final_metrics(result).items()}, step=result.get("epochs", 0))
-        self.close("ok")
+        self.close(RunStatus.OK)
 
     def close(self, status: str) -> None:
-        self.client.set_terminated(self.run_id, status="FINISHED" if status == "ok" else "FAILED")
+        self.client.set_terminated(self.run_id, status="FINISHED" if status == RunStatus.OK else "FAILED")
 
 
 def log_sweep_summary(cfg, sweep_dir: Path) -> None:
@@ -247,10 +249,10 @@ class WandbLogger:
 
     def finish(self, result: dict) -> None:
         self.run.summary.update({f"final_{k}": v for k, v in final_metrics(result).items()})
-        self.close("ok")
+        self.close(RunStatus.OK)
 
     def close(self, status: str) -> None:
-        self.run.finish(exit_code=0 if status == "ok" else 1)
+        self.run.finish(exit_code=0 if status == RunStatus.OK else 1)
 
 
 # ------------------------------------------------------------------------------------------------ together
@@ -270,7 +272,7 @@ class RunLoggers:
 
     def __init__(self, backends: list):
         self.backends = backends
-        self._closer = weakref.finalize(self, _close_all, backends, "failed")
+        self._closer = weakref.finalize(self, _close_all, backends, RunStatus.FAILED)
 
     def log_epoch(self, row: dict) -> None:
         for backend in self.backends:

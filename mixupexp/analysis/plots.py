@@ -27,7 +27,9 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from mixupexp.files import atomic_write_bytes
+from mixupexp.analysis.collect import is_baseline_row
+from mixupexp.runs.files import atomic_write_bytes
+from mixupexp.runs.status import RunStatus
 
 BASELINE_COLOR = "0.35"
 AXIS_TITLES = {"augment.alpha": "α (λ ~ Beta(α, α))",
@@ -48,23 +50,19 @@ def _label(row: pd.Series, keys: list[str]) -> str:
     return " ".join(parts) or "all runs"
 
 
-def _is_baseline(frame: pd.DataFrame) -> pd.Series:
-    return frame["augment"] == "none" if "augment" in frame else pd.Series(False, index=frame.index)
-
-
 def configuration_colors(summary: pd.DataFrame, params: list[str]) -> dict[str, object]:
     """Colour of each configuration (by its label), in the summary's row order; baselines grey."""
     keys = [p for p in params if p != "seed"]
-    labels = [_label(row, keys) for _, row in summary[~_is_baseline(summary)].iterrows()]
+    labels = [_label(row, keys) for _, row in summary[~is_baseline_row(summary)].iterrows()]
     palette = list(colormaps["tab10" if len(labels) <= 10 else "tab20"].colors)
     colors = {label: palette[i % len(palette)] for i, label in enumerate(labels)}
-    colors.update({_label(row, keys): BASELINE_COLOR for _, row in summary[_is_baseline(summary)].iterrows()})
+    colors.update({_label(row, keys): BASELINE_COLOR for _, row in summary[is_baseline_row(summary)].iterrows()})
     return colors
 
 
 def _seed_values(runs: pd.DataFrame, keys: list[str]) -> dict[str, np.ndarray]:
     """The finished runs' test accuracies by configuration label."""
-    ok = runs[runs["status"] == "ok"]
+    ok = runs[runs["status"] == RunStatus.OK]
     if ok.empty:
         return {}
     labels = ok.apply(lambda run: _label(run, keys), axis=1)
@@ -159,7 +157,7 @@ def swept_methods(summary: pd.DataFrame, x: str) -> list[str]:
     """Methods (augment values, baseline aside) that ran more than one value of `x`."""
     if x not in summary or "augment" not in summary:
         return []
-    mixed = summary[~_is_baseline(summary) & summary[x].notna()]
+    mixed = summary[~is_baseline_row(summary) & summary[x].notna()]
     counts = mixed.groupby("augment", sort=False)[x].nunique()
     return [method for method, count in counts.items() if count > 1]
 
@@ -173,7 +171,7 @@ def accuracy_vs(summary: pd.DataFrame, runs: pd.DataFrame, params: list[str], x:
     keys = [p for p in params if p != "seed"]
     colors = configuration_colors(summary, params)
     seeds = _seed_values(runs, keys)
-    baselines = summary[_is_baseline(summary) & summary["acc_mean"].notna()]
+    baselines = summary[is_baseline_row(summary) & summary["acc_mean"].notna()]
     figure = Figure(figsize=(6.5, 3.8 * len(methods)))
     axes = figure.subplots(len(methods), 1, squeeze=False)[:, 0]
     for ax, method in zip(axes, methods):
@@ -218,7 +216,7 @@ def accuracy_vs(summary: pd.DataFrame, runs: pd.DataFrame, params: list[str], x:
 
 def _epoch_curves(runs: pd.DataFrame, keys: list[str]) -> pd.DataFrame | None:
     curves = []
-    for _, run in runs[runs["status"] == "ok"].iterrows():
+    for _, run in runs[runs["status"] == RunStatus.OK].iterrows():
         try:
             metrics = pd.read_csv(Path(run["run_dir"]) / "metrics.csv", usecols=["epoch", "test_acc"])
         except (OSError, ValueError, pd.errors.EmptyDataError):

@@ -22,9 +22,10 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from mixupexp.config import ConfigError
-from mixupexp.identity import SEED, identity
-from mixupexp.files import atomic_torch_save
+from mixupexp.config.schema import ConfigError
+from mixupexp.runs.files import atomic_torch_save
+from mixupexp.runs.identity import SEED, identity
+from mixupexp.runs.status import RunStatus
 
 CHECKPOINT = "checkpoint.pt"
 RESULT = "result.json"
@@ -43,7 +44,7 @@ class PriorRun:
 
     @property
     def finished(self) -> bool:
-        return self.result is not None and self.result.get("status") == "ok"
+        return self.result is not None and self.result.get("status") == RunStatus.OK
 
 
 def config_differences(ours: dict, theirs: dict) -> list[str]:

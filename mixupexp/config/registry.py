@@ -1,0 +1,59 @@
+"""The registry of config-group options: each option (`augment=mixup`, `model=simple_cnn`, ...) is registered
+once, where its builder lives, with the keys of its group that it ignores.
+
+    @register("augment", "mixup", ignores=("augment.mix_after_blocks",), stage="loader")
+    def build_mixup(cfg): ...
+
+The vocabulary that `validate` accepts, the ignored-key rules of run identity, `--help` and the dispatch
+(`build("model", cfg.model, ...)`) all read this registry; `config/options.py` imports every stage so that it is
+complete, and `tests/test_options.py` checks it against `conf/<group>/*.yaml`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+GROUPS = ("data", "augment", "model", "optimizer")
+
+
+@dataclass(frozen=True)
+class Option:
+    group: str
+    name: str
+    build: Callable[..., Any]
+    # Dotted keys of the group (or of other groups) that this option does not use: set or not, they change
+    # nothing, so run identity leaves them out and a value given for one on the command line is refused.
+    ignores: tuple[str, ...]
+    # Where in the flow the option acts (augment: `loader`, `batch`, `hidden` or `none`); shown by --help.
+    stage: str
+    summary: str
+
+
+_OPTIONS: dict[str, dict[str, Option]] = {group: {} for group in GROUPS}
+
+
+def register(group: str, name: str, *, ignores: tuple[str, ...] = (), stage: str = "", summary: str = ""):
+    """Decorator: register `build` as the builder of option `name` of config group `group`."""
+    if group not in _OPTIONS:
+        raise ValueError(f"unknown config group {group!r}; groups: {', '.join(GROUPS)}")
+
+    def decorate(build: Callable[..., Any]) -> Callable[..., Any]:
+        known = _OPTIONS[group].get(name)
+        if known is not None and known.build is not build:
+            raise ValueError(f"{group}={name} is registered twice ({known.build.__qualname__}, {build.__qualname__})")
+        doc = (build.__doc__ or "").strip().splitlines()
+        _OPTIONS[group][name] = Option(group, name, build, tuple(ignores), stage, summary or (doc[0] if doc else ""))
+        return build
+
+    return decorate
+
+
+def registered(group: str) -> dict[str, Option]:
+    """The options of `group` registered so far, by name (the order the modules were imported in says nothing)."""
+    return dict(sorted(_OPTIONS[group].items()))
+
+
+def unregister(group: str, name: str) -> None:
+    """Remove an option (a test's toy option, when the test ends)."""
+    _OPTIONS[group].pop(name, None)

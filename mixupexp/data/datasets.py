@@ -1,0 +1,88 @@
+"""Data sets as uint8 tensors: CIFAR-10, SVHN, any image folder, or generated data.
+
+Every source ends in the same `ImageData`: N×C×H×W uint8 images and int64 labels for a train and a test split,
+and, with `data.val_size=N`, a validation split of N images held out of the training set.
+Images stay uint8 until a batch is drawn (a quarter of the memory of float32, so CIFAR-10 fits on any GPU);
+the model normalises them itself.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+import mixupexp.data.synthetic  # noqa: F401  (registers data=synthetic)
+import mixupexp.data.torchvision_sets  # noqa: F401  (registers data=cifar10, data=svhn)
+from mixupexp.config.registry import registered
+from mixupexp.data.folders import list_image_folder  # registers data=image_folder
+from mixupexp.data.images import DataError, ImageData
+
+log = logging.getLogger("mixupexp")
+
+
+# Fixed streams for choosing images: the split and the subset are the same for every run, seed and configuration.
+VALIDATION_SPLIT_SEED = 1
+TRAIN_SUBSET_SEED = 0
+
+
+def hold_out_validation(data: ImageData, val_size: int) -> ImageData:
+    """Move a fixed random subset of `val_size` training images into the validation split (the training set
+    keeps the rest); the subset depends on the training set only, never on a run's seed."""
+    count = len(data.train_labels)
+    if val_size >= count:
+        raise DataError(f"data.val_size={val_size} leaves no training images (the training set has {count}); "
+                        "choose a smaller data.val_size")
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(VALIDATION_SPLIT_SEED))
+    held_out, kept = order[:val_size].sort().values, order[val_size:].sort().values
+    data.val_images, data.val_labels = data.train_images[held_out], data.train_labels[held_out]
+    data.train_images, data.train_labels = data.train_images[kept], data.train_labels[kept]
+    return data
+
+
+def load_data(cfg) -> ImageData:
+    """Load the data set named by `cfg` (the `data` config group), hold out `val_size` images for validation
+    and apply `train_subset` to the training images that remain."""
+    data = registered("data")[cfg.name].build(cfg)
+    if getattr(cfg, "val_size", None):
+        data = hold_out_validation(data, cfg.val_size)
+    if cfg.train_subset is not None and cfg.train_subset > len(data.train_labels):
+        held_out = f" after the {cfg.val_size} validation images" if getattr(cfg, "val_size", None) else ""
+        raise DataError(
+            f"data.train_subset={cfg.train_subset} is larger than the training set of {cfg.name}{held_out} "
+            f"({len(data.train_labels)} images); use at most {len(data.train_labels)}, or null for all"
+        )
+    if cfg.train_subset is not None and cfg.train_subset < len(data.train_labels):
+        # A fixed random subset, the same for every run and seed, so that runs stay comparable.
+        keep = torch.randperm(len(data.train_labels), generator=torch.Generator().manual_seed(TRAIN_SUBSET_SEED))
+        keep = keep[: cfg.train_subset]
+        keep, _ = keep.sort()
+        data.train_images, data.train_labels = data.train_images[keep], data.train_labels[keep]
+    return data
+
+
+def check_available(cfg) -> None:
+    """Raise DataError if the data set named by `cfg` cannot be had, without decoding it: an image folder is
+    listed, CIFAR-10 and SVHN are found (or downloaded) and read, synthetic data always can be made."""
+    if cfg.name == "image_folder":
+        list_image_folder(cfg)
+    elif cfg.name in ("cifar10", "svhn"):
+        registered("data")[cfg.name].build(cfg)
+
+
+def check_batch_size(batch_size: int, data: ImageData) -> None:
+    """A batch must be smaller than the training set: else every epoch is one step (or none) and the run
+    quietly stays at chance accuracy."""
+    if batch_size >= len(data.train_labels):
+        raise DataError(
+            f"trainer.batch_size={batch_size} is not smaller than the training set ({len(data.train_labels)} "
+            f"images), so an epoch would be a single step; use a batch size below {len(data.train_labels)}"
+        )
+
+
+# ---------------------------------------------------------------------------------------------- image folders
+
+
+# ---------------------------------------------------------------------------------------------- synthetic
+
+

@@ -1,0 +1,68 @@
+"""The package's layout: stages import downwards only (no cycle), and no module imports a `python -m` command."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "mixupexp"
+COMMANDS = {"mixupexp.train", "mixupexp.summarize", "mixupexp.evaluate", "mixupexp.plan", "mixupexp.bench",
+            "mixupexp.cache"}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def project_imports(path: Path) -> set[str]:
+    """Every mixupexp module that `path` imports, at the top or inside a function (TYPE_CHECKING blocks apart)."""
+    tree = ast.parse(path.read_text())
+    type_only = {id(node) for block in ast.walk(tree) if isinstance(block, ast.If)
+                 and ast.unparse(block.test).endswith("TYPE_CHECKING") for node in ast.walk(block)}
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("mixupexp"):
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.startswith("mixupexp")}
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    return {name: {m for m in project_imports(path) if m in modules and m != name} for name, path in modules.items()}
+
+
+def test_no_module_imports_a_command_module():
+    offenders = {name: sorted(deps & COMMANDS) for name, deps in graph().items() if deps & COMMANDS}
+    # A command may start itself by name (`python -m` runs a copy called __main__).
+    offenders = {name: deps for name, deps in offenders.items() if deps != [name]}
+    assert not offenders
+
+
+def test_there_is_no_import_cycle():
+    edges = graph()
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for dep in sorted(edges[node]):
+            if state.get(dep) == 1:
+                raise AssertionError(f"import cycle: {' -> '.join(path[path.index(dep):] + [dep])}")
+            if dep not in state:
+                visit(dep, path + [dep])
+        state[node] = 2
+
+    for node in sorted(edges):
+        if node not in state:
+            visit(node, [node])
+
+
+def test_commands_are_thin():
+    """The `python -m` commands parse arguments and call the stages; the work lives in the subpackages."""
+    for name in COMMANDS - {"mixupexp.bench"}:
+        lines = (PACKAGE / f"{name.split('.')[-1]}.py").read_text().splitlines()
+        assert len(lines) < 130, f"{name}: {len(lines)} lines"

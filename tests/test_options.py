@@ -1,0 +1,76 @@
+"""One home per option: the registry agrees with conf/<group>/*.yaml, and a new method is one YAML file plus one
+registered function."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from mixupexp.augment.batch import BatchMixer, mixup_batch
+from mixupexp.augment.methods import Augmentation
+from mixupexp.config.options import choices, ignored_keys, option
+from mixupexp.config.registry import GROUPS, register, registered, unregister
+from mixupexp.config.validate import validate
+from mixupexp.training.run import train
+from tests.conftest import REPO, TINY, compose_config
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_every_option_has_one_yaml_file_and_one_builder(group):
+    files = {path.stem: yaml.safe_load(path.read_text()) for path in (REPO / "conf" / group).glob("*.yaml")}
+    assert set(files) == set(registered(group))
+    for name, content in files.items():
+        assert content["name"] == name  # the file's option is the option it is named after
+        # a YAML file sets no key that its option ignores: it would be dropped from identity without a word
+        assert not {f"{group}.{key}" for key in content} & set(option(group, name).ignores) - {f"{group}.name"}
+
+
+def test_vocabulary_and_ignored_keys_come_from_the_registry():
+    assert choices()["augment.name"] == tuple(registered("augment"))
+    assert ignored_keys({"augment.name": "none"}) == set(option("augment", "none").ignores)
+    assert "model.hidden" in ignored_keys({"model.name": "preact_resnet18"})
+    assert ignored_keys({"optimizer.name": "adam", "optimizer.schedule": "step"}) == {"optimizer.momentum",
+                                                                                     "optimizer.nesterov"}
+
+
+def test_registering_an_option_twice_is_refused():
+    with pytest.raises(ValueError, match="registered twice"):
+        register("augment", "mixup")(lambda cfg: None)
+
+
+@pytest.fixture
+def toy_augmentation(tmp_path):
+    """`augment=toy`: a YAML file in a config folder of its own (found through hydra.searchpath) and one function."""
+    conf = tmp_path / "conf" / "augment"
+    conf.mkdir(parents=True)
+    (conf / "toy.yaml").write_text("name: toy\nalpha: 1.0\nratio: 1.0\n")
+    built = []
+
+    @register("augment", "toy", ignores=("augment.mix_after_blocks",), stage="batch")
+    def toy(cfg) -> Augmentation:
+        """Batch mixup of every batch (a toy method for the test)."""
+        built.append(cfg.name)
+        return Augmentation(0.0, BatchMixer(mixup_batch, cfg.alpha, cfg.ratio, cfg.label_smoothing), None)
+
+    yield f"hydra.searchpath=[file://{tmp_path / 'conf'}]", built
+    unregister("augment", "toy")
+
+
+def test_a_toy_method_is_one_yaml_file_and_one_registered_function(tmp_path, toy_augmentation):
+    searchpath, built = toy_augmentation
+    cfg = compose_config([*TINY, "augment=toy", searchpath])
+    validate(cfg)  # the vocabulary knows it
+    assert cfg.augment.name == "toy"
+    result = train(cfg, tmp_path / "run")
+    assert result["status"] == "ok" and built == ["toy"]
+    saved = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert saved["identity"]["augment.name"] == "toy" and "augment.mix_after_blocks" not in saved["identity"]
+
+
+def test_an_unregistered_option_is_refused_by_name():
+    cfg = compose_config(TINY)
+    cfg.augment.name = "nope"
+    with pytest.raises(Exception, match="augment.name='nope' is not one of cutmix, manifold_mixup, mixup, mixup_batch, none"):
+        validate(cfg)
