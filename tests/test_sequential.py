@@ -12,6 +12,7 @@ from mixupexp.analysis import sequential as seq
 from mixupexp.analysis import sequential_simulation as sim
 
 NAN = float("nan")
+MIXTURE = seq.EValue(seq.MIXTURE, 1.0)  # the Gaussian mixture with g = 1, whose numbers some tests work by hand
 
 
 def results_from(differences, baseline=70.0):
@@ -99,19 +100,92 @@ def test_confidence_sequence_is_the_set_the_test_does_not_reject():
     assert seq.confidence_sequence([1.0, 2.0, 3.0], 0.05) == (-math.inf, math.inf)  # n = 3 can't reach 20
 
 
+# ---- the point alternative (the default e-value) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [2, 3, 7, 20, 60])
+def test_point_e_value_is_the_ratio_of_noncentral_to_central_t_densities(n):
+    # The safe t-test's likelihood ratio of the t statistic, averaged over the sign of the effect (1 sd).
+    for t in (0.0, 0.4, 1.7, 4.0):
+        nu, shift = n - 1, math.sqrt(n)
+        ratio = 0.5 * (stats.nct.pdf(t, nu, shift) + stats.nct.pdf(t, nu, -shift)) / stats.t.pdf(t, nu)
+        assert math.exp(seq.log_e_point(t, n, 1.0)) == pytest.approx(ratio, rel=1e-8)
+    for effect in (0.5, 2.0):
+        ratio = 0.5 * (stats.nct.pdf(2.5, n - 1, effect * math.sqrt(n))
+                       + stats.nct.pdf(2.5, n - 1, -effect * math.sqrt(n))) / stats.t.pdf(2.5, n - 1)
+        assert math.exp(seq.log_e_point(2.5, n, effect)) == pytest.approx(ratio, rel=1e-8)
+
+
+def test_point_e_value_grows_with_t_up_to_its_bound():
+    t = np.linspace(0, 50, 101)
+    log_e = seq.log_e_point(t, 7)
+    assert np.all(np.diff(log_e) > 0)
+    assert log_e[0] == pytest.approx(-3.5)  # exp(-n effect^2 / 2) at t = 0
+    # Bound at no spread, exp(-z) 1F1(n/2; 1/2; z), z = n/2; n = 3: 1F1(-1; 1/2; -1.5) = 1 + 3 = 4 by Kummer.
+    assert math.exp(seq.log_e_point(np.inf, 3)) == pytest.approx(4.0)
+    assert log_e[-1] < seq.log_e_point(np.inf, 7)
+    assert seq.log_e_point(-2.0, 7) == seq.log_e_point(2.0, 7)  # two-sided
+    assert seq.log_e_point(5.0, 1) == 0.0  # one pair: no evidence
+    # Past where 1F1 overflows a double, its series in logs: finite and still increasing.
+    far = seq.log_e_point(np.array([1.0, 40.0, 1e3, np.inf]), 3000)
+    assert np.all(np.isfinite(far)) and np.all(np.diff(far) > 0)
+
+
+def test_critical_t_point_is_where_the_e_value_reaches_the_threshold():
+    for n in (7, 9, 20, 200):
+        t_star = seq.critical_t_point(n, 0.05)
+        assert math.exp(seq.log_e_point(t_star, n)) == pytest.approx(20.0, rel=1e-9)
+    # 5 pairs reach at most 19.33 < 20 (no spread at all): nothing is decided at 5 % before 6 pairs.
+    assert math.exp(seq.log_e_point(np.inf, 5)) == pytest.approx(19.3333, abs=1e-4)
+    assert seq.critical_t_point(5, 0.05) == math.inf
+    assert seq.critical_t_point(1, 0.05) == math.inf
+    assert seq.critical_t_point(7, 0.05) == pytest.approx(4.0316, abs=1e-4)
+    assert seq.critical_t_point(20, 0.05 / 3) == pytest.approx(3.5974, abs=1e-4)
+    assert list(seq.critical_t_point(np.array([5, 7]), 0.05)) == [math.inf, seq.critical_t_point(7, 0.05)]
+    # Narrower than the mixture's where the sweep decides (7-20 pairs), wider than the fixed-n t interval.
+    for n in (9, 15, 20):
+        assert stats.t.ppf(1 - 0.05 / 6, n - 1) < seq.critical_t_point(n, 0.05 / 3) < seq.critical_t(n, 0.05 / 3)
+
+
+def test_e_value_choices():
+    assert seq.DEFAULT_E_VALUE == seq.EValue(seq.POINT, 1.0)
+    assert MIXTURE.critical_t(7, 0.05) == seq.critical_t(7, 0.05)
+    assert seq.DEFAULT_E_VALUE.log_e(3.0, 9) == seq.log_e_point(3.0, 9)
+    with pytest.raises(ValueError, match="must be 'point' or 'mixture'"):
+        seq.EValue("cauchy")
+    with pytest.raises(ValueError, match="must be > 0"):
+        seq.EValue(seq.POINT, 0.0)
+
+
 # ---- verdicts ----------------------------------------------------------------------------------------------
 
 
 def test_verdicts_round_by_round():
-    # One configuration (K = 1, level 5 %), rounds at 3, 5, 7, 9 seeds.
+    # One configuration (K = 1, level 5 %), rounds at 3, 5, 7, 9 seeds, the default e-value.
     d = [1.0, 2.0, 3.0, 1.5, 2.5, 2.0, 1.8, 2.2, 2.1]
     verdicts = []
     for below in (3, 5, 7, 9):
         decision = seq.decide_sweep(results_from(d[:below]), "none", max_seeds=9)["mixup"]
         verdicts.append((decision.verdict, decision.n, decision.round))
-    # n = 3: t* = inf. n = 5: t = 5.657 < t* = 8.453 (BF 11.9 < 20). n = 7: t = 8.026 > t* = 4.640: better.
+    # n = 3, 5: no data reach 20 (E = 2.9, then 12.5 at t = 5.657). n = 7: t = 8.026 > t* = 4.032 (E = 58): better.
     assert verdicts == [("open", 3, 0), ("open", 5, 1), ("better", 7, 2), ("better", 7, 2)]
     decision = seq.decide_sweep(results_from(d), "none", max_seeds=9)["mixup"]
+    assert decision.settled_round == 2 and decision.settled
+    assert decision.mean == pytest.approx(13.8 / 7)
+    assert decision.low > 0 and decision.low == pytest.approx(0.9811, abs=1e-4)
+    assert decision.log_e == pytest.approx(math.log(58.419), abs=1e-4)
+    assert decision.text == "better"
+
+
+def test_verdicts_round_by_round_with_the_mixture():
+    d = [1.0, 2.0, 3.0, 1.5, 2.5, 2.0, 1.8, 2.2, 2.1]
+    verdicts = []
+    for below in (3, 5, 7, 9):
+        decision = seq.decide_sweep(results_from(d[:below]), "none", max_seeds=9, e_value=MIXTURE)["mixup"]
+        verdicts.append((decision.verdict, decision.n, decision.round))
+    # n = 3: t* = inf. n = 5: t = 5.657 < t* = 8.453 (BF 11.9 < 20). n = 7: t = 8.026 > t* = 4.640: better.
+    assert verdicts == [("open", 3, 0), ("open", 5, 1), ("better", 7, 2), ("better", 7, 2)]
+    decision = seq.decide_sweep(results_from(d), "none", max_seeds=9, e_value=MIXTURE)["mixup"]
     assert decision.settled_round == 2 and decision.settled
     assert decision.mean == pytest.approx(13.8 / 7)
     assert decision.low > 0 and decision.low == pytest.approx(0.8316, abs=1e-4)
@@ -120,17 +194,24 @@ def test_verdicts_round_by_round():
 
 
 def test_worse_and_the_family_level():
-    d = [-x for x in [1.0, 2.0, 3.0, 1.5, 2.5, 2.0, 1.8]]
-    assert seq.decide_sweep(results_from(d), "none")["mixup"].verdict == seq.WORSE
-    # The same pairs in a family of three are judged at 5 %/3: t* at n = 7 is 6.61 < t = 8.03, still settled;
-    # at 5 %/8 (t* = 10.03) it is not.
+    d = [-x for x in [1.0, 2.0, 3.0, 1.5, 2.5, 2.0, 1.8, 2.2, 2.1]]
+    decision = seq.decide_sweep(results_from(d), "none")["mixup"]
+    assert decision.verdict == seq.WORSE and decision.n == 7
+    # The same pairs in a family of three are judged at 5 %/3: t* at n = 7 is 8.28 > t = 8.03, still open;
+    # at n = 9 t = 10.61 > t* = 4.62: worse, two seeds later.
     family = results_from(d)
     for name in ("mixup_a", "mixup_b"):
         family[name] = dict(family["none"])
-    assert seq.decide_sweep(family, "none")["mixup"].verdict == seq.WORSE
+    decision = seq.decide_sweep(family, "none")["mixup"]
+    assert decision.verdict == seq.WORSE and decision.n == 9
+    assert seq.decide_sweep({k: {s: v for s, v in runs.items() if s < 7} for k, runs in family.items()},
+                            "none")["mixup"].verdict == seq.OPEN
+    # With the mixture (t* = 6.61 at n = 7, 5 %/3) it settles at 7 in the family of three; at 5 %/8 (10.03) not.
+    assert seq.decide_sweep(family, "none", e_value=MIXTURE)["mixup"].n == 7
     for name in "cdefg":
         family["mixup_" + name] = dict(family["none"])
-    assert seq.decide_sweep(family, "none")["mixup"].verdict == seq.OPEN
+    seven = {k: {s: v for s, v in runs.items() if s < 7} for k, runs in family.items()}
+    assert seq.decide_sweep(seven, "none", e_value=MIXTURE)["mixup"].verdict == seq.OPEN
 
 
 def test_degenerate_k_of_n_differences_stay_open():
@@ -158,12 +239,18 @@ def test_degenerate_k_of_n_differences_stay_open():
 def test_within_smallest_effect_for_a_tight_null():
     d = [0.1, -0.1, 0.05, -0.05, 0.0, 0.1, -0.1]
     decision = seq.decide_sweep(results_from(d), "none")["mixup"]
-    # n = 3: unbounded; n = 5: mean 0, s = 0.079, half-width 8.45 * 0.079 / sqrt(5) = 0.30 < 1: within.
-    assert decision.verdict == seq.WITHIN and decision.settled_round == 1 and decision.n == 5
+    # n = 3, 5: unbounded; n = 7: mean 0, s = 0.087, half-width 4.03 * 0.087 / sqrt(7) = 0.13 < 1: within.
+    assert decision.verdict == seq.WITHIN and decision.settled_round == 2 and decision.n == 7
     assert -1 < decision.low < decision.high < 1
+    assert decision.high == pytest.approx(0.1320, abs=1e-4)
     assert decision.text == "within ±1 points"
-    # With delta = 0.1 the seven seeds' half-width 4.64 * 0.080 / sqrt(7) = 0.14 is too wide: still open.
-    assert seq.decide_sweep(results_from(d), "none", smallest_effect=0.1)["mixup"].verdict == seq.OPEN
+    # The mixture settles it at n = 5: half-width 8.45 * 0.079 / sqrt(5) = 0.30 < 1.
+    mixture = seq.decide_sweep(results_from(d), "none", e_value=MIXTURE)["mixup"]
+    assert mixture.verdict == seq.WITHIN and mixture.n == 5
+    # With delta = 0.1 the seven seeds' half-width 0.13 is too wide: still open (the mixture's 0.14 too).
+    for e_value in (seq.DEFAULT_E_VALUE, MIXTURE):
+        assert seq.decide_sweep(results_from(d), "none", smallest_effect=0.1,
+                                e_value=e_value)["mixup"].verdict == seq.OPEN
 
 
 def test_budget_ends_not_settled():

@@ -65,7 +65,8 @@ class Setting:
     min_seeds: int = seq.MIN_SEEDS
     seeds_per_round: int = seq.SEEDS_PER_ROUND
     max_seeds: int = seq.MAX_SEEDS
-    g: float = seq.PRIOR_SCALE
+    e_value: str = seq.POINT  # seq.POINT or seq.MIXTURE
+    scale: float | None = None  # point: the alternative's effect in sd; mixture: g; None: the kind's default
     seed_sd: float = SEED_SD
     noise_sd: float = NOISE_SD
     test_size: int | None = None  # N test images: accuracies rounded to k/N, resolution 100/N; None: no rounding
@@ -73,6 +74,11 @@ class Setting:
     @property
     def resolution(self) -> float | None:
         return None if self.test_size is None else 100.0 / self.test_size
+
+    @property
+    def test(self) -> seq.EValue:
+        default = seq.DESIGN_EFFECT if self.e_value == seq.POINT else seq.PRIOR_SCALE
+        return seq.EValue(self.e_value, default if self.scale is None else self.scale)
 
     @property
     def difference_sd(self) -> float:
@@ -121,7 +127,7 @@ def run_sequential(setting: Setting, base: np.ndarray, configs: np.ndarray) -> S
         part = d[..., :below]
         code, low, high, _, _ = seq.look(below, part.mean(axis=-1), part.std(axis=-1, ddof=1), level=level,
                                          smallest_effect=setting.smallest_effect, at_budget=r == len(bounds) - 1,
-                                         g=setting.g, resolution=setting.resolution)
+                                         e_value=setting.test, resolution=setting.resolution)
         codes.append(code), lows.append(low), highs.append(high)
     codes, lows, highs = np.stack(codes, -1), np.stack(lows, -1), np.stack(highs, -1)
     first = np.argmax(codes != 0, axis=-1)  # the round each comparison settled
@@ -233,7 +239,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--k", type=int, default=3, help="configurations in the runs-saved family")
     parser.add_argument("--alpha", type=float, default=seq.ALPHA)
     parser.add_argument("--smallest-effect", type=float, default=seq.SMALLEST_EFFECT, help="delta, points")
-    parser.add_argument("--g", type=float, default=seq.PRIOR_SCALE, help="prior variance of the effect (sd units)")
+    parser.add_argument("--e-value", choices=(seq.POINT, seq.MIXTURE), default=seq.POINT,
+                        help="the safe t-test against a point alternative, or the Gaussian mixture")
+    parser.add_argument("--scale", type=float, default=None,
+                        help=f"point: the alternative's effect in sd of a difference (default {seq.DESIGN_EFFECT:g}); "
+                             f"mixture: the prior variance g (default {seq.PRIOR_SCALE:g})")
     parser.add_argument("--min-seeds", type=int, default=seq.MIN_SEEDS)
     parser.add_argument("--seeds-per-round", type=int, default=seq.SEEDS_PER_ROUND)
     parser.add_argument("--max-seeds", type=int, default=seq.MAX_SEEDS)
@@ -241,7 +251,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--noise-sd", type=float, default=NOISE_SD)
     parser.add_argument("--test-size", type=int, default=500, help="N test images for the k/N grid; 0: no rounding")
     args = parser.parse_args(argv)
-    common = {"alpha": args.alpha, "smallest_effect": args.smallest_effect, "g": args.g,
+    common = {"alpha": args.alpha, "smallest_effect": args.smallest_effect,
+              "e_value": args.e_value, "scale": args.scale,
               "min_seeds": args.min_seeds, "seeds_per_round": args.seeds_per_round, "max_seeds": args.max_seeds,
               "seed_sd": args.seed_sd, "noise_sd": args.noise_sd, "test_size": args.test_size or None}
     seq.check_settings(args.alpha, args.smallest_effect, args.min_seeds, args.max_seeds, args.seeds_per_round)
@@ -250,7 +261,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"$ {command.strip()}")
     print("parameters: " + ", ".join(f"{key}={value}" for key, value in {**vars(args)}.items()))
     print(f"rounds (seeds run after each): {seq.round_bounds(args.min_seeds, args.seeds_per_round, args.max_seeds)}; "
-          f"difference sd {args.noise_sd * math.sqrt(2):.3g} points")
+          f"difference sd {args.noise_sd * math.sqrt(2):.3g} points; e-value: {Setting(**common).test.text}")
     print()
 
     null = Setting(k=args.k_null, **common)
