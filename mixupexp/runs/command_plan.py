@@ -36,6 +36,7 @@ from mixupexp.config.suggest import did_you_mean
 from mixupexp.config.validate import validate
 from mixupexp.data.datasets import DataError, check_available
 from mixupexp.runs.identity import flatten, plain_config, run_name
+from mixupexp.runs.sequential_plan import check_sequential, is_sequential, plan_rounds
 
 
 def one_line(error: BaseException, overrides: list[str] = ()) -> str:
@@ -79,6 +80,7 @@ class CommandPlan:
     multirun: bool
     base_dir: Optional[Path]  # the sweep's directory, or the single run's
     jobs: list[Job] = field(default_factory=list)
+    sequential: Optional[object] = None  # a sequential sweep's Design and runs (runs/sequential_plan.py)
 
     @property
     def distinct(self) -> list[Job]:
@@ -172,6 +174,8 @@ def plan_command(argv: list[str], check_data: bool = True) -> Optional[CommandPl
     with composing():
         job_lists, first = job_overrides(args.overrides, args.multirun)
         multirun = args.multirun or first.hydra.mode == RunMode.MULTIRUN
+        if multirun and is_sequential(first.hydra):
+            check_sequential(args.overrides, first.hydra)
         dir_key = "sweep.dir" if multirun else "run.dir"
         base = _resolved(first.hydra, dir_key)
         pinned = []
@@ -189,6 +193,8 @@ def plan_command(argv: list[str], check_data: bool = True) -> Optional[CommandPl
         check_ignored_overrides(args.overrides, plan.jobs)
         if check_data:
             check_data_once(plan.distinct)
+        if multirun and is_sequential(first.hydra):  # the jobs are its configurations: plan their rounds
+            plan_rounds(plan, args.overrides, first.hydra)
         return plan
 
 

@@ -108,6 +108,8 @@ def describe(plan: CommandPlan) -> list[str]:
     else:
         summary += f"; {epochs_left} epochs to train (no finished run here to estimate the time from)"
     lines.append(summary)
+    if plan.sequential is not None:  # its jobs are the rounds so far and the next one: say so, and the bound
+        lines += plan.sequential.lines()
     if plan.pinned:
         lines.append(f"(the default directory is new for every command: {plan.pinned[0]} here; add "
                      f"hydra.{'sweep' if plan.multirun else 'run'}.dir=DIR to plan against an earlier one)")
