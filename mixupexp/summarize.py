@@ -14,7 +14,9 @@ from mixupexp.analysis.table import summary_parameters
 
 # The columns printed by `python -m mixupexp.summarize`; summary.csv and summary.md hold the rest.
 CONSOLE_COLUMNS = ("n", "acc_mean", "acc_std", "acc_ci95_low", "acc_ci95_high", "n_failed", "n_interrupted",
-                   "delta_acc_vs_baseline", "delta_acc_p_value", "delta_acc_p_holm", "p_improvement", "selected")
+                   "delta_acc_vs_baseline", "delta_acc_p_value", "delta_acc_p_holm", "p_improvement", "selected",
+                   # a sequential sweep's (analysis/sequential_summary.py)
+                   "seeds", "delta_acc_av_low", "delta_acc_av_high", "runs_saved")
 
 
 def main(argv: list[str] | None = None) -> int:

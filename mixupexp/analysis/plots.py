@@ -108,21 +108,34 @@ def forest_plot(summary: pd.DataFrame, params: list[str]) -> Figure | None:
         return None
     keys = [p for p in params if p != "seed"]
     colors = configuration_colors(summary, params)
+    # A sequential sweep's seeds depended on the data: its intervals are the anytime-valid ones.
+    sequential = "delta_acc_av_low" in summary
+    low, high = ("delta_acc_av_low", "delta_acc_av_high") if sequential else ("delta_acc_ci95_low", "delta_acc_ci95_high")
+    finite = rows[[low, high, "delta_acc_vs_baseline"]].astype(float).replace([np.inf, -np.inf], np.nan)
+    span = float(np.nanmax(np.abs(np.append(finite.to_numpy().ravel(), 1.0))))
     figure = Figure(figsize=(7, 1.2 + 0.45 * len(rows)))
     ax = figure.subplots()
     positions = np.arange(len(rows))[::-1]  # the first configuration on top
     for y, (_, row) in zip(positions, rows.iterrows()):
         color = colors[_label(row, keys)]
         filled = _significant(row.get("verdict"))
-        ax.errorbar(row["delta_acc_vs_baseline"], y, xerr=_ci_errors(row.to_frame().T, "delta_acc_vs_baseline",
-                    "delta_acc_ci95_low", "delta_acc_ci95_high"), fmt="o", capsize=3, color=color,
-                    markerfacecolor=color if filled else "white", markersize=7)
+        ends = row.to_frame().T
+        if sequential:  # an unbounded side drawn to the edge
+            ends = ends.astype({low: float, high: float, "delta_acc_vs_baseline": float})
+            ends[[low, high]] = ends[[low, high]].clip(-1.15 * span, 1.15 * span)
+        ax.errorbar(row["delta_acc_vs_baseline"], y, xerr=_ci_errors(ends, "delta_acc_vs_baseline", low, high),
+                    fmt="o", capsize=3, color=color, markerfacecolor=color if filled else "white", markersize=7)
     ax.axvline(0, color="black", linewidth=1)
     ax.set_yticks(positions, [_label(row, keys) for _, row in rows.iterrows()], fontsize="small")
     ax.set_ylim(-0.7, len(rows) - 0.3)
     ax.set_xlabel("Δ test accuracy vs baseline (points)")
-    ax.set_title("Difference to the baseline, 95 % CI\nfilled: better/worse after Holm's correction; hollow: not "
-                 "significant or not testable", fontsize="medium")
+    if sequential:
+        ax.set_title("Difference to the baseline, anytime-valid interval (alpha / K)\nfilled: settled better/worse; "
+                     "hollow: within, not settled or open; to the edge: unbounded", fontsize="medium")
+        ax.set_xlim(-1.2 * span, 1.2 * span)
+    else:
+        ax.set_title("Difference to the baseline, 95 % CI\nfilled: better/worse after Holm's correction; hollow: not "
+                     "significant or not testable", fontsize="medium")
     ax.grid(axis="x", alpha=0.3)
     return figure
 

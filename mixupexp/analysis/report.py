@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from mixupexp.analysis import sequential_summary
 from mixupexp.analysis.collect import (
     BASELINE,
     FGSM_PREFIX,
@@ -103,6 +104,8 @@ def _detail(row: pd.Series) -> str:
 def verdict_lines(summary: pd.DataFrame) -> list[str]:
     """One line per configuration compared with a baseline: its verdict on the Holm-adjusted p-value, the numbers
     behind it; then the configuration selected on the validation split, if any (printed at a sweep's end too)."""
+    if sequential_summary.is_sequential_summary(summary):
+        return sequential_summary.verdict_lines(summary)
     params = summary_parameters(summary)
     lines = []
     for _, row in summary.iterrows():
@@ -255,11 +258,19 @@ def write_summary(sweep_dirs: list[Path], out_dir: Path, plots: bool = True,
         raise SummaryError(f"none of the {len(loaded)} runs under {', '.join(map(str, sweep_dirs))} finished")
     fixed = fixed_settings(loaded)
     runs, summary = summarize_runs(loaded, sweep_value_order(sweep_dirs))
+    sequential = sequential_summary.sweep_settings(sweep_dirs)
+    if sequential is not None:  # the seeds depended on the data: judged as the sweep judged them
+        summary = sequential_summary.sequential_summary(summary, runs, sequential)
     out_dir = Path(out_dir)
     write_csv(out_dir / "runs.csv", runs)
     write_csv(out_dir / "summary.csv", summary)
-    write_json(out_dir / "summary_settings.json", {"fixed": fixed, "duplicates_left_out": duplicates})
-    atomic_write_text(out_dir / "summary.md", summary_markdown(summary, fixed, duplicates))
+    settings = {"fixed": fixed, "duplicates_left_out": duplicates}
+    if sequential is not None:
+        settings["sequential"] = {**sequential.decide_kwargs(), "e_value": sequential_summary.seq.DEFAULT_E_VALUE.text}
+    write_json(out_dir / "summary_settings.json", settings)
+    markdown = (summary_markdown(summary, fixed, duplicates) if sequential is None else sequential_summary.markdown(
+        summary, fixed_settings_text(fixed) if fixed else "", duplicates_line(duplicates) if duplicates else ""))
+    atomic_write_text(out_dir / "summary.md", markdown)
     if plots:
         write_plots(summary, runs, summary_parameters(summary), out_dir, caption=fixed_settings_text(fixed))
     summary.attrs["duplicates"] = duplicates

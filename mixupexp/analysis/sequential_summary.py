@@ -1,0 +1,226 @@
+"""The summary of a sequential sweep (`hydra/sweeper=sequential`): what was done and why each comparison stopped.
+
+The decisions are recomputed from the runs found, with the settings of the sweep's multirun.yaml, by the same
+code the sweeper used (analysis/sequential.py), so `python -m mixupexp.summarize DIR` says what the sweep said.
+Per configuration: the seeds it used, why it stopped (better / worse / within ±δ / not settled at N seeds, or
+still open), the anytime-valid interval of Δ (at alpha / K, so that the family's intervals hold together with
+probability 1 - alpha at every round), and the runs saved against the fixed design that runs every
+configuration and the baseline to max_seeds.
+
+Δ is the mean paired difference over the seeds the decision used (the baseline may have run more seeds, for
+the other configurations). The fixed-n t-test's p-values, its intervals of Δ, its verdicts, its seeds advice
+and P(better) with its bootstrap interval are left out: they assume
+the number of seeds was fixed in advance, and stopping when the data look settled breaks that (re-run after
+every seed, that test calls a difference where there is none in about a quarter of sweeps of 8 configurations).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+
+from mixupexp.analysis import sequential as seq
+from mixupexp.analysis.collect import BASELINE, is_baseline_row
+from mixupexp.analysis.table import _configuration, _matching, summary_parameters
+from mixupexp.runs.sequential_design import Settings, is_sequential
+from mixupexp.runs.status import FAILURES, RunStatus
+
+# Columns of the plain summary that hold only after a fixed number of seeds.
+FIXED_N_COLUMNS = ("delta_acc_ci95_low", "delta_acc_ci95_high", "delta_acc_p_value", "delta_acc_p_holm",
+                   "delta_acc_test", "detectable_delta", "seeds_needed", "p_improvement", "p_improvement_ci95_low",
+                   "p_improvement_ci95_high")
+SEQUENTIAL_COLUMNS = ("seeds", "verdict", "stopped", "settled_round", "delta_acc_av_low", "delta_acc_av_high",
+                      "log_e_value", "runs_saved")
+ATTRS_KEY = "sequential"
+
+
+def sweep_settings(sweep_dirs: list[Path]) -> Optional[Settings]:
+    """The settings of the first sequential sweep among the directories (its multirun.yaml), or None."""
+    from omegaconf import OmegaConf
+
+    for sweep_dir in sweep_dirs:
+        try:
+            hydra_cfg = OmegaConf.load(Path(sweep_dir) / "multirun.yaml").hydra
+        except Exception:  # no multirun.yaml, or one this version cannot read: not a sequential sweep here
+            continue
+        if is_sequential(hydra_cfg):
+            return Settings.of(hydra_cfg.sweeper)
+    return None
+
+
+def is_sequential_summary(summary: pd.DataFrame) -> bool:
+    return ATTRS_KEY in summary.attrs
+
+
+def _results(runs: pd.DataFrame, row: pd.Series, keys: list[str]) -> dict[int, float]:
+    """{seed: test accuracy} of a configuration's runs: NaN for a failed run (it ran; its pair drops out),
+    unfinished runs left out, as the sweeper reads them."""
+    mine = runs[_matching(runs, row, keys)]
+    results = {}
+    for _, run in mine.iterrows():
+        if run["status"] == RunStatus.OK:
+            results[int(run["seed"])] = float(run["test_acc"])
+        elif run["status"] in FAILURES:
+            results[int(run["seed"])] = math.nan
+    return results
+
+
+def sequential_summary(summary: pd.DataFrame, runs: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    """The plain summary with the fixed-n judgement replaced by the sequential one (SEQUENTIAL_COLUMNS)."""
+    summary = summary.drop(columns=[c for c in FIXED_N_COLUMNS if c in summary]).copy()
+    keys = summary_parameters(summary)
+    params = keys
+    results = {index: _results(runs, row, keys) for index, row in summary.iterrows()}
+    columns = {c: pd.Series([math.nan] * len(summary), index=summary.index, dtype=object) for c in SEQUENTIAL_COLUMNS}
+    columns["seeds"] = pd.Series({index: len(found) for index, found in results.items()})
+    columns["runs_saved"] = settings.max_seeds - columns["seeds"]
+    if "compared_with" in summary:
+        is_baseline = is_baseline_row(summary)
+        for baseline_text, members in summary[summary["compared_with"].notna()].groupby("compared_with", sort=False):
+            base = [i for i in summary[is_baseline].index if _configuration(summary.loc[i], params) == baseline_text]
+            if len(base) != 1:
+                continue
+            family = {str(i): results[i] for i in members.index}
+            family[str(base[0])] = results[base[0]]
+            for key, decision in seq.decide_sweep(family, str(base[0]), **settings.decide_kwargs()).items():
+                index = int(key)
+                # Paired over the seeds the decision used: the arms ran different numbers of seeds.
+                summary.loc[index, "delta_acc_vs_baseline"] = round(decision.mean, 4)
+                columns["verdict"][index] = decision.verdict
+                columns["stopped"][index] = stop_text(decision, len(results[index]))
+                columns["settled_round"][index] = decision.settled_round
+                columns["delta_acc_av_low"][index] = decision.low
+                columns["delta_acc_av_high"][index] = decision.high
+                columns["log_e_value"][index] = round(decision.log_e, 4)
+    if "verdict" in summary:
+        summary = summary.drop(columns="verdict")
+    at = summary.columns.get_loc("delta_acc_vs_baseline") + 1 if "delta_acc_vs_baseline" in summary else len(summary.columns)
+    for offset, name in enumerate(SEQUENTIAL_COLUMNS):
+        summary.insert(at + offset, name, columns[name])
+    for name in ("delta_acc_av_low", "delta_acc_av_high"):
+        summary[name] = pd.to_numeric(summary[name]).round(4)
+    summary.attrs[ATTRS_KEY] = settings
+    return summary
+
+
+def stop_text(decision: seq.Decision, seeds: int) -> str:
+    """Why a comparison stopped: `better after 7 seeds`, `within ±1 points after 9 seeds`, `not settled at 20
+    seeds`, or `open after 5 seeds` (the sweep stopped before it settled)."""
+    if decision.verdict == seq.NOT_SETTLED:
+        return decision.text
+    return f"{decision.text} after {seeds} seeds"
+
+
+def _signed(value: float) -> str:
+    if math.isinf(value):
+        return "-∞" if value < 0 else "+∞"
+    return f"{value:+.2f}"
+
+
+def interval_text(row: pd.Series) -> str:
+    low, high = row.get("delta_acc_av_low"), row.get("delta_acc_av_high")
+    if pd.isna(low) or pd.isna(high):
+        return ""
+    return f"[{_signed(low)}, {_signed(high)}]"
+
+
+def _compared(row: pd.Series) -> bool:
+    return isinstance(row.get("stopped"), str)
+
+
+def totals(summary: pd.DataFrame, settings: Settings) -> tuple[int, int]:
+    """(runs used, runs of the fixed design: every configuration and the baseline at max_seeds)."""
+    return int(summary["seeds"].sum()), len(summary) * settings.max_seeds
+
+
+def totals_line(summary: pd.DataFrame) -> str:
+    settings = summary.attrs[ATTRS_KEY]
+    used, fixed = totals(summary, settings)
+    saved = fixed - used
+    return (f"sequential sweep: {used} runs against the fixed design's {fixed} (all {len(summary)} configurations, "
+            f"baseline included, at max_seeds = {settings.max_seeds} seeds): {saved} saved "
+            f"({100 * saved / fixed:.0f} %)")
+
+
+def verdict_lines(summary: pd.DataFrame) -> list[str]:
+    """One line per compared configuration: why it stopped, Δ, its anytime-valid interval, the runs saved; then
+    the totals."""
+    settings = summary.attrs[ATTRS_KEY]
+    params = summary_parameters(summary)
+    lines = []
+    for _, row in summary.iterrows():
+        if row.get("augment") == BASELINE:
+            continue
+        configuration = _configuration(row, params)
+        if not _compared(row):
+            lines.append(f"{configuration}: no baseline with the same settings")
+            continue
+        k = int(row["family_size"]) if not pd.isna(row.get("family_size")) else 1
+        level = f"{100 * settings.alpha:g} %" + (f"/{k}" if k > 1 else "")
+        delta = "" if pd.isna(row["delta_acc_vs_baseline"]) else f"Δ = {row['delta_acc_vs_baseline']:+.2f} points, "
+        interval = interval_text(row)
+        detail = f"{delta}anytime-valid interval {interval} at {level}" if interval else f"{delta}no pairs"
+        if not pd.isna(row["settled_round"]):
+            detail += f", stopped in round {int(row['settled_round'])}"
+        if interval == "[-∞, +∞]" and not pd.isna(row["delta_acc_vs_baseline"]) and row["n"] >= 2:
+            detail += "; no spread between the seeds' differences to test with"
+        lines.append(f"{configuration}: {row['stopped']} ({detail}; {int(row['runs_saved'])} runs saved against "
+                     f"{settings.max_seeds} seeds)")
+    lines.append(totals_line(summary))
+    return lines
+
+
+def markdown(summary: pd.DataFrame, fixed_text: str = "", duplicates: str = "") -> str:
+    """summary.md of a sequential sweep."""
+    settings: Settings = summary.attrs[ATTRS_KEY]
+    params = summary_parameters(summary)
+
+    def mean_ci(row) -> str:
+        text = "" if pd.isna(row["acc_mean"]) else f"{row['acc_mean']:.2f}"
+        if text and not pd.isna(row.get("acc_ci95_low")):
+            text += f" [{row['acc_ci95_low']:.2f}, {row['acc_ci95_high']:.2f}]"
+        return text
+
+    columns = {k: (lambda row, k=k: "" if pd.isna(row[k]) else str(row[k])) for k in params}
+    columns["seeds"] = lambda row: str(int(row["seeds"]))
+    columns["n"] = lambda row: str(row["n"]) + (f" ({int(row['n_failed'])} failed)" if row["n_failed"] else "")
+    columns["accuracy %"] = mean_ci
+    columns["Δ accuracy vs baseline"] = lambda row: ("" if pd.isna(row.get("delta_acc_vs_baseline"))
+                                                     else f"{row['delta_acc_vs_baseline']:+.2f}")
+    columns["anytime-valid interval of Δ"] = interval_text
+    columns["stopped"] = lambda row: row["stopped"] if _compared(row) else ""
+    columns["runs saved"] = lambda row: str(int(row["runs_saved"]))
+
+    used, fixed = totals(summary, settings)
+    intro = (
+        f"A sequential sweep (hydra/sweeper=sequential): {settings.text()}. {used} runs in "
+        f"{len(summary)} configurations, against {fixed} for the fixed design that runs every configuration and "
+        f"the baseline at max_seeds = {settings.max_seeds} seeds: {fixed - used} saved ({100 * (fixed - used) / fixed:.0f} %). "
+        "seeds: runs made (finished or failed); n: finished runs. Accuracy: mean over seeds with its 95 % t "
+        "interval, in %. Δ: accuracy minus the baseline's (augment=none with the same other settings), in points, "
+        f"paired by seed. Anytime-valid interval: the confidence sequence of Δ at {100 * settings.alpha:g} % / K for a family "
+        f"of K configurations ({seq.DEFAULT_E_VALUE.text}), valid however many rounds were looked at: with "
+        f"probability at least {100 * (1 - settings.alpha):g} % every interval of the family holds the true Δ at every "
+        "round. Runs saved: max_seeds minus the seeds used."
+    )
+    lines = ["# Summary", "", intro]
+    if fixed_text:
+        lines += ["", f"Fixed across all runs: {fixed_text}."]
+    if duplicates:
+        lines += ["", f"{duplicates}."]
+    lines += ["", "| " + " | ".join(columns) + " |", "|" + "|".join(" --- " for _ in columns) + "|"]
+    lines += ["| " + " | ".join(cell(row) for cell in columns.values()) + " |" for _, row in summary.iterrows()]
+    lines += ["", "## Verdicts", "",
+              f"Each comparison stopped as soon as its anytime-valid interval excluded 0 (better or worse) or lay inside "
+              f"±{settings.smallest_effect:g} points (within: no difference larger than that), or at max_seeds (not "
+              f"settled); the chance of any wrong verdict in a family is at most {100 * settings.alpha:g} % "
+              "(Bonferroni over its K comparisons, each valid under optional stopping).", ""]
+    lines += [f"- {line}" for line in verdict_lines(summary)[:-1]]
+    lines += ["", "## Left out", "",
+              "Fixed-n p-values, their Holm adjustment, the t intervals of Δ and the seeds needed are not shown: they "
+              "are not valid after sequential stopping (the number of seeds depended on the data). NLL, ECE, FGSM and "
+              "validation accuracies are in summary.csv."]
+    return "\n".join(lines) + "\n"
