@@ -1,0 +1,237 @@
+"""hydra/sweeper=sequential as a user runs it: the plugin found by Hydra, rounds of seeds through the real command
+line (checked against the decision core), resume after Ctrl-C between rounds, the parallel launcher, bad input,
+the dry run, and the summary of a sequential sweep beside the unchanged summary of a fixed one."""
+
+import json
+import math
+import os
+
+import pandas as pd
+import pytest
+
+from mixupexp.analysis import sequential as seq
+from mixupexp.runs.sequential_design import DECISIONS_FILE, SWEEPER_TARGET
+
+from .conftest import REPO, TINY, run_cli
+from .sweep_interrupt import ENV as INTERRUPT_ENV
+from .sweep_interrupt import TARGET as INTERRUPT_TARGET
+
+# One thread: runs are then bit-identical on every machine count of cores, so the rounds below are reproducible.
+QUICK = [*TINY, "eval.fgsm_eps=[]", "trainer.threads=1"]
+SEQUENTIAL = ["--multirun", "hydra/sweeper=sequential"]
+# Two configurations against the baseline, rounds at 3, 5, 7 seeds; alpha 0.2 lets 5 pairs settle a comparison
+# and a smallest effect of 20 points makes "within" reachable with these tiny runs' spread.
+DESIGN = ["augment=none,mixup", "augment.ratio=0.5,1.0", "hydra.sweeper.max_seeds=7",
+          "hydra.sweeper.smallest_effect=20", "hydra.sweeper.alpha=0.2"]
+SETTINGS = {"alpha": 0.2, "smallest_effect": 20.0, "min_seeds": 3, "seeds_per_round": 2, "max_seeds": 7}
+
+
+def arms(sweep):
+    """{arm: {seed: accuracy}} of a sweep directory, the arm named by its run name without the seed."""
+    found = {}
+    for path in sweep.glob("*/result.json"):
+        result = json.loads(path.read_text())
+        method, seed, key = path.parent.name.split("_seed")[0], int(path.parent.name.split("_seed")[1].split("_")[0]), \
+            path.parent.name.rsplit("_", 1)[1]
+        arm = "none" if method == "none" else f"{method}_{key}"
+        found.setdefault(arm, {})[seed] = result["test_acc"] if result["status"] == "ok" else math.nan
+    return found
+
+
+def replayed_rounds(results, settings=SETTINGS):
+    """The seeds the rounds run for each arm, by the decision core alone: round after round, next_seeds given
+    the runs of the rounds before it and decide_sweep on them."""
+    configs = [name for name in results if name != "none"]
+    ran: dict[str, set[int]] = {}
+    schedule = {k: settings[k] for k in ("min_seeds", "seeds_per_round", "max_seeds")}
+    while True:
+        seen = {name: {s: results[name][s] for s in ran.get(name, ())} for name in results}
+        decisions = seq.decide_sweep(seen, "none", **settings)
+        planned = seq.next_seeds(configs, "none", decisions, ran, **schedule)
+        if not planned:
+            return {name: sorted(seeds) for name, seeds in ran.items()}, decisions
+        for name, seeds in planned.items():
+            ran.setdefault(name, set()).update(seeds)
+
+
+def printed(stdout):
+    """The lines a command printed, without Hydra's log lines."""
+    return [line for line in stdout.strip().splitlines() if not line.startswith("[")]
+
+
+def stamps(sweep):
+    """mtimes of the finished runs' result.json and train.log: a run launched again would log to its train.log."""
+    finished = [p.parent for p in sweep.glob("*/result.json") if json.loads(p.read_text())["status"] == "ok"]
+    return {path: path.stat().st_mtime_ns for run in finished for path in (run / "result.json", run / "train.log")}
+
+
+# ---- the plugin --------------------------------------------------------------------------------------------
+
+
+def test_hydra_finds_the_sequential_sweeper_and_composes_it():
+    from hydra.core.plugins import Plugins
+    from hydra.plugins.sweeper import Sweeper
+
+    from mixupexp.config.compose import compose_config as compose_with_hydra
+
+    cfg = compose_with_hydra(["hydra/sweeper=sequential", "hydra.sweeper.max_seeds=9"], return_hydra_config=True)
+    assert cfg.hydra.sweeper._target_ == SWEEPER_TARGET
+    assert (cfg.hydra.sweeper.min_seeds, cfg.hydra.sweeper.max_seeds, cfg.hydra.sweeper.seeds_per_round) == (3, 9, 2)
+    assert (cfg.hydra.sweeper.smallest_effect, cfg.hydra.sweeper.alpha) == (seq.SMALLEST_EFFECT, seq.ALPHA)
+    assert SWEEPER_TARGET in {f"{c.__module__}.{c.__name__}" for c in Plugins.instance().discover(Sweeper)}
+    preset = compose_with_hydra(["experiment=seed_study_sequential"], return_hydra_config=True)
+    assert preset.hydra.sweeper._target_ == SWEEPER_TARGET and dict(preset.hydra.sweeper.params) == {
+        "augment": "none,mixup"}
+
+
+# ---- rounds through the real command line ------------------------------------------------------------------
+
+
+def test_rounds_add_seeds_only_where_the_comparison_is_open(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = [*SEQUENTIAL, *QUICK, *DESIGN, f"hydra.sweep.dir={sweep}"]
+    plan = run_cli(args, cwd=tmp_path, module="mixupexp.plan").stdout
+    assert "next: round 0, 9 runs (augment=none: seeds 0-2; augment=mixup augment.ratio=0.5: seeds 0-2; " \
+           "augment=mixup augment.ratio=1.0: seeds 0-2)" in plan
+    assert "at most (K + 1) · max_seeds = (2 + 1) · 7 = 21 runs in all; 0 runs so far" in plan
+    assert not sweep.exists()
+
+    proc = run_cli(args, cwd=tmp_path)
+    results = arms(sweep)
+    assert len(results) == 3  # none (its ratio ignored: one arm), mixup at ratio 0.5 and 1.0
+    expected, decisions = replayed_rounds(results)
+    assert {name: sorted(runs) for name, runs in results.items()} == expected
+    # Round by round, as the log says: 3 seeds each, then 2 more while open, the baseline as long as any.
+    bounds = seq.round_bounds(3, 2, 7)
+    for name, decision in decisions.items():
+        assert decision.settled and len(results[name]) == bounds[decision.settled_round]
+    assert len(results["none"]) == max(len(results[name]) for name in decisions)
+    # These tiny runs: ratio 1.0 settles within ±20 after 5 seeds, ratio 0.5 (the same accuracy as the baseline at
+    # every seed: nothing to test with) runs to the budget, so the sweep makes 19 runs, not 21.
+    assert sorted(d.verdict for d in decisions.values()) == [seq.NOT_SETTLED, seq.WITHIN]
+    assert sum(map(len, results.values())) == 19
+
+    # sequential.json: the decisions of the core, for each configuration.
+    record = json.loads((sweep / DECISIONS_FILE).read_text())
+    assert record["settings"]["max_seeds"] == 7 and record["runs"] == 19 and record["fixed_design_runs"] == 21
+    (family,) = record["families"]
+    assert family["baseline"] == "augment=none" and family["baseline_seeds"] == 7 and family["k"] == 2
+    by_key = {f"mixup_{c['run_key']}": c for c in family["configurations"]}
+    for name, decision in decisions.items():
+        assert (by_key[name]["verdict"], by_key[name]["n"], by_key[name]["settled_round"]) == (
+            decision.verdict, decision.n, decision.settled_round)
+    assert "round 2: 4 runs (augment=none seeds 5, 6; augment=mixup augment.ratio=0.5 seeds 5, 6)" in proc.stdout
+
+    # The summary says what was done, and summarize recomputes the same from the runs.
+    summary = pd.read_csv(sweep / "summary.csv")
+    for column in ("seeds", "verdict", "stopped", "delta_acc_av_low", "delta_acc_av_high", "runs_saved"):
+        assert column in summary
+    for column in ("delta_acc_p_value", "delta_acc_p_holm", "delta_acc_ci95_low", "seeds_needed"):
+        assert column not in summary
+    rows = summary.set_index("augment.ratio", drop=False)
+    assert rows.loc[1.0, "stopped"] == "within ±20 points after 5 seeds" and rows.loc[1.0, "runs_saved"] == 2
+    assert rows.loc[0.5, "stopped"] == "not settled at 7 seeds" and rows.loc[0.5, "runs_saved"] == 0
+    lines = printed(proc.stdout)
+    assert lines[-1] == ("sequential sweep: 19 runs against the fixed design's 21 (all 3 configurations, baseline "
+                         "included, at max_seeds = 7 seeds): 2 saved (10 %)")
+    assert any(line.startswith("augment=mixup augment.alpha=0.2 augment.ratio=1.0: within ±20 points after 5 seeds "
+                               "(Δ = ") and "anytime-valid interval [" in line for line in lines)
+    markdown = (sweep / "summary.md").read_text()
+    assert "anytime-valid interval of Δ" in markdown and "not valid after sequential stopping" in markdown
+    assert "p (Holm)" not in markdown
+    written = (sweep / "summary.csv").read_text()
+    (sweep / "summary.csv").unlink()
+    again = run_cli([str(sweep), "--no-plots"], cwd=tmp_path, module="mixupexp.summarize")
+    assert (sweep / "summary.csv").read_text() == written
+    assert printed(again.stdout)[-2] == lines[-1]
+
+    # The dry run of the finished sweep: nothing left, every run accounted for.
+    plan = run_cli(args, cwd=tmp_path, module="mixupexp.plan").stdout
+    assert "19 jobs, 19 distinct runs: 19 finished; nothing left to train" in plan
+    assert "every comparison is settled: no round left to run" in plan
+
+
+def test_a_sweep_stopped_between_rounds_resumes_with_the_same_decisions(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = [*SEQUENTIAL, *QUICK, *DESIGN, f"hydra.sweep.dir={sweep}",
+            f"+hydra.callbacks.interrupt._target_={INTERRUPT_TARGET}"]
+    env = {"PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    # Ctrl-C at the first job of round 1 (seed 3): round 0 has finished, its decisions written.
+    stopped = run_cli(args, cwd=tmp_path, check=False, env={**env, INTERRUPT_ENV: "3"})
+    assert stopped.returncode == 130 and "interrupted; resume with: python -m mixupexp.train" in stopped.stderr
+    first = arms(sweep)
+    assert {name: sorted(runs) for name, runs in first.items()} == {name: [0, 1, 2] for name in first}
+    record = json.loads((sweep / DECISIONS_FILE).read_text())
+    assert record["next_round"] == 1 and record["runs"] == 9
+    assert "next: round 1, 6 runs" in run_cli(args, cwd=tmp_path, module="mixupexp.plan", env=env).stdout
+    before = stamps(sweep)
+    assert len(before) == 2 * 9
+
+    run_cli(args, cwd=tmp_path, env=env)  # the same command
+    after = stamps(sweep)
+    assert all(after[path] == stamp for path, stamp in before.items())  # no finished run launched again
+    results = arms(sweep)
+    expected, decisions = replayed_rounds(results)
+    assert {name: sorted(runs) for name, runs in results.items()} == expected
+    assert sum(map(len, results.values())) == 19
+    record = json.loads((sweep / DECISIONS_FILE).read_text())
+    assert record["next_round"] is None and record["runs"] == 19
+
+
+def test_rounds_go_through_the_parallel_launcher(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = run_cli([*SEQUENTIAL, "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", *QUICK, "augment=none,mixup",
+                    "hydra.sweeper.max_seeds=5", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    assert "Joblib.Parallel" in proc.stdout
+    results = arms(sweep)
+    settings = {**SETTINGS, "alpha": seq.ALPHA, "smallest_effect": seq.SMALLEST_EFFECT, "max_seeds": 5}
+    expected, _ = replayed_rounds(results, settings)
+    assert {name: sorted(runs) for name, runs in results.items()} == expected
+    assert f"{sum(map(len, results.values()))} jobs" in proc.stdout and "every run finished" in proc.stdout
+
+
+# ---- bad input ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["augment=none,mixup", "hydra.sweeper.min_seeds=1"], "error: hydra.sweeper.min_seeds=1 must be >= 2"),
+    (["augment=none,mixup", "hydra.sweeper.min_seeds=5", "hydra.sweeper.max_seeds=4"],
+     "error: hydra.sweeper.max_seeds=4 must be >= hydra.sweeper.min_seeds=5"),
+    (["augment=none,mixup", "hydra.sweeper.smallest_effect=0"], "error: hydra.sweeper.smallest_effect=0.0 must be > 0"),
+    (["augment=mixup", "augment.alpha=0.1,0.4"],
+     "error: hydra/sweeper=sequential compares every configuration with its baseline, augment=none, and this sweep "
+     "has none; add it to the sweep, e.g. augment=none,mixup"),
+    (["augment=none,mixup", "seed=0,1"], "error: seed=0,1 cannot be given with hydra/sweeper=sequential: the sweeper "
+                                         "chooses the seeds itself"),
+    (["experiment=seed_study"], "error: seed=0,1,2 (from the preset's sweep) cannot be given with "
+                                "hydra/sweeper=sequential"),
+])
+def test_bad_input_gets_one_line_and_nothing_starts(tmp_path, extra, message):
+    sweep = tmp_path / "sweep"
+    proc = run_cli([*SEQUENTIAL, *QUICK, *extra, f"hydra.sweep.dir={sweep}"], cwd=tmp_path, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(message) and proc.stderr.count("\n") == 1, proc.stderr
+    assert not sweep.exists() and not (tmp_path / "outputs").exists()
+
+
+# ---- the fixed sweep's summary stays as it was -------------------------------------------------------------
+
+FIXED_SUMMARY_COLUMNS = [
+    "augment", "n", "acc_mean", "acc_std", "acc_min", "acc_max", "test_loss_mean", "n_failed", "n_interrupted",
+    "acc_sem", "acc_ci95_low", "acc_ci95_high", "nll_mean", "nll_ci95_low", "nll_ci95_high", "ece_mean",
+    "ece_ci95_low", "ece_ci95_high", "delta_acc_vs_baseline", "delta_acc_ci95_low", "delta_acc_ci95_high",
+    "delta_acc_p_value", "delta_acc_p_holm", "delta_acc_test", "verdict", "p_improvement", "p_improvement_ci95_low",
+    "p_improvement_ci95_high", "detectable_delta", "seeds_needed", "compared_with", "family_size",
+]
+
+
+def test_a_fixed_sweep_keeps_its_summary(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = run_cli(["--multirun", *QUICK, "augment=none,mixup", "augment.ratio=1.0", "seed=0,1,2",
+                    f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    assert list(pd.read_csv(sweep / "summary.csv").columns) == FIXED_SUMMARY_COLUMNS
+    markdown = (sweep / "summary.md").read_text()
+    assert "| p | p (Holm) | test | P(better) |" in markdown and "## Seeds needed" in markdown
+    assert "anytime-valid" not in markdown and "sequential" not in proc.stdout
+    assert not (sweep / DECISIONS_FILE).exists()
+    assert "seeds" not in json.loads((sweep / "summary_settings.json").read_text())
