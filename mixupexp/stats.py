@@ -1,16 +1,20 @@
-"""Statistics over seeds: the mean with its t-distribution confidence interval; a configuration against the
+"""Statistics over seeds: the mean with its t-distribution confidence interval; a configuration against its
 baseline (difference of means, its confidence interval, a t-test p-value and the probability of improvement);
 Holm's correction over a family of such comparisons; and the power of the test (the smallest difference the
 seeds at hand detect, the seeds needed for a given difference).
 
 Plain functions of arrays, so that the summary and the tests share them. Where a quantity cannot be computed
 (fewer than two runs) it is NaN rather than an error: a sweep with one seed per configuration still summarises.
+
+Accuracies are whole test images, k / N * 100: their floating-point values carry rounding error of ~1e-14, which a
+t-test would take for a real, tiny spread. Whether runs spread at all is therefore judged on the data's resolution
+(`resolution`: the smallest step of the accuracy, 100 / N points), or, where it is not given, on a tolerance
+relative to the values' magnitude (RELATIVE_TOLERANCE); a spread below half the resolution is no spread.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,12 +28,18 @@ MIN_SEEDS = 3  # never advise fewer: two runs say nothing about the spread they 
 MAX_SEEDS = 1000  # beyond this the advice is "more than 1000"
 BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0  # a fixed stream: the same runs always give the same summary
+# Without a known resolution: differences below this share of the values' magnitude are rounding error. Accuracies
+# near 100 carry errors of ~1e-14; a real step of one test image in a million is still 1e-4.
+RELATIVE_TOLERANCE = 1e-9
 PAIRED = "paired t-test"
 WELCH = "Welch t-test"
 UNTESTED = "none (fewer than 2 runs)"
 NO_SPREAD = "none (an arm has no spread)"
 CONSTANT_DIFFERENCE = "none (every seed gave the same difference)"
 NOT_TESTABLE = (NO_SPREAD, CONSTANT_DIFFERENCE)
+# Why a comparison with seeds given was not paired by seed (Comparison.note).
+FEWER_THAN_TWO_COMMON_SEEDS = "unpaired: fewer than 2 seeds finished in both arms"
+DUPLICATE_SEEDS = "unpaired: a seed appears more than once in an arm, so runs cannot be matched by seed"
 
 
 @dataclass(frozen=True)
@@ -43,19 +53,43 @@ class MeanCI:
 
 @dataclass(frozen=True)
 class Comparison:
+    """A configuration against its baseline. Every number here comes from the same runs: the pairs of the seeds
+    both arms finished when paired, else every finished run of each arm."""
+
     delta: float  # mean of the configuration minus mean of the baseline
-    low: float
+    low: float  # confidence interval of delta at `confidence`
     high: float
     p_value: float
     test: str  # PAIRED, WELCH, UNTESTED or one of NOT_TESTABLE
     # The spread the test divides by: sd of the per-seed differences (paired) or the pooled sd of the two arms
-    # (unpaired); and the runs per arm it used. They size the next experiment (detectable_difference, seeds_needed).
+    # (unpaired); and the runs it used: the pairs (paired), the smaller arm (unpaired). They size the next
+    # experiment (detectable_difference, seeds_needed).
     spread: float = math.nan
     n: int = 0
+    # Why the runs were compared this way where it is not the plain case: the reason for falling back to an
+    # unpaired test although seeds were given, or the runs left out of the pairs. "" otherwise.
+    note: str = ""
+    seeds: tuple = ()  # the seeds of the pairs, in the configuration's order; () when unpaired
+    n_values: int = 0  # runs of the configuration behind delta
+    n_baseline: int = 0  # runs of the baseline behind delta
+    se: float = math.nan  # standard error of delta
+    df: float = math.nan  # degrees of freedom of its t distribution (Welch-Satterthwaite when unpaired)
+    confidence: float = CONFIDENCE
 
     @property
     def paired(self) -> bool:
         return self.test in (PAIRED, CONSTANT_DIFFERENCE)
+
+    def interval(self, confidence: float) -> tuple[float, float]:
+        """The confidence interval of delta at another level (NaN where no test was possible)."""
+        return _t_interval(self.delta, self.se, self.df, confidence)
+
+
+def _t_interval(delta: float, se: float, df: float, confidence: float) -> tuple[float, float]:
+    if not (se > 0):
+        return math.nan, math.nan
+    half = float(stats.t.ppf(0.5 + confidence / 2, df)) * se
+    return delta - half, delta + half
 
 
 @dataclass(frozen=True)
@@ -91,25 +125,74 @@ def clip_interval(low: float, high: float, lower: float = 0.0, upper: float = 10
     return float(np.clip(low, lower, upper)), float(np.clip(high, lower, upper))  # NaN stays NaN
 
 
-def _pairs_by_seed(seeds: Sequence | None, baseline_seeds: Sequence | None) -> bool:
-    """Pair runs when both arms ran exactly the same seeds, each once."""
+def tolerance(resolution: float | None, *arrays: np.ndarray) -> float:
+    """The largest difference between runs that is no difference: half the data's resolution (the smallest step
+    of the values, e.g. 100 / N_test points of accuracy), or, without one, rounding error relative to the largest
+    magnitude among `arrays`."""
+    if resolution is not None and np.isfinite(resolution) and resolution > 0:
+        return resolution / 2
+    magnitude = max((float(np.max(np.abs(x))) for x in arrays if len(x)), default=0.0)
+    return RELATIVE_TOLERANCE * max(1.0, magnitude)
+
+
+def _no_spread(x: np.ndarray, tol: float) -> bool:
+    return float(np.ptp(x)) < tol
+
+
+def _known(seed) -> bool:
+    return seed is not None and not (isinstance(seed, float) and math.isnan(seed))
+
+
+@dataclass(frozen=True)
+class MatchedRuns:
+    """The runs a comparison uses: matched pairs (a[i] and b[i] ran seed seeds[i]) or each arm's finished runs."""
+
+    a: np.ndarray
+    b: np.ndarray
+    paired: bool
+    seeds: tuple = ()
+    note: str = ""
+
+
+def _runs(n: int) -> str:
+    return f"{n} run{'s' * (n != 1)}"
+
+
+def match_by_seed(values: Sequence[float], baseline: Sequence[float], seeds: Sequence | None = None,
+                  baseline_seeds: Sequence | None = None) -> MatchedRuns:
+    """The runs to compare: paired on the seeds both arms finished (NaN = not finished) when there are at least 2
+    of them, else every finished run of each arm, unpaired, with the reason. Pairing removes the seed's shared
+    share of the noise, so it is kept whenever it can be: a seed that only one arm finished drops out of the
+    pairs rather than unpairing the rest. Seeds repeated within an arm leave no unique match: unpaired."""
+    a_all, b_all = np.asarray(values, dtype=float), np.asarray(baseline, dtype=float)
+    unpaired = MatchedRuns(a_all[~np.isnan(a_all)], b_all[~np.isnan(b_all)], paired=False)
     if seeds is None or baseline_seeds is None:
-        return False
+        return unpaired
     seeds, baseline_seeds = list(seeds), list(baseline_seeds)
-    return len(set(seeds)) == len(seeds) >= 2 and sorted(seeds) == sorted(baseline_seeds)
+    if len(seeds) != len(a_all) or len(baseline_seeds) != len(b_all):
+        raise ValueError("one seed per run: the seeds and the values of an arm differ in length")
+    for arm in (seeds, baseline_seeds):
+        known = [s for s in arm if _known(s)]
+        if len(set(known)) != len(known):
+            return MatchedRuns(unpaired.a, unpaired.b, paired=False, note=DUPLICATE_SEEDS)
+    finished = {s: v for s, v in zip(seeds, a_all) if _known(s) and not np.isnan(v)}
+    finished_baseline = {s: v for s, v in zip(baseline_seeds, b_all) if _known(s) and not np.isnan(v)}
+    common = tuple(s for s in seeds if s in finished and s in finished_baseline)
+    if len(common) < 2:
+        return MatchedRuns(unpaired.a, unpaired.b, paired=False, note=FEWER_THAN_TWO_COMMON_SEEDS)
+    left_out = len(unpaired.a) + len(unpaired.b) - 2 * len(common)
+    note = (f"paired on the {len(common)} seeds both arms finished, leaving out {_runs(left_out)} finished in one "
+            "arm only" if left_out else "")
+    return MatchedRuns(np.array([finished[s] for s in common]), np.array([finished_baseline[s] for s in common]),
+                       paired=True, seeds=common, note=note)
 
 
 def paired_values(values: Sequence[float], baseline: Sequence[float], seeds: Sequence | None = None,
                   baseline_seeds: Sequence | None = None) -> tuple[np.ndarray, np.ndarray] | None:
-    """(configuration, baseline) runs matched by seed, pairs with a NaN on either side dropped; None when the
-    arms did not run the same seeds (then they are compared unpaired)."""
-    if not _pairs_by_seed(seeds, baseline_seeds):
-        return None
-    by_seed = dict(zip(baseline_seeds, baseline))
-    a = np.asarray(values, dtype=float)
-    b = np.asarray([by_seed[s] for s in seeds], dtype=float)
-    keep = ~(np.isnan(a) | np.isnan(b))
-    return a[keep], b[keep]
+    """(configuration, baseline) runs of the seeds both arms finished, matched by seed; None when the arms are
+    compared unpaired (fewer than 2 such seeds, seeds not given or repeated): see match_by_seed."""
+    runs = match_by_seed(values, baseline, seeds, baseline_seeds)
+    return (runs.a, runs.b) if runs.paired else None
 
 
 def compare_to_baseline(
@@ -118,40 +201,46 @@ def compare_to_baseline(
     seeds: Sequence | None = None,
     baseline_seeds: Sequence | None = None,
     confidence: float = CONFIDENCE,
+    resolution: float | None = None,
 ) -> Comparison:
     """Difference of means (values - baseline) with its confidence interval and a two-sided t-test.
 
-    When both arms ran the same seeds (given), runs are paired by seed (paired t-test on the differences, which
-    removes the seed's shared share of the noise; a seed with a NaN on either side drops out); otherwise Welch's
-    t-test, which does not assume equal variances. Without spread to scale by (an arm whose runs all agree, or
-    the same difference at every seed) a t-test would divide by zero and call any difference certain: such a
-    comparison is reported as not testable.
+    With seeds given, runs are paired on the seeds both arms finished (a paired t-test on the differences, which
+    removes the seed's shared share of the noise); with fewer than 2 such seeds, seeds repeated within an arm, or
+    no seeds given, Welch's t-test on every finished run, which does not assume equal variances (`note` says why
+    where seeds were given). `n`, `seeds`, `n_values` and `n_baseline` name the runs used. Without spread to scale by
+    (an arm whose runs all agree, or the same difference at every seed, judged on `resolution`: see tolerance) a
+    t-test would divide by (nearly) zero and call any difference certain: such a comparison is not testable.
     """
-    pairs = paired_values(values, baseline, seeds, baseline_seeds)
-    if pairs is not None:
-        a, b = pairs
-        test_name, run_test = PAIRED, lambda: stats.ttest_rel(a, b)
-    else:
-        a, b = _finite(values), _finite(baseline)
-        test_name, run_test = WELCH, lambda: stats.ttest_ind(a, b, equal_var=False)
+    runs = match_by_seed(values, baseline, seeds, baseline_seeds)
+    a, b = runs.a, runs.b
+    used = {"note": runs.note, "seeds": runs.seeds, "n_values": len(a), "n_baseline": len(b),
+            "confidence": confidence}
     if len(a) == 0 or len(b) == 0:
-        return Comparison(np.nan, np.nan, np.nan, np.nan, UNTESTED)
-    delta = float(a.mean() - b.mean())
-    if len(a) < 2 or len(b) < 2:
-        return Comparison(delta, np.nan, np.nan, np.nan, UNTESTED, n=min(len(a), len(b)))
-    if pairs is not None:
-        spread = float(np.std(a - b, ddof=1))
-        if spread == 0:
-            return Comparison(delta, np.nan, np.nan, np.nan, CONSTANT_DIFFERENCE, spread, len(a))
+        return Comparison(math.nan, math.nan, math.nan, math.nan, UNTESTED, **used)
+    tol = tolerance(resolution, a, b)
+    if runs.paired:
+        differences = a - b
+        n = len(differences)
+        delta = float(differences.mean())
+        if _no_spread(differences, tol):
+            return Comparison(delta, math.nan, math.nan, math.nan, CONSTANT_DIFFERENCE, 0.0, n, **used)
+        spread = float(np.std(differences, ddof=1))
+        se, df, test = spread / math.sqrt(n), n - 1, PAIRED
     else:
-        if np.std(a) == 0 or np.std(b) == 0:
-            return Comparison(delta, np.nan, np.nan, np.nan, NO_SPREAD, n=min(len(a), len(b)))
-        spread = float(np.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # scipy's precision warning for nearly equal runs
-        result = run_test()
-        low, high = result.confidence_interval(confidence)
-    return Comparison(delta, float(low), float(high), float(result.pvalue), test_name, spread, min(len(a), len(b)))
+        delta = float(a.mean() - b.mean())
+        n = min(len(a), len(b))
+        if n < 2:
+            return Comparison(delta, math.nan, math.nan, math.nan, UNTESTED, n=n, **used)
+        if _no_spread(a, tol) or _no_spread(b, tol):
+            return Comparison(delta, math.nan, math.nan, math.nan, NO_SPREAD, n=n, **used)
+        share_a, share_b = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+        se = math.sqrt(share_a + share_b)
+        df = (share_a + share_b) ** 2 / (share_a ** 2 / (len(a) - 1) + share_b ** 2 / (len(b) - 1))
+        spread, test = float(np.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2)), WELCH
+    p_value = float(2 * stats.t.sf(abs(delta) / se, df))
+    low, high = _t_interval(delta, se, df, confidence)
+    return Comparison(delta, low, high, p_value, test, spread, n, se=float(se), df=float(df), **used)
 
 
 def holm(p_values: Sequence[float]) -> np.ndarray:

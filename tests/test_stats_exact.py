@@ -1,0 +1,125 @@
+"""The statistics at the edges a sweep reaches in practice: accuracies that are whole test images (floating point
+must not make a constant difference look like a certain one) and arms that finished different seeds."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from mixupexp.stats import (
+    CONSTANT_DIFFERENCE,
+    NO_SPREAD,
+    PAIRED,
+    WELCH,
+    compare_to_baseline,
+    judge_family,
+    verdict,
+)
+
+NAN = float("nan")
+
+
+def accuracies(correct, test_images=500):
+    """Accuracies in % the way an evaluation computes them: correct / N * 100."""
+    return [k / test_images * 100 for k in correct]
+
+
+# ------------------------------------------------------------------ degenerate cases on the data's resolution
+
+
+def test_a_constant_difference_of_whole_test_images_is_not_testable():
+    # +2 images (+0.4 points) at every seed; the float differences spread by 8e-15, which a t-test calls p ~ 1e-28.
+    baseline, mixup, seeds = accuracies([350, 356, 347]), accuracies([352, 358, 349]), [0, 1, 2]
+    c = compare_to_baseline(mixup, baseline, seeds, seeds)
+    assert c.test == CONSTANT_DIFFERENCE, c
+    for resolution in (None, 100 / 500):
+        c = compare_to_baseline(mixup, baseline, seeds, seeds, resolution=resolution)
+        assert c.test == CONSTANT_DIFFERENCE, (resolution, c)
+        assert c.delta == pytest.approx(0.4) and math.isnan(c.p_value) and math.isnan(c.low)
+        assert verdict(c).startswith("not testable")
+    flat = compare_to_baseline(accuracies([352] * 3), accuracies([350] * 3), seeds, seeds)
+    assert flat.test == CONSTANT_DIFFERENCE
+
+
+def test_an_arm_whose_runs_agree_up_to_rounding_has_no_spread():
+    # 57 % written three ways: 57.0, 0.57 * 100 and 57 / 100 * 100 (the last two are 56.99999999999999).
+    agreeing = [57.0, 0.57 * 100, 57 / 100 * 100]
+    c = compare_to_baseline(agreeing, [56.0, 0.56 * 100, 56.0])
+    assert c.test == NO_SPREAD and math.isnan(c.p_value), c
+    assert compare_to_baseline(agreeing, [55.0, 56.0, 57.0]).test == NO_SPREAD
+    # A real spread of one test image at N = 500 is a spread, with or without the resolution given.
+    for resolution in (None, 0.2):
+        assert compare_to_baseline([57.0, 57.2, 57.0], [56.0, 56.2, 56.4], resolution=resolution).test == WELCH
+
+
+def test_a_spread_below_half_the_resolution_is_no_spread():
+    # Given the resolution (10,000 test images: 0.01 points), differences 0.004 apart are rounding, not spread;
+    # one image apart they are spread.
+    seeds = [0, 1, 2]
+    c = compare_to_baseline([70.01, 70.514, 69.81], [70.0, 70.5, 69.8], seeds, seeds, resolution=0.01)
+    assert c.test == CONSTANT_DIFFERENCE, c
+    d = compare_to_baseline([70.01, 70.52, 69.81], [70.0, 70.5, 69.8], seeds, seeds, resolution=0.01)
+    assert d.test == PAIRED, d
+
+
+def test_the_seeds_advice_has_nothing_to_size_from_a_constant_difference():
+    seeds = [0, 1, 2]
+    baseline, mixup = (accuracies([350, 356, 347]), seeds), (accuracies([352, 358, 349]), seeds)
+    judged = judge_family([mixup], baseline)[0]
+    assert math.isnan(judged.detectable) and math.isnan(judged.seeds_needed), judged
+    assert judged.verdict.startswith("not testable")
+
+
+# --------------------------------------------------------------------- pairing on the seeds both arms finished
+
+
+def test_arms_that_finished_different_seeds_are_compared_unpaired_with_the_reason():
+    # Baseline seeds 3-4 and mixup seeds 0-1 failed: one seed (2) finished in both, too few to pair on.
+    seeds = [0, 1, 2, 3, 4]
+    baseline = [70.1, 69.8, 70.3, NAN, NAN]
+    mixup = [NAN, NAN, 71.0, 70.6, 71.2]
+    c = compare_to_baseline(mixup, baseline, seeds, seeds)
+    assert c.test == WELCH and not math.isnan(c.p_value), c
+    assert "fewer than 2 seeds finished in both arms" in c.note
+    assert c.delta == pytest.approx(np.mean([71.0, 70.6, 71.2]) - np.mean([70.1, 69.8, 70.3]))
+    assert (c.n_values, c.n_baseline) == (3, 3) and c.seeds == ()
+    assert not verdict(c).startswith("not tested")
+
+
+def test_a_seed_run_by_one_arm_only_leaves_the_others_paired():
+    # The seed moves both arms by several points (sd about 3); mixup adds 1. The baseline also ran seed 5.
+    seed_effect = [3.0, -2.5, 4.0, -3.5, 1.0, -1.5]
+    baseline = [70 + s for s in seed_effect]
+    mixup = [71 + s + e for s, e in zip(seed_effect, [0.1, -0.1, 0.2, 0.0, -0.15])]
+    c = compare_to_baseline(mixup, baseline, [0, 1, 2, 3, 4], [0, 1, 2, 3, 4, 5])
+    assert c.test == PAIRED and c.p_value < 0.001, c
+    assert c.n == 5 and c.seeds == (0, 1, 2, 3, 4) and (c.n_values, c.n_baseline) == (5, 5)
+    assert c.delta == pytest.approx(np.mean([1.1, 0.9, 1.2, 1.0, 0.85]))
+    assert "1 run finished in one arm only" in c.note
+    welch = compare_to_baseline(mixup, baseline)  # what ignoring the seeds gives
+    assert welch.test == WELCH and welch.p_value > 0.4
+
+
+def test_delta_its_interval_n_and_spread_come_from_the_pairs_used():
+    seeds = [0, 1, 2, 3]
+    mixup, baseline = [71.0, NAN, 73.5, 74.0], [70.0, 71.0, 72.0, 72.2]
+    c = compare_to_baseline(mixup, baseline, seeds, seeds)
+    differences = np.array([1.0, 1.5, 1.8])
+    assert c.test == PAIRED and c.n == 3 and c.seeds == (0, 2, 3)
+    assert c.delta == pytest.approx(differences.mean()) and c.spread == pytest.approx(differences.std(ddof=1))
+    low, high = stats.ttest_1samp(differences, 0).confidence_interval(0.95)
+    assert (c.low, c.high) == (pytest.approx(low), pytest.approx(high))
+
+
+def test_one_common_pair_falls_back_to_all_finished_runs():
+    # Same seed list, but only seed 0 finished in both: the old pairing kept one pair and tested nothing.
+    seeds = [0, 1, 2]
+    c = compare_to_baseline([71.0, NAN, 72.0], [70.0, 70.5, NAN], seeds, seeds)
+    assert c.test == WELCH and "fewer than 2 seeds finished in both arms" in c.note
+    assert c.delta == pytest.approx(71.5 - 70.25)
+
+
+def test_duplicate_seeds_are_not_paired_and_say_why():
+    c = compare_to_baseline([71.0, 71.5, 72.0], [70.0, 70.5, 71.0], [0, 0, 1], [0, 1, 2])
+    assert c.test == WELCH and "more than once" in c.note, c
