@@ -1,5 +1,6 @@
 """The statistics at the edges a sweep reaches in practice: accuracies that are whole test images (floating point
-must not make a constant difference look like a certain one) and arms that finished different seeds."""
+must not make a constant difference look like a certain one), arms that finished different seeds, and the
+intervals of P(better) at 3 to 10 seeds (checked by simulation)."""
 
 import math
 
@@ -14,6 +15,7 @@ from mixupexp.stats import (
     WELCH,
     compare_to_baseline,
     judge_family,
+    probability_of_improvement,
     verdict,
 )
 
@@ -71,6 +73,12 @@ def test_the_seeds_advice_has_nothing_to_size_from_a_constant_difference():
     assert judged.verdict.startswith("not testable")
 
 
+def test_ties_are_judged_on_the_resolution_too():
+    # Seeds 0 and 1 tie (the same image count reached by different float roundings), seed 2 is a win.
+    p = probability_of_improvement([0.57 * 100, 70.0, 71.0], [57.0, 70.0, 70.0], [0, 1, 2], [0, 1, 2])
+    assert p.estimate == pytest.approx(2 / 3)
+
+
 # --------------------------------------------------------------------- pairing on the seeds both arms finished
 
 
@@ -110,6 +118,8 @@ def test_delta_its_interval_n_and_spread_come_from_the_pairs_used():
     assert c.delta == pytest.approx(differences.mean()) and c.spread == pytest.approx(differences.std(ddof=1))
     low, high = stats.ttest_1samp(differences, 0).confidence_interval(0.95)
     assert (c.low, c.high) == (pytest.approx(low), pytest.approx(high))
+    judged = judge_family([(mixup, seeds)], (baseline, seeds))[0]
+    assert judged.improvement.n == 3
 
 
 def test_one_common_pair_falls_back_to_all_finished_runs():
@@ -123,3 +133,53 @@ def test_one_common_pair_falls_back_to_all_finished_runs():
 def test_duplicate_seeds_are_not_paired_and_say_why():
     c = compare_to_baseline([71.0, 71.5, 72.0], [70.0, 70.5, 71.0], [0, 0, 1], [0, 1, 2])
     assert c.test == WELCH and "more than once" in c.note, c
+
+
+# ------------------------------------------------------------------------------ P(better) and its interval
+
+
+def test_paired_and_unpaired_p_better_are_labelled_apart():
+    seeds = [0, 1, 2]
+    paired = probability_of_improvement([71.0, 70.0, 73.0], [70.0, 71.0, 72.0], seeds, seeds)
+    unpaired = probability_of_improvement([71.0, 70.0, 73.0], [70.0, 71.0, 72.0])
+    assert paired.kind != unpaired.kind
+    assert "seed" in paired.kind and "run" in unpaired.kind
+    assert paired.estimate == pytest.approx(2 / 3) and unpaired.estimate == pytest.approx(5 / 9)
+
+
+def test_paired_interval_is_clopper_pearson_with_ties_counted_conservatively():
+    # Win, tie, loss: estimate (1 + 0.5) / 3; the lower bound counts the tie as a loss, the upper as a win.
+    p = probability_of_improvement([71.0, 70.0, 69.0], [70.0, 70.0, 70.0], [0, 1, 2], [0, 1, 2])
+    assert p.estimate == pytest.approx(0.5)
+    assert p.low == pytest.approx(stats.beta.ppf(0.025, 1, 3))
+    assert p.high == pytest.approx(stats.beta.ppf(0.975, 3, 1))
+    every_seed = probability_of_improvement([71.0, 72.0, 73.0], [70.0, 70.0, 70.0], [0, 1, 2], [0, 1, 2])
+    assert every_seed.high == 1.0 and every_seed.low == pytest.approx(0.025 ** (1 / 3))
+
+
+COVERAGE_REPEATS = 800
+
+
+def coverage(p_true: float, n: int, paired: bool, rng: np.random.Generator) -> float:
+    """Share of simulated experiments (normal runs, n seeds per arm) whose 95 % interval holds the true P."""
+    covered = 0
+    seeds = list(range(n))
+    for _ in range(COVERAGE_REPEATS):
+        if paired:  # differences ~ N(mu, 1): P(difference > 0) = Phi(mu)
+            baseline = 70 + rng.normal(0, 2, n) + rng.normal(0, 1, n)
+            values = baseline + rng.normal(stats.norm.ppf(p_true), 1, n)
+            p = probability_of_improvement(values, baseline, seeds, seeds)
+        else:  # runs ~ N(70 + delta, 1) against N(70, 1): P(X > Y) = Phi(delta / sqrt 2)
+            baseline = rng.normal(70, 1, n)
+            values = rng.normal(70 + math.sqrt(2) * stats.norm.ppf(p_true), 1, n)
+            p = probability_of_improvement(values, baseline)
+        covered += p.low <= p_true <= p.high
+    return covered / COVERAGE_REPEATS
+
+
+@pytest.mark.parametrize("paired", [True, False], ids=["paired", "unpaired"])
+def test_p_better_intervals_cover_at_few_seeds(paired):
+    rng = np.random.default_rng(11)
+    floor = 0.95 - 3 * math.sqrt(0.95 * 0.05 / COVERAGE_REPEATS)
+    measured = {(p, n): coverage(p, n, paired, rng) for p in (0.5, 0.76, 0.9) for n in (3, 5, 10)}
+    assert all(rate >= floor for rate in measured.values()), measured
