@@ -1,7 +1,7 @@
 """Statistics over seeds: the mean with its t-distribution confidence interval; a configuration against its
 baseline (difference of means, its confidence interval, a t-test p-value and the probability of improvement);
-Holm's correction over a family of such comparisons; and the power of the test (the smallest difference the
-seeds at hand detect, the seeds needed for a given difference).
+Holm's correction over a family of such comparisons, with simultaneous intervals at the family's level; and the
+power of the test (the smallest difference the seeds at hand detect, the seeds needed for a given difference).
 
 Plain functions of arrays, so that the summary and the tests share them. Where a quantity cannot be computed
 (fewer than two runs) it is NaN rather than an error: a sweep with one seed per configuration still summarises.
@@ -15,7 +15,7 @@ relative to the values' magnitude (RELATIVE_TOLERANCE); a spread below half the 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -393,7 +393,7 @@ def verdict(comparison: Comparison, adjusted_p: float | None = None, significanc
 
 @dataclass(frozen=True)
 class Judgement:
-    """One configuration of a family judged against the family's baseline."""
+    """One comparison of a family judged with the others."""
 
     comparison: Comparison
     adjusted_p: float  # Holm over the family
@@ -402,32 +402,79 @@ class Judgement:
     level: float  # significance / family size: the strictest level of Holm's steps, which the power uses
     detectable: float  # smallest |Δ| the runs at hand detect with 80 % power at `level`
     seeds_needed: float  # runs per arm to detect the observed Δ with 80 % power at `level`
+    family_size: int = 0  # comparisons of the family actually tested (the m of Holm's correction)
+    family: Hashable = None  # the label of the family (judge_family's `groups`); None for one family of all
+    # The interval of Δ at confidence 1 - significance / family_size (Bonferroni): every such interval of the
+    # family holds its Δ at once with probability >= 1 - significance. One that excludes 0 implies a
+    # better/worse verdict (Holm rejects whatever Bonferroni rejects); Holm's later steps can also call a Δ whose
+    # interval still touches 0.
+    simultaneous_low: float = math.nan
+    simultaneous_high: float = math.nan
+    simultaneous_confidence: float = math.nan
+
+
+Arm = tuple[Sequence[float], Sequence | None]  # (values, seeds)
 
 
 def judge_family(
-    arms: Sequence[tuple[Sequence[float], Sequence | None]],
-    baseline: tuple[Sequence[float], Sequence | None],
+    arms: Sequence[Arm] | Sequence[tuple[Arm, Arm]],
+    baseline: Arm | None = None,
     significance: float = SIGNIFICANCE,
+    *,
+    groups: Sequence[Hashable] | None = None,
+    resolution: float | Sequence[float | None] | None = None,
+    advise: bool = True,
 ) -> list[Judgement]:
-    """Judge every (values, seeds) arm against one baseline (values, seeds) as one family of tests.
+    """Judge comparisons as families of tests, with Holm-adjusted p-values, so that the chance of any false
+    better/worse verdict in a family stays at `significance`.
 
-    The verdicts rest on Holm-adjusted p-values, so that the chance of any false better/worse among the arms
-    stays at `significance`. The seeds advice uses significance / K (K arms; Holm's first step), the level a
-    real difference must clear when it is the only one.
+    With `baseline`, every (values, seeds) arm is compared with it. Without, `arms` holds (arm, baseline) pairs,
+    which may have different baselines: all of them form ONE family by default, so that the error rate holds
+    over everything a summary states; `groups` (a label per comparison) makes a family of each label instead,
+    e.g. one per baseline. `resolution` (one for all, or one per comparison) is the data's resolution (see
+    compare_to_baseline). A family's size m counts only the comparisons actually tested; the seeds advice uses
+    significance / m (Holm's first step), the level a real difference must clear when it is the only one, and
+    each Δ gets a simultaneous interval at 1 - significance / m. `advise=False` skips the seeds advice (NaN),
+    which no verdict uses, where only verdicts are wanted (simulations).
     """
-    comparisons = [compare_to_baseline(values, baseline[0], seeds, baseline[1]) for values, seeds in arms]
-    improvements = [probability_of_improvement(values, baseline[0], seeds, baseline[1]) for values, seeds in arms]
-    adjusted = holm([c.p_value for c in comparisons])
-    level = significance / max(len(arms), 1)
-    return [
-        Judgement(
+    pairs = list(arms) if baseline is None else [(arm, baseline) for arm in arms]
+    if groups is None:
+        labels = [None] * len(pairs)
+    else:
+        labels = list(groups)
+        if len(labels) != len(pairs):
+            raise ValueError(f"{len(labels)} group labels for {len(pairs)} comparisons")
+    if resolution is None or np.isscalar(resolution):
+        resolutions = [resolution] * len(pairs)
+    else:
+        resolutions = list(resolution)
+    comparisons = [compare_to_baseline(arm[0], base[0], arm[1], base[1], resolution=r)
+                   for (arm, base), r in zip(pairs, resolutions)]
+    improvements = [probability_of_improvement(arm[0], base[0], arm[1], base[1], resolution=r)
+                    for (arm, base), r in zip(pairs, resolutions)]
+    p_values = np.array([c.p_value for c in comparisons], dtype=float)
+    adjusted = np.full(len(pairs), np.nan)
+    sizes = np.zeros(len(pairs), dtype=int)
+    for label in dict.fromkeys(labels):
+        members = [i for i, other in enumerate(labels) if other == label]
+        adjusted[members] = holm(p_values[members])
+        sizes[members] = int(np.sum(~np.isnan(p_values[members])))
+    judgements = []
+    for c, q, improvement, size, label in zip(comparisons, adjusted, improvements, sizes, labels):
+        level = significance / max(int(size), 1)
+        low, high = c.interval(1 - level) if not np.isnan(c.p_value) else (math.nan, math.nan)
+        judgements.append(Judgement(
             comparison=c,
             adjusted_p=float(q),
             verdict=verdict(c, q, significance),
             improvement=improvement,
             level=level,
-            detectable=detectable_difference(c.spread, c.n, level, c.paired),
-            seeds_needed=seeds_needed(c.delta, c.spread, level, c.paired),
-        )
-        for c, q, improvement in zip(comparisons, adjusted, improvements)
-    ]
+            detectable=detectable_difference(c.spread, c.n, level, c.paired) if advise else math.nan,
+            seeds_needed=seeds_needed(c.delta, c.spread, level, c.paired) if advise else math.nan,
+            family_size=int(size),
+            family=label,
+            simultaneous_low=low,
+            simultaneous_high=high,
+            simultaneous_confidence=1 - level,
+        ))
+    return judgements

@@ -1,6 +1,6 @@
 """The statistics at the edges a sweep reaches in practice: accuracies that are whole test images (floating point
-must not make a constant difference look like a certain one), arms that finished different seeds, and the
-intervals of P(better) at 3 to 10 seeds (checked by simulation)."""
+must not make a constant difference look like a certain one), arms that finished different seeds, intervals of
+P(better) at 3 to 10 seeds (checked by simulation), and error control over every comparison of a summary."""
 
 import math
 
@@ -12,8 +12,11 @@ from mixupexp.stats import (
     CONSTANT_DIFFERENCE,
     NO_SPREAD,
     PAIRED,
+    SIGNIFICANCE,
+    UNTESTED,
     WELCH,
     compare_to_baseline,
+    holm,
     judge_family,
     probability_of_improvement,
     verdict,
@@ -183,3 +186,63 @@ def test_p_better_intervals_cover_at_few_seeds(paired):
     floor = 0.95 - 3 * math.sqrt(0.95 * 0.05 / COVERAGE_REPEATS)
     measured = {(p, n): coverage(p, n, paired, rng) for p in (0.5, 0.76, 0.9) for n in (3, 5, 10)}
     assert all(rate >= floor for rate in measured.values()), measured
+
+
+# ------------------------------------------------------------------------ one family over the whole summary
+
+
+def crossed_sweep(rng: np.random.Generator, lrs: int = 4, configurations: int = 2, n: int = 3):
+    """(arm, baseline) pairs of a crossed sweep: per learning rate a baseline and `configurations` arms."""
+    seeds = list(range(n))
+    pairs, labels = [], []
+    for lr in range(lrs):
+        baseline = (list(70 + rng.normal(0, 1, n)), seeds)
+        for _ in range(configurations):
+            pairs.append(((list(70 + rng.normal(0, 1, n)), seeds), baseline))
+            labels.append(lr)
+    return pairs, labels
+
+
+def test_comparisons_with_different_baselines_are_one_family_by_default():
+    pairs, labels = crossed_sweep(np.random.default_rng(5))
+    judged = judge_family(pairs)
+    raw = [compare_to_baseline(arm[0], base[0], arm[1], base[1]).p_value for arm, base in pairs]
+    assert [j.adjusted_p for j in judged] == pytest.approx(list(holm(raw)))
+    assert all(j.family_size == 8 and j.level == pytest.approx(SIGNIFICANCE / 8) for j in judged)
+    per_baseline = judge_family(pairs, groups=labels)
+    for lr in range(4):
+        members = [i for i, label in enumerate(labels) if label == lr]
+        assert [per_baseline[i].adjusted_p for i in members] == pytest.approx(list(holm([raw[i] for i in members])))
+        assert all(per_baseline[i].family_size == 2 for i in members)
+
+
+def test_the_family_counts_only_the_comparisons_tested():
+    seeds = [0, 1, 2]
+    baseline = ([70.0, 70.4, 69.8], seeds)
+    arms = [([71.0, 70.2, 70.9], seeds), ([71.0, 71.4, 70.8], seeds), ([75.0], [0])]  # tested, constant, one run
+    judged = judge_family(arms, baseline)
+    assert judged[0].level == SIGNIFICANCE and judged[0].adjusted_p == pytest.approx(judged[0].comparison.p_value)
+    assert [j.family_size for j in judged] == [1, 1, 1]
+    assert judged[1].comparison.test == CONSTANT_DIFFERENCE and judged[2].comparison.test == UNTESTED
+
+
+def test_simultaneous_intervals_are_at_the_bonferroni_level_of_the_family():
+    pairs, _ = crossed_sweep(np.random.default_rng(6))
+    judged = judge_family(pairs)
+    for j, (arm, base) in zip(judged, pairs):
+        assert j.simultaneous_confidence == pytest.approx(1 - SIGNIFICANCE / 8)
+        wide = compare_to_baseline(arm[0], base[0], arm[1], base[1], confidence=1 - SIGNIFICANCE / 8)
+        assert (j.simultaneous_low, j.simultaneous_high) == (pytest.approx(wide.low), pytest.approx(wide.high))
+        assert j.simultaneous_low < j.comparison.low < j.comparison.high < j.simultaneous_high
+        # A Bonferroni interval that excludes 0 implies a Holm rejection (the converse need not hold).
+        if j.simultaneous_low > 0 or j.simultaneous_high < 0:
+            assert j.adjusted_p < SIGNIFICANCE
+
+
+def test_a_family_of_comparisons_with_one_baseline_still_works():
+    seeds = [0, 1, 2, 3, 4]
+    baseline = ([70.0, 70.4, 69.8, 70.1, 70.3], seeds)
+    clear = ([75.0, 75.3, 74.9, 75.4, 75.0], seeds)
+    judged = judge_family([clear, baseline], baseline)
+    assert judged[0].verdict.startswith("better") and judged[1].verdict.startswith("not testable")
+    assert judged[0].level == SIGNIFICANCE and judged[0].family_size == 1  # the copy has no spread: one tested
