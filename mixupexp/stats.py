@@ -10,6 +10,9 @@ Accuracies are whole test images, k / N * 100: their floating-point values carry
 t-test would take for a real, tiny spread. Whether runs spread at all is therefore judged on the data's resolution
 (`resolution`: the smallest step of the accuracy, 100 / N points), or, where it is not given, on a tolerance
 relative to the values' magnitude (RELATIVE_TOLERANCE); a spread below half the resolution is no spread.
+
+`python -m mixupexp.stats_simulation` measures the family-wise error rate of the verdicts and the coverage of the
+P(better) intervals on simulated sweeps.
 """
 
 from __future__ import annotations
