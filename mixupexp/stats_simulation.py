@@ -134,12 +134,12 @@ def report(sweeps: int, repeats: int, seed: int, out: Callable[[str], None] = pr
     out(f"P(better) 95 % interval: share of {repeats} experiments whose interval holds the true value")
     cases = [("paired (share of seeds won)", True, RUN_SD), ("unpaired (P(run beats run))", False, RUN_SD),
              (f"unpaired, baseline sd {UNEQUAL_SD:g} x the other arm's", False, UNEQUAL_SD)]
-    out(f"  {'seeds per arm:':54s}" + "".join(f"{f'n = {n}':>17s}" for n in COVERAGE_SEEDS))
+    out(f"  {'seeds per arm:':56s}" + "".join(f"{f'n = {n}':>17s}" for n in COVERAGE_SEEDS))
     for name, paired, baseline_sd in cases:
         for p_true in P_TRUE:
             cells = [_percent(p_better_coverage(p_true, n, paired, repeats, rng, baseline_sd), repeats)
                      for n in COVERAGE_SEEDS]
-            out(f"  {name:44s}P = {p_true:<5g}" + "".join(f"{cell:>17s}" for cell in cells))
+            out(f"  {name:46s}P = {p_true:<5g}" + "".join(f"{cell:>17s}" for cell in cells))
     out("")
     out(f"({time.perf_counter() - start:.0f} s)")
 
