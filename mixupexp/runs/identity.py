@@ -27,10 +27,12 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from mixupexp.config.options import ignored_keys
 from mixupexp.config.schema import Config
 
-# Settings that do not change what a run computes: how it is shown, logged, resumed, kept or evaluated afterwards.
+# Settings that do not change what a run computes: how it is shown, logged, resumed, kept or evaluated afterwards,
+# and the CPU thread count, which changes only the order of floating-point sums (result.json records it), so that
+# runs of a parallel sweep (a share of the cores each) and of a serial one (every core) are the same runs.
 NOT_TRAINING_KEYS = (
     "trainer.progress", "trainer.resume", "trainer.keep_checkpoint", "trainer.save_model", "trainer.eval_batch_size",
-    "trainer.cuda_graph", "data.cache_dir", "data.download",
+    "trainer.cuda_graph", "trainer.threads", "data.cache_dir", "data.download",
 )
 NOT_TRAINING_PREFIXES = ("eval.", "logger.", "logger", "hydra.")
 SEED = "seed"
