@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 
 from mixupexp.analysis.collect import SummaryError, duplicates_line
-from mixupexp.analysis.report import verdict_lines, write_summary
-from mixupexp.analysis.table import summary_parameters
+from mixupexp.analysis.report import caveat_lines, verdict_lines, write_summary
+from mixupexp.analysis.table import FAMILIES, summary_parameters
 
 # The columns printed by `python -m mixupexp.summarize`; summary.csv and summary.md hold the rest.
 CONSOLE_COLUMNS = ("n", "acc_mean", "acc_std", "acc_ci95_low", "acc_ci95_high", "n_failed", "n_interrupted",
@@ -28,13 +28,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("dirs", nargs="+", type=Path, help="sweep (or run) directories to collect result.json from")
     parser.add_argument("--out", type=Path, default=None, help="where to write the summary (default: the first DIR)")
     parser.add_argument("--no-plots", dest="plots", action="store_false", help="write no PNG plots")
+    parser.add_argument("--families", choices=FAMILIES, default="summary",
+                        help="which comparisons share one 5 %% error budget: every comparison of the summary "
+                             "(default), or those with each baseline")
     args = parser.parse_args(argv)
     for d in args.dirs:
         if not d.is_dir():
             print(f"error: {d} is not a directory", file=sys.stderr)
             return 2
     try:
-        summary = write_summary(args.dirs, args.out or args.dirs[0], plots=args.plots)
+        summary = write_summary(args.dirs, args.out or args.dirs[0], plots=args.plots, families=args.families)
     except SummaryError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -43,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     shown = summary_parameters(summary) + [c for c in CONSOLE_COLUMNS if c in summary]
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(summary[shown].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    for line in verdict_lines(summary):
+    for line in verdict_lines(summary) + caveat_lines(summary.attrs["fixed"]):
         print(line)
     plots = " and plots" if args.plots else ""
     print(f"wrote {(args.out or args.dirs[0]) / 'runs.csv'}, summary.csv, summary.md{plots}")

@@ -59,8 +59,8 @@ def test_each_job_trains_on_its_leased_gpu(monkeypatch, tmp_path):
         assert only == torch.device("cuda")  # one GPU: no lease, every job on it
 
 
-@pytest.mark.parametrize("count,jobs", [(0, 4), (1, 4), (2, 2), (8, 8)])
-def test_parallel_launcher_runs_one_job_per_gpu(monkeypatch, count, jobs):
+@pytest.mark.parametrize("count,jobs", [(0, len(os.sched_getaffinity(0))), (1, 4), (2, 2), (8, 8)])
+def test_parallel_launcher_runs_one_job_per_gpu_or_per_core(monkeypatch, count, jobs):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: count > 0)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
     assert parallel_jobs() == jobs

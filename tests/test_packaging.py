@@ -38,7 +38,6 @@ def test_wheel_carries_every_config_and_composes_without_the_source_tree(tmp_pat
 
 def test_run_directories_are_named_by_the_run_and_sweeps_by_the_microsecond():
     from hydra import compose, initialize_config_module
-
     from omegaconf import OmegaConf
 
     from mixupexp.runs.identity import run_name

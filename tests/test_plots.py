@@ -144,3 +144,48 @@ def test_summarize_command_writes_plots_unless_told_not_to(tmp_path, capsys, fla
     assert summarize_main([str(sweep), "--out", str(out), *flags]) == 0
     assert (out / "summary.md").exists() and "delta_acc_vs_baseline" in capsys.readouterr().out
     assert bool(list(out.glob("*.png"))) == plots
+
+
+def _overlaps(figure, text) -> list[str]:
+    """The other texts of `figure` (labels, tick labels, titles) whose rendered boxes overlap `text`'s."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    box = text.get_window_extent(renderer)
+    others = [t for t in figure.findobj(Text) if t is not text and t.get_text().strip() and t.get_visible()]
+    return [t.get_text() for t in others if t.get_window_extent(renderer).overlaps(box)]
+
+
+def test_the_caption_overlaps_no_label_or_tick(tmp_path):
+    from mixupexp.analysis.plots import add_caption
+
+    runs, summary = summarize_runs(load_runs([write_arms(tmp_path, METHODS)]))
+    params = summary_parameters(summary)
+    caption = "data=synthetic (data.num_train=2000, ...); model=simple_cnn; trainer.epochs=1 " * 3
+    for figure in (forest_plot(summary, params), accuracy_by_configuration(summary, runs, params)):
+        assert figure is not None
+        assert _overlaps(figure, add_caption(figure, caption)) == []
+
+
+def test_each_seed_is_joined_across_configurations_as_the_test_pairs_them(tmp_path):
+    runs, summary = summarize_runs(load_runs([write_arms(tmp_path, METHODS)]))
+    ax = accuracy_by_configuration(summary, runs, summary_parameters(summary)).axes[0]
+    joins = [line for line in ax.get_lines() if len(line.get_xdata()) == len(METHODS)]
+    assert len(joins) == 3  # one line per seed through its 4 runs
+    assert sorted(round(float(y), 1) for y in joins[0].get_ydata()) == sorted(
+        round(accs[0], 1) for accs in METHODS.values())
+
+
+def test_validation_curves_are_drawn_where_runs_measured_them(tmp_path):
+    import pandas as pd
+
+    for seed in range(2):
+        for augment in ("none", "mixup"):
+            run = write_run(tmp_path / f"{augment}{seed}", augment, seed, 70.0, extra={"val_acc": 68.0})
+            pd.DataFrame({"epoch": [1, 2, 3], "test_acc": [50.0, 60, 70], "val_acc": [49.0, 58, 68]}).to_csv(
+                run / "metrics.csv", index=False)
+    runs, summary = summarize_runs(load_runs([tmp_path]))
+    figure = learning_curves(summary, runs, summary_parameters(summary))
+    dotted = [line for ax in figure.axes for line in ax.get_lines() if line.get_linestyle() == ":"]
+    assert dotted and list(dotted[0].get_ydata()) == [49.0, 58.0, 68.0]

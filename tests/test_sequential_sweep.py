@@ -16,29 +16,33 @@ from .conftest import REPO, TINY, run_cli
 from .sweep_interrupt import ENV as INTERRUPT_ENV
 from .sweep_interrupt import TARGET as INTERRUPT_TARGET
 
-# One thread: runs are then bit-identical on every machine count of cores, so the rounds below are reproducible.
-QUICK = [*TINY, "eval.fgsm_eps=[]", "trainer.threads=1"]
+# One thread and fp32: runs are then the same on every machine (bf16 autocast depends on the CPU).
+QUICK = [*TINY, "eval.fgsm_eps=[]", "trainer.threads=1", "trainer.precision=fp32"]
 SEQUENTIAL = ["--multirun", "hydra/sweeper=sequential"]
-# Two configurations against the baseline, rounds at 3, 5, 7 seeds; alpha 0.2 lets 5 pairs settle a comparison
-# and a smallest effect of 20 points makes "within" reachable with these tiny runs' spread.
-DESIGN = ["augment=none,mixup", "augment.ratio=0.5,1.0", "hydra.sweeper.max_seeds=7",
-          "hydra.sweeper.smallest_effect=20", "hydra.sweeper.alpha=0.2"]
-SETTINGS = {"alpha": 0.2, "smallest_effect": 20.0, "min_seeds": 3, "seeds_per_round": 2, "max_seeds": 7}
+# Two configurations against the baseline, rounds at 3, 5, 7 seeds. Mixup at ratio 0 mixes nothing and trains
+# exactly like the baseline: the same accuracy at every seed, no spread to test with, so it stays open to the
+# budget. At ratio 1 it trains differently (these settings learn a little in 2 epochs); alpha 0.2 lets 5 pairs
+# settle a comparison, and a smallest effect of 50 points makes "within" the verdict its spread allows.
+DESIGN = ["augment=none,mixup", "augment.ratio=0.0,1.0", "augment.alpha=1.0", "data.num_test=500", "data.signal=20",
+          "optimizer.lr=0.01", "trainer.epochs=2", "hydra.sweeper.max_seeds=7", "hydra.sweeper.smallest_effect=50",
+          "hydra.sweeper.alpha=0.2"]
+SETTINGS = {"alpha": 0.2, "smallest_effect": 50.0, "min_seeds": 3, "seeds_per_round": 2, "max_seeds": 7}
+RESOLUTION = 100 / 500  # accuracies on 500 test images
 
 
 def arms(sweep):
-    """{arm: {seed: accuracy}} of a sweep directory, the arm named by its run name without the seed."""
+    """{arm: {seed: accuracy}} of a sweep directory: `none`, or the method and its ratio (`mixup_1.0`)."""
     found = {}
     for path in sweep.glob("*/result.json"):
         result = json.loads(path.read_text())
-        method, seed, key = path.parent.name.split("_seed")[0], int(path.parent.name.split("_seed")[1].split("_")[0]), \
-            path.parent.name.rsplit("_", 1)[1]
-        arm = "none" if method == "none" else f"{method}_{key}"
-        found.setdefault(arm, {})[seed] = result["test_acc"] if result["status"] == "ok" else math.nan
+        augment = result["config"]["augment"]
+        arm = "none" if augment["name"] == "none" else f"{augment['name']}_{float(augment['ratio'])}"
+        found.setdefault(arm, {})[result["config"]["seed"]] = (
+            result["test_acc"] if result["status"] == "ok" else math.nan)
     return found
 
 
-def replayed_rounds(results, settings=SETTINGS):
+def replayed_rounds(results, settings=SETTINGS, resolution=RESOLUTION):
     """The seeds the rounds run for each arm, by the decision core alone: round after round, next_seeds given
     the runs of the rounds before it and decide_sweep on them."""
     configs = [name for name in results if name != "none"]
@@ -46,7 +50,7 @@ def replayed_rounds(results, settings=SETTINGS):
     schedule = {k: settings[k] for k in ("min_seeds", "seeds_per_round", "max_seeds")}
     while True:
         seen = {name: {s: results[name][s] for s in ran.get(name, ())} for name in results}
-        decisions = seq.decide_sweep(seen, "none", **settings)
+        decisions = seq.decide_sweep(seen, "none", **settings, resolution=resolution)
         planned = seq.next_seeds(configs, "none", decisions, ran, **schedule)
         if not planned:
             return {name: sorted(seeds) for name, seeds in ran.items()}, decisions
@@ -91,14 +95,14 @@ def test_rounds_add_seeds_only_where_the_comparison_is_open(tmp_path):
     sweep = tmp_path / "sweep"
     args = [*SEQUENTIAL, *QUICK, *DESIGN, f"hydra.sweep.dir={sweep}"]
     plan = run_cli(args, cwd=tmp_path, module="mixupexp.plan").stdout
-    assert "next: round 0, 9 runs (augment=none: seeds 0-2; augment=mixup augment.ratio=0.5: seeds 0-2; " \
+    assert "next: round 0, 9 runs (augment=none: seeds 0-2; augment=mixup augment.ratio=0.0: seeds 0-2; " \
            "augment=mixup augment.ratio=1.0: seeds 0-2)" in plan
     assert "at most (K + 1) · max_seeds = (2 + 1) · 7 = 21 runs in all; 0 runs so far" in plan
     assert not sweep.exists()
 
     proc = run_cli(args, cwd=tmp_path)
     results = arms(sweep)
-    assert len(results) == 3  # none (its ratio ignored: one arm), mixup at ratio 0.5 and 1.0
+    assert len(results) == 3  # none (its ratio ignored: one arm), mixup at ratio 0 and 1
     expected, decisions = replayed_rounds(results)
     assert {name: sorted(runs) for name, runs in results.items()} == expected
     # Round by round, as the log says: 3 seeds each, then 2 more while open, the baseline as long as any.
@@ -106,21 +110,22 @@ def test_rounds_add_seeds_only_where_the_comparison_is_open(tmp_path):
     for name, decision in decisions.items():
         assert decision.settled and len(results[name]) == bounds[decision.settled_round]
     assert len(results["none"]) == max(len(results[name]) for name in decisions)
-    # These tiny runs: ratio 1.0 settles within ±20 after 5 seeds, ratio 0.5 (the same accuracy as the baseline at
-    # every seed: nothing to test with) runs to the budget, so the sweep makes 19 runs, not 21.
-    assert sorted(d.verdict for d in decisions.values()) == [seq.NOT_SETTLED, seq.WITHIN]
+    # Ratio 1 settles within ±50 after 5 seeds; ratio 0 runs to the budget: 19 runs, not 21.
+    assert decisions["mixup_0.0"].verdict == seq.NOT_SETTLED and not decisions["mixup_0.0"].testable
+    assert decisions["mixup_1.0"].verdict == seq.WITHIN and decisions["mixup_1.0"].n == 5
     assert sum(map(len, results.values())) == 19
 
     # sequential.json: the decisions of the core, for each configuration.
     record = json.loads((sweep / DECISIONS_FILE).read_text())
     assert record["settings"]["max_seeds"] == 7 and record["runs"] == 19 and record["fixed_design_runs"] == 21
     (family,) = record["families"]
-    assert family["baseline"] == "augment=none" and family["baseline_seeds"] == 7 and family["k"] == 2
-    by_key = {f"mixup_{c['run_key']}": c for c in family["configurations"]}
+    assert family["baseline"] == "augment=none" and family["baseline_seeds"] == 7 and family["compared"] == 2
+    assert record["k"] == 2 and record["level"] == pytest.approx(0.1)
+    by_key = {f"mixup_{c['configuration'].split('augment.ratio=')[1]}": c for c in family["configurations"]}
     for name, decision in decisions.items():
         assert (by_key[name]["verdict"], by_key[name]["n"], by_key[name]["settled_round"]) == (
             decision.verdict, decision.n, decision.settled_round)
-    assert "round 2: 4 runs (augment=none seeds 5, 6; augment=mixup augment.ratio=0.5 seeds 5, 6)" in proc.stdout
+    assert "round 2: 4 runs (augment=none seeds 5, 6; augment=mixup augment.ratio=0.0 seeds 5, 6)" in proc.stdout
 
     # The summary says what was done, and summarize recomputes the same from the runs.
     summary = pd.read_csv(sweep / "summary.csv")
@@ -129,12 +134,13 @@ def test_rounds_add_seeds_only_where_the_comparison_is_open(tmp_path):
     for column in ("delta_acc_p_value", "delta_acc_p_holm", "delta_acc_ci95_low", "seeds_needed"):
         assert column not in summary
     rows = summary.set_index("augment.ratio", drop=False)
-    assert rows.loc[1.0, "stopped"] == "within ±20 points after 5 seeds" and rows.loc[1.0, "runs_saved"] == 2
-    assert rows.loc[0.5, "stopped"] == "not settled at 7 seeds" and rows.loc[0.5, "runs_saved"] == 0
+    assert rows.loc[1.0, "stopped"] == "within ±50 points after 5 seeds" and rows.loc[1.0, "runs_saved"] == 2
+    assert rows.loc[0.0, "stopped"] == "not settled at 7 seeds" and rows.loc[0.0, "runs_saved"] == 0
     lines = printed(proc.stdout)
-    assert lines[-1] == ("sequential sweep: 19 runs against the fixed design's 21 (all 3 configurations, baseline "
-                         "included, at max_seeds = 7 seeds): 2 saved (10 %)")
-    assert any(line.startswith("augment=mixup augment.alpha=0.2 augment.ratio=1.0: within ±20 points after 5 seeds "
+    totals = ("sequential sweep: 19 runs against the fixed design's 21 (all 3 configurations, baseline included, at "
+              "max_seeds = 7 seeds): 2 saved (10 %)")
+    assert totals in lines
+    assert any(line.startswith("augment=mixup augment.alpha=1.0 augment.ratio=1.0: within ±50 points after 5 seeds "
                                "(Δ = ") and "anytime-valid interval [" in line for line in lines)
     markdown = (sweep / "summary.md").read_text()
     assert "anytime-valid interval of Δ" in markdown and "not valid after sequential stopping" in markdown
@@ -143,7 +149,7 @@ def test_rounds_add_seeds_only_where_the_comparison_is_open(tmp_path):
     (sweep / "summary.csv").unlink()
     again = run_cli([str(sweep), "--no-plots"], cwd=tmp_path, module="mixupexp.summarize")
     assert (sweep / "summary.csv").read_text() == written
-    assert printed(again.stdout)[-2] == lines[-1]
+    assert totals in printed(again.stdout)
 
     # The dry run of the finished sweep: nothing left, every run accounted for.
     plan = run_cli(args, cwd=tmp_path, module="mixupexp.plan").stdout
@@ -185,7 +191,7 @@ def test_rounds_go_through_the_parallel_launcher(tmp_path):
     assert "Joblib.Parallel" in proc.stdout
     results = arms(sweep)
     settings = {**SETTINGS, "alpha": seq.ALPHA, "smallest_effect": seq.SMALLEST_EFFECT, "max_seeds": 5}
-    expected, _ = replayed_rounds(results, settings)
+    expected, _ = replayed_rounds(results, settings, resolution=100 / 128)
     assert {name: sorted(runs) for name, runs in results.items()} == expected
     assert f"{sum(map(len, results.values()))} jobs" in proc.stdout and "every run finished" in proc.stdout
 

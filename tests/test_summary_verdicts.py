@@ -62,12 +62,12 @@ def test_verdicts_rest_on_holm_adjusted_p_values(tmp_path):
     assert borderline["p_improvement"] == pytest.approx(0.8) and borderline["p_improvement_ci95_low"] < 0.8
     assert (compared["compared_with"] == "augment=none").all() and (compared["family_size"] == 3).all()
     text = (tmp_path / "summary.md").read_text()
-    assert "The 3 configurations compared with augment=none form one family: Holm's correction" in text
+    assert "All 3 comparisons of this summary form one family: Holm's correction over the 3 tested" in text
     assert "augment=mixup augment.alpha=0.2 augment.ratio=0.2: no significant difference at 5 % (Δ = +0.58" in text
     assert "p = 0.04, p (Holm) = 0.08" in text and "P(better) = 0.80 [" in text
     line = next(l for l in text.splitlines() if l.startswith("- augment=mixup augment.alpha=0.2") and "seeds per arm" in l)
     seeds = borderline["seeds_needed"]
-    assert f"to detect Δ = +0.58 points with 80 % power, run ~{int(seeds)} seeds per arm; the 5 seeds run now" in line
+    assert f"to detect Δ = +0.58 points with 80 % power, run ~{int(seeds)} seeds per arm; the 5 seeds both arms finished" in line
     assert borderline["detectable_delta"] > 0.58 and seeds > 5
 
 
@@ -151,8 +151,9 @@ def test_selection_uses_the_validation_split(tmp_path):
     assert summary["selected"].tolist() == [False, False, True]
     text = (tmp_path / "summary.md").read_text()
     assert ("Selected on the validation split (best mean validation accuracy among the 2 configurations compared "
-            "with augment=none): **augment=mixup augment.alpha=0.4 augment.ratio=0.2**, validation 66.00 %. Its test "
-            "accuracy, which played no part in the choice, is the result: 71.10 [") in text
+            "with augment=none): **augment=mixup augment.alpha=0.4 augment.ratio=0.2**, validation 66.00 %, test "
+            "71.10 [") in text
+    assert "This test accuracy is optimistic" in text
     assert "validation accuracy %" in text and "winner's curse" not in text
     assert any(line.startswith("selected on the validation split: augment=mixup augment.alpha=0.4")
                for line in verdict_lines(summary))

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from mixupexp.analysis.stats import CONSTANT_DIFFERENCE, PAIRED
 from mixupexp.runs.lock import LOCK
@@ -183,3 +184,18 @@ def test_ctrl_c_in_a_sweep_names_its_directory_in_the_resume_command(tmp_path):
     (sweep,) = (tmp_path / "outputs" / "multirun").iterdir()
     assert proc.returncode == 130 and "Traceback" not in err
     assert err.strip().splitlines()[-1].endswith(f"seed=0,1 hydra.sweep.dir=outputs/multirun/{sweep.name}")
+
+
+def test_parallel_jobs_share_the_cores_instead_of_oversubscribing_them(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    from mixupexp.training.device import available_cores
+
+    sweep = tmp_path / "parallel"
+    run_cli(["--multirun", "hydra/launcher=parallel", *QUICK, "seed=0,1", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    results = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/result.json"))]
+    n_jobs = available_cores()  # the default on a CPU: one worker per core
+    assert [r["threads"] for r in results] == [max(available_cores() // n_jobs, 1)] * 2
+    # the thread count changes only the order of float sums: a serial run of the same seed is the same run
+    serial = tmp_path / "serial"
+    run_cli([*QUICK, "seed=0", f"hydra.run.dir={serial}"], cwd=tmp_path)
+    assert json.loads((serial / "result.json").read_text())["run_name"] == results[0]["run_name"]

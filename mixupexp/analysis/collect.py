@@ -21,7 +21,7 @@ MADE_WITH = ("device", "precision", "versions")
 
 
 # Results that older runs (or runs without a validation split) lack; shown after test_loss when any run has them.
-OPTIONAL_METRICS = ("test_ece", "val_acc", "val_loss")
+OPTIONAL_METRICS = ("test_ece", "val_acc", "val_loss", "test_images")
 
 
 FGSM_PREFIX = "fgsm_acc_"

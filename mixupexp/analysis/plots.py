@@ -24,6 +24,7 @@ from textwrap import fill
 import numpy as np
 import pandas as pd
 from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -69,6 +70,16 @@ def _seed_values(runs: pd.DataFrame, keys: list[str]) -> dict[str, np.ndarray]:
     return {label: rows["test_acc"].dropna().to_numpy(dtype=float) for label, rows in ok.groupby(labels, sort=False)}
 
 
+def _seed_accuracies(runs: pd.DataFrame, keys: list[str]) -> dict[str, dict]:
+    """The finished runs' test accuracies by configuration label, then by seed."""
+    ok = runs[(runs["status"] == RunStatus.OK) & runs["test_acc"].notna()]
+    if ok.empty or "seed" not in ok:
+        return {}
+    labels = ok.apply(lambda run: _label(run, keys), axis=1)
+    return {label: dict(zip(rows["seed"], rows["test_acc"].astype(float)))
+            for label, rows in ok.groupby(labels, sort=False)}
+
+
 def _jitter(count: int, width: float) -> np.ndarray:
     """Evenly spread offsets in [-width, width]: seed points side by side, reproducibly."""
     return np.linspace(-width, width, count) if count > 1 else np.zeros(count)
@@ -86,9 +97,18 @@ def _legend(ax) -> None:
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1))
 
 
+def add_caption(figure: Figure, caption: str):
+    """What every run shared (data, model, epochs, ...) under everything the figure holds, so that it overlaps
+    neither the x-axis label nor rotated tick labels: a smoke run must not read like a study."""
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    bottom = figure.get_tightbbox(renderer).y0 * figure.dpi / figure.bbox.height  # in figure fractions
+    return figure.text(0.01, bottom - 0.02, fill(f"All runs: {caption}", 110), fontsize="x-small", va="top",
+                       color="0.3")
+
+
 def _save(figure: Figure, path: Path, caption: str = "") -> Path:
-    if caption:  # what every run shared (data, model, epochs, ...): a smoke run must not read like a study
-        figure.text(0.01, -0.01, fill(f"All runs: {caption}", 110), fontsize="x-small", va="top", color="0.3")
+    if caption:
+        add_caption(figure, caption)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
     atomic_write_bytes(path, buffer.getvalue())
@@ -119,12 +139,20 @@ def forest_plot(summary: pd.DataFrame, params: list[str]) -> Figure | None:
     for y, (_, row) in zip(positions, rows.iterrows()):
         color = colors[_label(row, keys)]
         filled = _significant(row.get("verdict"))
-        ends = row.to_frame().T
-        if sequential:  # an unbounded side drawn to the edge
-            ends = ends.astype({low: float, high: float, "delta_acc_vs_baseline": float})
+        frame = row.to_frame().T
+        if sequential:  # the anytime-valid interval, an unbounded side drawn to the edge
+            ends = frame.astype({low: float, high: float, "delta_acc_vs_baseline": float})
             ends[[low, high]] = ends[[low, high]].clip(-1.15 * span, 1.15 * span)
-        ax.errorbar(row["delta_acc_vs_baseline"], y, xerr=_ci_errors(ends, "delta_acc_vs_baseline", low, high),
-                    fmt="o", capsize=3, color=color, markerfacecolor=color if filled else "white", markersize=7)
+            ax.errorbar(row["delta_acc_vs_baseline"], y, xerr=_ci_errors(ends, "delta_acc_vs_baseline", low, high),
+                        fmt="o", capsize=3, color=color, markerfacecolor=color if filled else "white", markersize=7)
+            continue
+        if "delta_acc_simultaneous_low" in frame:  # the interval that matches the verdicts, under the plain one
+            ax.errorbar(row["delta_acc_vs_baseline"], y, xerr=_ci_errors(frame, "delta_acc_vs_baseline",
+                        "delta_acc_simultaneous_low", "delta_acc_simultaneous_high"), fmt="none", capsize=0,
+                        color=color, alpha=0.35, linewidth=5)
+        ax.errorbar(row["delta_acc_vs_baseline"], y, xerr=_ci_errors(frame, "delta_acc_vs_baseline",
+                    "delta_acc_ci95_low", "delta_acc_ci95_high"), fmt="o", capsize=3, color=color,
+                    markerfacecolor=color if filled else "white", markersize=7)
     ax.axvline(0, color="black", linewidth=1)
     ax.set_yticks(positions, [_label(row, keys) for _, row in rows.iterrows()], fontsize="small")
     ax.set_ylim(-0.7, len(rows) - 0.3)
@@ -134,8 +162,9 @@ def forest_plot(summary: pd.DataFrame, params: list[str]) -> Figure | None:
                      "hollow: within, not settled or open; to the edge: unbounded", fontsize="medium")
         ax.set_xlim(-1.2 * span, 1.2 * span)
     else:
-        ax.set_title("Difference to the baseline, 95 % CI\nfilled: better/worse after Holm's correction; hollow: not "
-                     "significant or not testable", fontsize="medium")
+        ax.set_title("Difference to the baseline: 95 % CI (bars), simultaneous interval of the family (wide band)\n"
+                     "filled: better/worse after Holm's correction; hollow: not significant or not testable",
+                     fontsize="medium")
     ax.grid(axis="x", alpha=0.3)
     return figure
 
@@ -147,21 +176,30 @@ def accuracy_by_configuration(summary: pd.DataFrame, runs: pd.DataFrame, params:
         return None
     keys = [p for p in params if p != "seed"]
     colors = configuration_colors(summary, params)
-    seeds = _seed_values(runs, keys)
+    by_seed = _seed_accuracies(runs, keys)
+    all_seeds = sorted({seed for accuracies in by_seed.values() for seed in accuracies}, key=str)
+    offsets = dict(zip(all_seeds, _jitter(len(all_seeds), 0.08)))
     figure = Figure(figsize=(max(5.0, 1.0 + 0.9 * len(rows)), 4.5))
     ax = figure.subplots()
     labels = []
+    points: dict = {seed: [] for seed in all_seeds}  # the (x, accuracy) of each seed, configuration by configuration
     for x, (_, row) in enumerate(rows.iterrows()):
         label = _label(row, keys)
         labels.append(label)
         ax.errorbar(x - 0.12, row["acc_mean"], yerr=_ci_errors(row.to_frame().T, "acc_mean", "acc_ci95_low",
                     "acc_ci95_high"), fmt="o", capsize=4, markersize=7, color=colors[label])
-        values = seeds.get(label, np.array([]))
-        ax.scatter(x + 0.12 + _jitter(len(values), 0.08), values, s=14, color=colors[label], alpha=0.7,
-                   edgecolors="none")
+        accuracies = by_seed.get(label, {})
+        xs = [x + 0.12 + offsets[seed] for seed in accuracies]
+        ax.scatter(xs, list(accuracies.values()), s=14, color=colors[label], alpha=0.7, edgecolors="none", zorder=3)
+        for seed, px in zip(accuracies, xs):
+            points[seed].append((px, accuracies[seed]))
+    # The comparisons are paired by seed: a thin line joins each seed's runs across the configurations.
+    for seed_points in points.values():
+        if len(seed_points) > 1:
+            ax.plot(*zip(*seed_points), color="0.6", linewidth=0.6, alpha=0.6, zorder=1)
     ax.set_xticks(range(len(labels)), labels, fontsize="small", rotation=30, ha="right")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"Test accuracy: mean, {CLIPPED} (left); each seed (right)", fontsize="medium")
+    ax.set_title(f"Test accuracy: mean, {CLIPPED} (left); each seed (right), joined by seed", fontsize="medium")
     ax.grid(axis="y", alpha=0.3)
     return figure
 
@@ -231,7 +269,8 @@ def _epoch_curves(runs: pd.DataFrame, keys: list[str]) -> pd.DataFrame | None:
     curves = []
     for _, run in runs[runs["status"] == RunStatus.OK].iterrows():
         try:
-            metrics = pd.read_csv(Path(run["run_dir"]) / "metrics.csv", usecols=["epoch", "test_acc"])
+            metrics = pd.read_csv(Path(run["run_dir"]) / "metrics.csv",
+                                  usecols=lambda column: column in ("epoch", "test_acc", "val_acc"))
         except (OSError, ValueError, pd.errors.EmptyDataError):
             continue  # a run without (readable) per-epoch metrics is left out of the curves only
         curves.append(metrics.assign(configuration=_label(run, keys), run=run["run_dir"]))
@@ -254,6 +293,8 @@ def learning_curves(summary: pd.DataFrame, runs: pd.DataFrame, params: list[str]
     figure = Figure(figsize=(4.2 * columns, 3.0 * grid_rows))
     axes = figure.subplots(grid_rows, columns, squeeze=False, sharey=True).ravel()
 
+    with_validation = "val_acc" in curves and curves["val_acc"].notna().any()
+
     def draw(ax, label: str, linestyle: str) -> None:
         rows = curves[curves["configuration"] == label]
         by_epoch = rows.groupby("epoch")["test_acc"].agg(["mean", "std"]).fillna({"std": 0})
@@ -261,6 +302,9 @@ def learning_curves(summary: pd.DataFrame, runs: pd.DataFrame, params: list[str]
                 label=f"{label} (n={rows['run'].nunique()})")
         ax.fill_between(by_epoch.index, by_epoch["mean"] - by_epoch["std"], by_epoch["mean"] + by_epoch["std"],
                         color=colors[label], alpha=0.15, linewidth=0)
+        if with_validation and linestyle == "-":  # the curve a sweep selects by, measured every epoch
+            validation = rows.groupby("epoch")["val_acc"].mean()
+            ax.plot(validation.index, validation, color=colors[label], linestyle=":", label="validation")
 
     for ax, label in zip(axes, panels):
         for base in baselines:
@@ -277,7 +321,8 @@ def learning_curves(summary: pd.DataFrame, runs: pd.DataFrame, params: list[str]
         ax.set_ylabel("test accuracy (%)")
     for ax in axes[: len(panels)]:
         ax.set_xlabel("epoch")
-    figure.suptitle("Learning curves: mean ± sd over seeds (baseline dashed)")
+    figure.suptitle("Learning curves: test accuracy, mean ± sd over seeds (baseline dashed"
+                    + ("; validation dotted)" if with_validation else ")"))
     figure.tight_layout()
     return figure
 

@@ -95,10 +95,27 @@ def _detail(row: pd.Series) -> str:
         detail += f", p = {_p_value(row['delta_acc_p_value'])}, p (Holm) = {_p_value(row['delta_acc_p_holm'])}"
     if row["delta_acc_test"] in (PAIRED, WELCH):  # the others are named by the verdict already
         detail += f", {row['delta_acc_test']}"
+        if isinstance(row.get("delta_acc_note"), str) and row["delta_acc_note"]:  # runs left out, or why unpaired
+            detail += f" ({row['delta_acc_note']})"
     if not pd.isna(row["p_improvement"]):
         better = _with_ci(row["p_improvement"], row["p_improvement_ci95_low"], row["p_improvement_ci95_high"])
-        detail += f"; P(better) = {better}"
+        kind = row.get("p_improvement_kind")
+        detail += f"; P(better) = {better}" + (f" ({kind})" if isinstance(kind, str) and kind else "")
     return detail
+
+
+def caveat_lines(fixed: dict) -> list[str]:
+    """What the verdicts cannot speak for, from the settings every run shared: generated data, a run too short to
+    train."""
+    caveats = []
+    epochs = fixed.get("trainer.epochs")
+    if fixed.get("data") == "synthetic":
+        caveats.append("Caveat: every run is on generated data (data=synthetic, e.g. debug=smoke); the verdicts "
+                       "describe that toy problem, not mixup on a real data set.")
+    if isinstance(epochs, int) and epochs <= 2:
+        caveats.append(f"Caveat: {epochs} epoch{'s' * (epochs != 1)} per run: the models are far from trained, and "
+                       "a method that regularises usually trails early on.")
+    return caveats
 
 
 def verdict_lines(summary: pd.DataFrame) -> list[str]:
@@ -133,7 +150,10 @@ def _seeds_sentence(row: pd.Series, params: list[str]) -> str:
     if pd.isna(row["detectable_delta"]):
         return f"- {configuration}: no spread to size the next runs from ({row['delta_acc_test']})"
     delta = _number(row["delta_acc_vs_baseline"], sign=True)
-    now = f"the {row['n']} seeds run now detect |Δ| ≥ {_number(row['detectable_delta'])} points"
+    runs = row["delta_acc_n"] if not pd.isna(row.get("delta_acc_n")) else row["n"]
+    paired = row["delta_acc_test"] == PAIRED
+    now = (f"the {runs} {'seeds both arms finished' if paired else 'runs per arm'} detect "
+           f"|Δ| ≥ {_number(row['detectable_delta'])} points")
     if row["seeds_needed"] == math.inf and row["delta_acc_vs_baseline"] == 0:
         return f"- {configuration}: Δ = {delta} points, nothing to detect; {now}"
     return (f"- {configuration}: to detect Δ = {delta} points with 80 % power, run {_seeds(row['seeds_needed'])} "
@@ -161,16 +181,63 @@ def selection_lines(summary: pd.DataFrame) -> list[str]:
             continue
         row = chosen.iloc[0]
         text = (f"Selected on the validation split (best mean validation accuracy among {among}): "
-                f"**{_configuration(row, params)}**, validation {_number(row['val_acc_mean'])} %. Its test accuracy, "
-                f"which played no part in the choice, is the result: "
+                f"**{_configuration(row, params)}**, validation {_number(row['val_acc_mean'])} %, test "
                 f"{_with_ci(row['acc_mean'], row['acc_ci95_low'], row['acc_ci95_high'])} %")
         if _compared(row):
             text += f"; {row['verdict']} ({_detail(row)})"
         lines.append(text + ".")
+        lines.append("")
+        lines.append(_optimism(row, len(members), params))
     return lines
 
 
-def summary_markdown(summary: pd.DataFrame, fixed: dict | None = None, duplicates: list | None = None) -> str:
+def _optimism(row: pd.Series, candidates: int, params: list[str]) -> str:
+    """Why the selected configuration's test accuracy is still optimistic, by how much at most, and the command
+    that measures it on seeds the choice never saw."""
+    bound = row.get("selection_bias_bound")
+    size = (f"by up to +{_number(bound)} points: E[max of {candidates} normals] x the candidates' validation sd "
+            f"({_number(row['val_acc_sd_pooled'])} points) / sqrt(seeds)" if not pd.isna(bound) else "")
+    seeds = int(row["n"]) + int(row.get("n_failed", 0)) + int(row.get("n_interrupted", 0))
+    fresh = ",".join(str(seed) for seed in range(seeds, seeds + max(seeds, 3)))
+    setting = " ".join(part for part in _configuration(row, params).split() if not part.startswith("augment="))
+    method = row["augment"] if "augment" in row else ""
+    arms = f"augment=none,{method} " if method and method != BASELINE else ""
+    command = f"python -m mixupexp.train --multirun {arms}{setting} seed={fresh}".replace("  ", " ")
+    return ("This test accuracy is optimistic: the configuration was chosen as the luckiest on validation, and a "
+            "run's validation and test accuracy share its quality, so some of that luck carries over to the test "
+            f"set{' — ' + size if size else ''}. Confirm it on seeds the choice never saw, with the settings this "
+            f"sweep fixed: `{command}`.")
+
+
+def _family_sentences(summary: pd.DataFrame, families: str) -> list[str]:
+    """What the correction controls: one family of every comparison of the summary, or one per baseline."""
+    compared = summary[summary.apply(_compared, axis=1)] if "delta_acc_test" in summary else summary.iloc[:0]
+    if compared.empty:
+        return []
+    sizes = compared["family_size"].dropna()
+    tested = int(sizes.max()) if len(sizes) else 0
+    level = _percent(SIGNIFICANCE)
+    if families == "summary":
+        if len(compared) == 1:
+            return ["The one comparison of this summary is a family of one: its p-value needs no correction."]
+        return [f"All {len(compared)} comparisons of this summary form one family: Holm's correction over the "
+                f"{tested} tested keeps the chance of any false better/worse verdict anywhere in this summary at "
+                f"{level}; verdicts use p (Holm), and the simultaneous intervals of Δ (each at 1 - {level} / "
+                f"{tested}) hold all at once with at least {100 - 100 * SIGNIFICANCE:g} % confidence."]
+    sentences = []
+    for baseline, members in _families(summary):
+        size = int(members["family_size"].max())
+        sentences.append(f"The {len(members)} comparisons with {baseline} form one family: Holm's correction over "
+                         f"the {size} tested keeps the chance of any false better/worse verdict among them at "
+                         f"{level}." if len(members) > 1 else
+                         f"The comparison with {baseline} is a family of one: its p-value needs no correction.")
+    sentences.append(f"One family per baseline (--families baseline): the chance of a false verdict somewhere in "
+                     f"this summary is higher than {level}.")
+    return sentences
+
+
+def summary_markdown(summary: pd.DataFrame, fixed: dict | None = None, duplicates: list | None = None,
+                     families: str = "summary", test_images: int | None = None) -> str:
     """summary.md: what the runs shared, the summary table for reading (means with 95 % CIs), a verdict per
     configuration, the seeds needed, and which configuration is the result."""
     params = summary_parameters(summary)
@@ -181,6 +248,12 @@ def summary_markdown(summary: pd.DataFrame, fixed: dict | None = None, duplicate
     if has_delta:
         columns["Δ accuracy vs baseline"] = lambda row: _with_ci(
             row["delta_acc_vs_baseline"], row["delta_acc_ci95_low"], row["delta_acc_ci95_high"], sign=True)
+        columns["Δ, simultaneous interval"] = lambda row: _with_ci(
+            row["delta_acc_vs_baseline"], row["delta_acc_simultaneous_low"], row["delta_acc_simultaneous_high"],
+            sign=True) if _compared(row) else ""
+        columns["Δ over"] = lambda row: (f"{row['delta_acc_n']} seeds" if row["delta_acc_test"] == PAIRED
+                                         else f"{row['delta_acc_n']} runs" if _compared(row)
+                                         and not pd.isna(row["delta_acc_n"]) else "")
         columns["p"] = lambda row: _p_value(row["delta_acc_p_value"])
         columns["p (Holm)"] = lambda row: _p_value(row["delta_acc_p_holm"])
         columns["test"] = lambda row: row["delta_acc_test"] if _compared(row) else ""
@@ -201,13 +274,22 @@ def summary_markdown(summary: pd.DataFrame, fixed: dict | None = None, duplicate
         "(t distribution; intervals of percentages clipped to [0, 100]); accuracy, ECE and FGSM accuracy in %, NLL "
         "in nats per image."
     )
+    intro += " Accuracy is the last epoch's" + (f", on {test_images} test images" if test_images else "") + "."
     if has_delta:
-        intro += (" Δ: accuracy minus the baseline's (augment=none with the same other settings), in points; "
-                  "p: two-sided t-test; p (Holm): adjusted for the number of configurations compared with the same "
-                  "baseline; P(better): the probability that a run of the configuration beats a run of the baseline "
-                  "(0.5 = no effect; paired by seed: the share of seeds it won), with a 95 % bootstrap interval.")
+        intro += (" Δ: accuracy minus the baseline's (augment=none with the same other settings), in points: the "
+                  "mean per-seed difference over the seeds both arms finished (paired t-test; 'Δ over' counts them, "
+                  "so Δ can differ from the difference of the means beside it, which use every finished run), or, "
+                  "with fewer than 2 such seeds, the difference of the means (Welch t-test); 95 % interval. "
+                  "p: two-sided; p (Holm): adjusted over the family below; the simultaneous interval matches "
+                  "the verdicts. P(better): paired, the share of seeds won (ties count half); unpaired, the "
+                  "probability that a run beats a run of the baseline (0.5 = no effect); with an exact "
+                  "(Clopper-Pearson) 95 % interval that holds at few seeds. These p-values are for a fixed number "
+                  "of seeds: re-summarising a sweep each time seeds are added and stopping when p is small "
+                  "invalidates them (repeated looks); hydra/sweeper=sequential adds seeds with tests that stay "
+                  "valid however often they are looked at.")
     if fixed:
         intro += f"\n\nFixed across all runs: {fixed_settings_text(fixed)}."
+        intro += "".join(f"\n\n{line}" for line in caveat_lines(fixed))
     if duplicates:
         intro += f"\n\n{duplicates_line(duplicates)}."
     lines = [
@@ -224,22 +306,15 @@ def summary_markdown(summary: pd.DataFrame, fixed: dict | None = None, duplicate
         only_baseline = "augment" in summary and is_baseline_row(summary).all()
         lines.append("Only baseline runs (augment=none): nothing to compare." if only_baseline
                      else "No baseline (augment=none) to compare with among these runs.")
-    for baseline, members in _families(summary):
-        count = len(members)
-        lines.append(
-            f"The {count} configurations compared with {baseline} form one family: Holm's correction over all "
-            f"{count} keeps the chance of any false better/worse verdict among them at {_percent(SIGNIFICANCE)}; "
-            "verdicts use p (Holm)." if count > 1
-            else f"The configuration compared with {baseline} is a family of one: its p-value needs no correction."
-        )
+    lines += _family_sentences(summary, families)
     if has_delta:
         lines += [""] + [f"- {line}" for line in verdict_lines(summary) if not line.startswith("selected ")]
     families = _families(summary)
     if families:
         lines += ["", "## Seeds needed", "",
                   f"From the observed spread (of the per-seed differences where runs are paired by seed, else of "
-                  f"the runs), for 80 % power at {_percent(SIGNIFICANCE)} / K, K the configurations sharing the "
-                  f"baseline (Holm's strictest step); never fewer than {MIN_SEEDS}.", ""]
+                  f"the runs), for 80 % power at {_percent(SIGNIFICANCE)} / m, m the comparisons tested in the "
+                  f"family (Holm's strictest step); never fewer than {MIN_SEEDS}.", ""]
         lines += [_seeds_sentence(row, params) for _, members in families for _, row in members.iterrows()]
     selection = selection_lines(summary)
     if selection:
@@ -248,7 +323,7 @@ def summary_markdown(summary: pd.DataFrame, fixed: dict | None = None, duplicate
 
 
 def write_summary(sweep_dirs: list[Path], out_dir: Path, plots: bool = True,
-                  require_finished: bool = False) -> pd.DataFrame:
+                  require_finished: bool = False, families: str = "summary") -> pd.DataFrame:
     """Write runs.csv, summary.csv, summary_settings.json (what all runs shared), summary.md and (with `plots`) the
     PNG plots into out_dir; return the summary, its `attrs["duplicates"]` naming runs counted once although found
     more than once. With `require_finished`, SummaryError unless some run finished."""
@@ -257,7 +332,9 @@ def write_summary(sweep_dirs: list[Path], out_dir: Path, plots: bool = True,
     if require_finished and not (loaded["status"] == RunStatus.OK).any():
         raise SummaryError(f"none of the {len(loaded)} runs under {', '.join(map(str, sweep_dirs))} finished")
     fixed = fixed_settings(loaded)
-    runs, summary = summarize_runs(loaded, sweep_value_order(sweep_dirs))
+    runs, summary = summarize_runs(loaded, sweep_value_order(sweep_dirs), families)
+    sizes = loaded["test_images"].dropna().unique() if "test_images" in loaded else []
+    test_images = int(sizes[0]) if len(sizes) == 1 else None
     sequential = sequential_summary.sweep_settings(sweep_dirs)
     if sequential is not None:  # the seeds depended on the data: judged as the sweep judged them
         summary = sequential_summary.sequential_summary(summary, runs, sequential)
@@ -266,13 +343,15 @@ def write_summary(sweep_dirs: list[Path], out_dir: Path, plots: bool = True,
     write_csv(out_dir / "summary.csv", summary)
     settings = {"fixed": fixed, "duplicates_left_out": duplicates}
     if sequential is not None:
-        settings["sequential"] = {**sequential.decide_kwargs(), "e_value": sequential_summary.seq.DEFAULT_E_VALUE.text}
+        settings["sequential"] = sequential_summary.settings_record(sequential)
     write_json(out_dir / "summary_settings.json", settings)
-    markdown = (summary_markdown(summary, fixed, duplicates) if sequential is None else sequential_summary.markdown(
-        summary, fixed_settings_text(fixed) if fixed else "", duplicates_line(duplicates) if duplicates else ""))
+    markdown = (summary_markdown(summary, fixed, duplicates, families, test_images) if sequential is None else
+                sequential_summary.markdown(summary, fixed_settings_text(fixed) if fixed else "",
+                                            duplicates_line(duplicates) if duplicates else ""))
     atomic_write_text(out_dir / "summary.md", markdown)
     if plots:
         write_plots(summary, runs, summary_parameters(summary), out_dir, caption=fixed_settings_text(fixed))
     summary.attrs["duplicates"] = duplicates
+    summary.attrs["fixed"] = fixed
     return summary
 

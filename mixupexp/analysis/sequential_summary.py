@@ -25,13 +25,14 @@ import pandas as pd
 from mixupexp.analysis import sequential as seq
 from mixupexp.analysis.collect import BASELINE, is_baseline_row
 from mixupexp.analysis.table import _configuration, _matching, summary_parameters
-from mixupexp.runs.sequential_design import Settings, is_sequential
+from mixupexp.runs.sequential_design import Settings, is_sequential, resolution
 from mixupexp.runs.status import FAILURES, RunStatus
 
 # Columns of the plain summary that hold only after a fixed number of seeds.
 FIXED_N_COLUMNS = ("delta_acc_ci95_low", "delta_acc_ci95_high", "delta_acc_p_value", "delta_acc_p_holm",
                    "delta_acc_test", "detectable_delta", "seeds_needed", "p_improvement", "p_improvement_ci95_low",
-                   "p_improvement_ci95_high")
+                   "p_improvement_ci95_high", "p_improvement_kind", "delta_acc_simultaneous_low",
+                   "delta_acc_simultaneous_high", "delta_acc_simultaneous_confidence")
 SEQUENTIAL_COLUMNS = ("seeds", "verdict", "stopped", "settled_round", "delta_acc_av_low", "delta_acc_av_high",
                       "log_e_value", "runs_saved")
 ATTRS_KEY = "sequential"
@@ -69,32 +70,41 @@ def _results(runs: pd.DataFrame, row: pd.Series, keys: list[str]) -> dict[int, f
 
 
 def sequential_summary(summary: pd.DataFrame, runs: pd.DataFrame, settings: Settings) -> pd.DataFrame:
-    """The plain summary with the fixed-n judgement replaced by the sequential one (SEQUENTIAL_COLUMNS)."""
+    """The plain summary with the fixed-n judgement replaced by the sequential one (SEQUENTIAL_COLUMNS): every
+    comparison of the summary in one family, as the sweep judged them (Design.decisions)."""
     summary = summary.drop(columns=[c for c in FIXED_N_COLUMNS if c in summary]).copy()
     keys = summary_parameters(summary)
-    params = keys
     results = {index: _results(runs, row, keys) for index, row in summary.iterrows()}
     columns = {c: pd.Series([math.nan] * len(summary), index=summary.index, dtype=object) for c in SEQUENTIAL_COLUMNS}
     columns["seeds"] = pd.Series({index: len(found) for index, found in results.items()})
     columns["runs_saved"] = settings.max_seeds - columns["seeds"]
+    families = []
     if "compared_with" in summary:
         is_baseline = is_baseline_row(summary)
         for baseline_text, members in summary[summary["compared_with"].notna()].groupby("compared_with", sort=False):
-            base = [i for i in summary[is_baseline].index if _configuration(summary.loc[i], params) == baseline_text]
-            if len(base) != 1:
-                continue
-            family = {str(i): results[i] for i in members.index}
-            family[str(base[0])] = results[base[0]]
-            for key, decision in seq.decide_sweep(family, str(base[0]), **settings.decide_kwargs()).items():
-                index = int(key)
-                # Paired over the seeds the decision used: the arms ran different numbers of seeds.
-                summary.loc[index, "delta_acc_vs_baseline"] = round(decision.mean, 4)
-                columns["verdict"][index] = decision.verdict
-                columns["stopped"][index] = stop_text(decision, len(results[index]))
-                columns["settled_round"][index] = decision.settled_round
-                columns["delta_acc_av_low"][index] = decision.low
-                columns["delta_acc_av_high"][index] = decision.high
-                columns["log_e_value"][index] = round(decision.log_e, 4)
+            base = [i for i in summary[is_baseline].index if _configuration(summary.loc[i], keys) == baseline_text]
+            if len(base) == 1:
+                families.append((base[0], list(members.index)))
+    k_total = sum(len(members) for _, members in families)
+    for base, members in families:
+        family = {str(i): results[i] for i in [base, *members]}
+        family_runs = pd.concat([runs[_matching(runs, summary.loc[i], keys)] for i in [base, *members]])
+        alpha = settings.alpha * len(members) / k_total  # alpha / k_total for each comparison of the sweep
+        decided = seq.decide_sweep(family, str(base), **{**settings.decide_kwargs(), "alpha": alpha},
+                                   resolution=resolution(_finished_sizes(family_runs)))
+        for key, decision in decided.items():
+            index = int(key)
+            # Paired over the seeds the decision used: the arms ran different numbers of seeds.
+            summary.loc[index, "delta_acc_vs_baseline"] = round(decision.mean, 4)
+            if "delta_acc_n" in summary:
+                summary.loc[index, "delta_acc_n"] = decision.n
+            summary.loc[index, "family_size"] = k_total
+            columns["verdict"][index] = decision.verdict
+            columns["stopped"][index] = stop_text(decision, len(results[index]))
+            columns["settled_round"][index] = decision.settled_round
+            columns["delta_acc_av_low"][index] = decision.low
+            columns["delta_acc_av_high"][index] = decision.high
+            columns["log_e_value"][index] = round(decision.log_e, 4)
     if "verdict" in summary:
         summary = summary.drop(columns="verdict")
     at = summary.columns.get_loc("delta_acc_vs_baseline") + 1 if "delta_acc_vs_baseline" in summary else len(summary.columns)
@@ -104,6 +114,18 @@ def sequential_summary(summary: pd.DataFrame, runs: pd.DataFrame, settings: Sett
         summary[name] = pd.to_numeric(summary[name]).round(4)
     summary.attrs[ATTRS_KEY] = settings
     return summary
+
+
+def _finished_sizes(runs: pd.DataFrame) -> list:
+    if "test_images" not in runs:
+        return []
+    return list(runs.loc[runs["status"] == RunStatus.OK, "test_images"].dropna())
+
+
+def settings_record(settings: Settings) -> dict:
+    """The sequential design, for summary_settings.json."""
+    return {**settings.decide_kwargs(), "e_value": seq.DEFAULT_E_VALUE.text,
+            "family": "every comparison of the sweep, each at alpha / K"}
 
 
 def stop_text(decision: seq.Decision, seeds: int) -> str:
@@ -216,8 +238,9 @@ def markdown(summary: pd.DataFrame, fixed_text: str = "", duplicates: str = "") 
     lines += ["", "## Verdicts", "",
               f"Each comparison stopped as soon as its anytime-valid interval excluded 0 (better or worse) or lay inside "
               f"±{settings.smallest_effect:g} points (within: no difference larger than that), or at max_seeds (not "
-              f"settled); the chance of any wrong verdict in a family is at most {100 * settings.alpha:g} % "
-              "(Bonferroni over its K comparisons, each valid under optional stopping).", ""]
+              f"settled). Every comparison of the sweep is one family of K: the chance of any wrong verdict among "
+              f"them is at most {100 * settings.alpha:g} % (Bonferroni, each comparison at {100 * settings.alpha:g} % / K, "
+              "each valid under optional stopping).", ""]
     lines += [f"- {line}" for line in verdict_lines(summary)[:-1]]
     lines += ["", "## Left out", "",
               "Fixed-n p-values, their Holm adjustment, the t intervals of Δ and the seeds needed are not shown: they "

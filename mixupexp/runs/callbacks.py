@@ -30,7 +30,7 @@ SHOWN_ERROR_CHARS = 160
 class SummarizeSweep(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         from mixupexp.analysis.collect import SummaryError
-        from mixupexp.analysis.report import verdict_lines, write_summary
+        from mixupexp.analysis.report import caveat_lines, verdict_lines, write_summary
 
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
@@ -40,7 +40,7 @@ class SummarizeSweep(Callback):
             return
         log.info("summary of %d configurations written to %s (and summary.md, plots)", len(summary),
                  sweep_dir / "summary.csv")
-        for line in verdict_lines(summary):
+        for line in verdict_lines(summary) + caveat_lines(summary.attrs.get("fixed", {})):
             print(line)
         from mixupexp.tracking.loggers import log_sweep_summary
 

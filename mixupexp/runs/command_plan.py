@@ -62,6 +62,30 @@ def _first_line(error: BaseException) -> str:
     return message
 
 
+HYDRA_DIRECTORIES = ("hydra.run.dir", "hydra.sweep.dir")
+
+
+def check_override_spelling(overrides: list[str]) -> None:
+    """Raise ConfigError, naming the override and the fix, for what Hydra's grammar rejects with a message that
+    names neither (a list split by the shell at a space, an unquoted ~) or accepts wrongly (a quoted ~ in an
+    output directory, which Hydra does not expand: it would create a folder named ~ in the current one)."""
+    for position, override in enumerate(overrides):
+        key, sep, value = override.partition("=")
+        if not sep:
+            continue
+        following = overrides[position + 1] if position + 1 < len(overrides) else ""
+        if value.endswith(",") and following and "=" not in following:
+            raise ConfigError(f"{override} {following}: the shell split the values at the space; write them without "
+                              f"spaces, {key}={value}{following}")
+        if value.startswith("~"):
+            raise ConfigError(f"{override}: Hydra's override grammar does not read an unquoted ~; write the path out, "
+                              f"{key}={os.path.expanduser(value)}")
+        unquoted = value.strip("'\"")
+        if key.lstrip("+") in HYDRA_DIRECTORIES and unquoted.startswith("~"):
+            raise ConfigError(f"{override}: Hydra does not expand ~ in {key.lstrip('+')} (it would create a folder "
+                              f"named ~ here); write {key}={os.path.expanduser(unquoted)}")
+
+
 @dataclass
 class Job:
     overrides: list[str]
@@ -171,6 +195,7 @@ def plan_command(argv: list[str], check_data: bool = True) -> Optional[CommandPl
     args, _ = get_args_parser().parse_known_args(argv)
     if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion or args.config_dir:
         return None
+    check_override_spelling(args.overrides)
     with composing():
         job_lists, first = job_overrides(args.overrides, args.multirun)
         multirun = args.multirun or first.hydra.mode == RunMode.MULTIRUN

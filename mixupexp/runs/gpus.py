@@ -53,11 +53,14 @@ def gpu_lease(count: int, leases: Optional[Path] = None) -> Iterator[int]:
 
 
 def parallel_jobs() -> int:
-    """The default number of concurrent jobs of `hydra/launcher=parallel`: one per GPU where there are several,
-    else 4 (several runs of the default CNN share one GPU well; on a CPU set n_jobs to what the cores allow)."""
+    """The default number of concurrent jobs of `hydra/launcher=parallel`: one per GPU where there are several;
+    4 on one GPU (several runs of the default CNN share one GPU well); on a CPU one per core, each then pinned
+    to its share of the cores (training/device.py), so that jobs x threads never exceeds the cores."""
     import torch
 
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return count if count > 1 else 4
 
 

@@ -15,18 +15,24 @@ manifold mixup, ...), and keys left at null. Two jobs with the same identity and
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import typing
+from functools import cache
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from mixupexp.config.options import ignored_keys
+from mixupexp.config.schema import Config
 
-# Settings that do not change what a run computes: how it is shown, logged, resumed, kept or evaluated afterwards.
+# Settings that do not change what a run computes: how it is shown, logged, resumed, kept or evaluated afterwards,
+# and the CPU thread count, which changes only the order of floating-point sums (result.json records it), so that
+# runs of a parallel sweep (a share of the cores each) and of a serial one (every core) are the same runs.
 NOT_TRAINING_KEYS = (
     "trainer.progress", "trainer.resume", "trainer.keep_checkpoint", "trainer.save_model", "trainer.eval_batch_size",
-    "trainer.cuda_graph", "data.cache_dir", "data.download",
+    "trainer.cuda_graph", "trainer.threads", "data.cache_dir", "data.download",
 )
 NOT_TRAINING_PREFIXES = ("eval.", "logger.", "logger", "hydra.")
 SEED = "seed"
@@ -53,17 +59,55 @@ def flatten(config: dict, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+@cache
+def schema_types() -> dict[str, type]:
+    """The declared type of each dotted config key (`optimizer.lr` -> float; of the elements for a list, of X for
+    an Optional[X]), from the structured config."""
+    types: dict[str, type] = {}
+
+    def visit(schema: type, prefix: str) -> None:
+        for name, declared in typing.get_type_hints(schema).items():
+            while typing.get_origin(declared) in (typing.Union, list, tuple):
+                declared = next(a for a in typing.get_args(declared) if a is not type(None))
+            if dataclasses.is_dataclass(declared):
+                visit(declared, f"{prefix}{name}.")
+            elif isinstance(declared, type):
+                types[f"{prefix}{name}"] = declared
+
+    visit(Config, "")
+    return types
+
+
+def _number(value: Any, declared: type | None) -> Any:
+    """One spelling of each number: a config typed by the schema holds floats as floats (1.0) and ints as ints,
+    but an override or an older result.json can hold `alpha: 1` for `alpha: 1.0`. A number is written as the
+    schema's type where that keeps its value; a key the schema does not know holds its whole numbers as ints.
+    Bools are no numbers here: True stays apart from 1."""
+    if isinstance(value, (list, tuple)):
+        return [_number(v, declared) for v in value]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    if declared is float and isinstance(value, int) and float(value) == value:
+        return float(value)
+    if declared is not float and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _is_training_key(key: str) -> bool:
     return key not in NOT_TRAINING_KEYS and not key.startswith(NOT_TRAINING_PREFIXES) and key != SEED
 
 
 def identity(cfg: Any) -> dict[str, Any]:
     """The run's identity: its flattened config without the seed, the settings that do not change training, the
-    keys its options ignore and the keys left at null (so that a key added later at null changes no identity)."""
+    keys its options ignore and the keys left at null (so that a key added later at null changes no identity);
+    numbers spelled one way (1 and 1.0 are one value; see _number)."""
     flat = flatten(plain_config(cfg))
     ignored = ignored_keys(flat)
+    types = schema_types()
     # In the config's order (model, data, augment, ...): summaries show their columns that way.
-    return {k: v for k, v in flat.items() if _is_training_key(k) and k not in ignored and v is not None}
+    return {k: _number(v, types.get(k)) for k, v in flat.items()
+            if _is_training_key(k) and k not in ignored and v is not None}
 
 
 def identity_hash(ident: dict[str, Any]) -> str:

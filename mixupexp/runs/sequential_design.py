@@ -80,7 +80,8 @@ class Settings:
     def text(self) -> str:
         return (f"{self.min_seeds} seeds, then {self.seeds_per_round} a round while a comparison is open, up to "
                 f"{self.max_seeds}; settled better/worse when the anytime-valid interval excludes 0, within "
-                f"±{self.smallest_effect:g} points when it lies inside; {_percent(self.alpha)} for each family")
+                f"±{self.smallest_effect:g} points when it lies inside; {_percent(self.alpha)} over every "
+                "comparison of the sweep")
 
 
 _EXAMPLES = {seq.KEY_MIN_SEEDS: f"{seq.KEY_MIN_SEEDS}={seq.MIN_SEEDS}",
@@ -260,6 +261,8 @@ class Design:
                 status = result.get("status")
                 if status == RunStatus.OK:
                     runs.accuracy[(arm.key, seed)] = float(result["test_acc"])
+                    if result.get("test_images"):
+                        runs.test_images[(arm.key, seed)] = int(result["test_images"])
                 elif status in FAILURES:
                     runs.failed.add((arm.key, seed))
                     if count_failed is True or (count_failed and (arm.key, seed) in count_failed):
@@ -269,13 +272,19 @@ class Design:
     # ---- the rounds ----------------------------------------------------------------------------------------
 
     def decisions(self, runs: "Runs") -> dict[str, seq.Decision]:
-        """Each compared arm's Decision (by arm key), replayed from the runs, family by family."""
+        """Each compared arm's Decision (by arm key), replayed from the runs, baseline by baseline. Every
+        comparison of the sweep shares one error budget, as in the summary: each is judged at alpha / K, K the
+        comparisons of the whole sweep."""
         decisions: dict[str, seq.Decision] = {}
         for family in self.families:
             if not family.members:
                 continue
-            results = {arm.key: runs.of(arm) for arm in [family.baseline, *family.members]}
-            decisions.update(seq.decide_sweep(results, family.baseline.key, **self.settings.decide_kwargs()))
+            arms = [family.baseline, *family.members]
+            results = {arm.key: runs.of(arm) for arm in arms}
+            alpha = self.settings.alpha * len(family.members) / self.compared
+            decisions.update(seq.decide_sweep(results, family.baseline.key,
+                                              **{**self.settings.decide_kwargs(), "alpha": alpha},
+                                              resolution=resolution(runs.test_images_of(arms))))
         return decisions
 
     def next_round(self, runs: "Runs", decisions: dict[str, seq.Decision]) -> dict[str, list[int]]:
@@ -352,6 +361,18 @@ class Runs:
     accuracy: dict[tuple[str, int], float] = field(default_factory=dict)
     present: set[tuple[str, int]] = field(default_factory=set)
     failed: set[tuple[str, int]] = field(default_factory=set)
+    test_images: dict[tuple[str, int], int] = field(default_factory=dict)  # as recorded by finished runs
 
     def of(self, arm: Arm) -> dict[int, float]:
         return {seed: acc for (key, seed), acc in sorted(self.accuracy.items()) if key == arm.key}
+
+    def test_images_of(self, arms: list[Arm]) -> list[int]:
+        keys = {arm.key for arm in arms}
+        return [n for (key, _), n in self.test_images.items() if key in keys]
+
+
+def resolution(test_images) -> float | None:
+    """100 / N points, the step of accuracies measured on N test images, where the runs recorded one N; else None
+    (a float tolerance then tells a difference without spread). The summary uses the same rule."""
+    sizes = {int(n) for n in test_images if n == n and n}
+    return 100.0 / sizes.pop() if len(sizes) == 1 else None

@@ -101,10 +101,11 @@ def decisions_record(design: Design, runs: Runs, decisions: dict[str, seq.Decisi
                 "testable": decision.testable, "next_seeds": planned.get(arm.key, []),
             })
         families.append({"baseline": family.baseline.label, "baseline_seeds": design.seeds_used(runs, family.baseline),
-                         "k": len(family.members), "level": design.settings.alpha / max(len(family.members), 1),
-                         "configurations": members})
+                         "compared": len(family.members), "configurations": members})
     return {
         "settings": {**design.settings.decide_kwargs(), "e_value": seq.DEFAULT_E_VALUE.text},
+        # One error budget over every comparison of the sweep (Bonferroni): each at alpha / k.
+        "k": design.compared, "level": design.settings.alpha / max(design.compared, 1),
         "rounds": design.settings.rounds,
         "next_round": design.round_of(planned) if planned else None,
         "runs": design.runs_used(runs),

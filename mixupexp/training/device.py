@@ -19,11 +19,27 @@ def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def jobs_on_this_machine() -> int:
+    """How many jobs of this command train at once on this machine: `hydra/launcher=parallel`'s n_jobs (the joblib
+    launcher; -1 means one per core, as in joblib), else 1."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return 1
+    launcher = HydraConfig.get().get("launcher") or {}
+    if "joblib" not in str(launcher.get("_target_", "")):
+        return 1
+    n_jobs = int(launcher.get("n_jobs") or 1)
+    return available_cores() if n_jobs < 0 else max(n_jobs, 1)
+
+
 def pin_threads(threads: int | None) -> int:
-    """Set torch's CPU thread count for this run: launchers start workers with fewer threads (joblib's loky sets
-    OMP_NUM_THREADS per worker), and a different count sums in a different order, so results would depend on
-    the launcher. Returns the count set."""
-    count = threads or available_cores()
+    """Set torch's CPU thread count for this run and return it: `threads`, or by default this job's share of the
+    cores (all of them for a job alone; cores // n_jobs for each of n_jobs parallel jobs, so that they never
+    oversubscribe the cores). Pinned because launchers start workers with other counts (joblib's loky sets
+    OMP_NUM_THREADS per worker), and the count is recorded in result.json since it changes the order of
+    floating-point sums."""
+    count = threads or max(available_cores() // jobs_on_this_machine(), 1)
     torch.set_num_threads(count)
     return count
 

@@ -252,6 +252,7 @@ def finish(run: Run, result: dict, rows: list[dict], train_seconds: float, start
         "test_acc": last["test_acc"],
         "test_loss": last["test_loss"],
         "test_ece": last["test_ece"],
+        "test_images": len(run.test[1]),  # accuracies are multiples of 100 / test_images points
         # What a sweep selects its best configuration by (the test set stays untouched by the choice).
         **({"val_acc": last["val_acc"], "val_loss": last["val_loss"]} if run.validation is not None else {}),
         **{fgsm_key(eps): acc for eps, acc in robustness.items()},
