@@ -1,4 +1,5 @@
-"""The configs ship inside the package: a non-editable install finds them without the source tree."""
+"""The configs ship inside the package: a non-editable install finds them without the source tree, and Hydra
+finds the sequential sweeper plugin in the wheel's hydra_plugins namespace."""
 
 import subprocess
 import sys
@@ -21,6 +22,9 @@ def test_wheel_carries_every_config_and_composes_without_the_source_tree(tmp_pat
     modules = {n for n in zipfile.ZipFile(wheel).namelist() if n.startswith("mixupexp/") and n.endswith(".py")
                and not n.startswith("mixupexp/conf/")}
     assert modules == {f"mixupexp/{p.relative_to(REPO / 'mixupexp')}" for p in (REPO / "mixupexp").rglob("*.py")}
+    plugin = {n for n in zipfile.ZipFile(wheel).namelist() if n.startswith("hydra_plugins/") and n.endswith(".py")}
+    assert plugin == {str(p.relative_to(REPO)) for p in (REPO / "hydra_plugins").rglob("*.py")}
+    assert not any(n == "hydra_plugins/__init__.py" for n in zipfile.ZipFile(wheel).namelist())  # a namespace
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     probe = (
@@ -28,7 +32,14 @@ def test_wheel_carries_every_config_and_composes_without_the_source_tree(tmp_pat
         "assert mixupexp.__file__.startswith(%r), mixupexp.__file__\n"
         "with initialize_config_module(config_module='mixupexp.conf', version_base='1.3'):\n"
         "    cfg = compose(config_name='config', overrides=['augment=mixup', 'experiment=seed_study', 'debug=smoke'])\n"
-        "print(cfg.augment.name, cfg.augment.alpha)\n" % str(site)
+        "    sweeper = compose(config_name='config', overrides=['hydra/sweeper=sequential'],\n"
+        "                      return_hydra_config=True).hydra.sweeper\n"
+        "from hydra.core.plugins import Plugins\n"
+        "from hydra.plugins.sweeper import Sweeper\n"
+        "found = [c for c in Plugins.instance().discover(Sweeper) if c.__name__ == 'SequentialSweeper']\n"
+        "assert len(found) == 1 and found[0].__module__ == sweeper._target_.rsplit('.', 1)[0]\n"
+        "assert __import__(found[0].__module__, fromlist=['x']).__file__.startswith(%r)\n"
+        "print(cfg.augment.name, cfg.augment.alpha)\n" % (str(site), str(site))
     )
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env={"PYTHONPATH": str(site), "PATH": ""},
                          capture_output=True, text=True, timeout=120)
@@ -47,3 +58,12 @@ def test_run_directories_are_named_by_the_run_and_sweeps_by_the_microsecond():
     assert cfg.hydra.run.dir == f"outputs/runs/{run_name(cfg)}" and run_name(cfg).startswith("mixup_seed2_")
     assert cfg.hydra.sweep.subdir == run_name(cfg)
     assert "%f" in OmegaConf.to_container(cfg.hydra.sweep, resolve=False)["dir"]
+
+
+def test_the_plugin_namespace_is_named_as_a_package_for_editable_installs():
+    """An editable install (PEP 660) lists only the packages it names in the hydra_plugins namespace's path; a
+    plugin package named without its namespace imports, but Hydra's scan of the namespace does not list it."""
+    import tomllib
+
+    packages = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    assert {"hydra_plugins", "hydra_plugins.mixupexp_sequential_sweeper"} <= set(packages)
