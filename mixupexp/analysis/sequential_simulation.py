@@ -17,23 +17,23 @@ configurations and rounds), each comparison frozen at the first round it settles
 - runs_saved: one configuration truly better by effect_sd sd among K: seeds and runs used, power, and the
   fixed design (same level alpha/K, same power) it is compared with.
 
-`python -m mixupexp.analysis.sequential_simulation --sims 2000` prints the table of the README. Its figures
-(seed 0; defaults: alpha 0.05, delta 1 point, g 1, 3 seeds then 2 a round up to 20, seed sd 1, run noise sd 1 so a
-paired difference has sd 1.41 points, accuracies on the 1/500 grid):
+`python -m mixupexp.analysis.sequential_simulation --sims 2000` prints the table of docs/statistics.md. Its
+figures (seed 0; defaults: alpha 0.05, delta 1 point, the safe t-test against +-1 sd, 3 seeds then 2 a round up
+to 20, seed sd 1, run noise sd 1 so a paired difference has sd 1.41 points, accuracies on the 1/500 grid):
 
-- family-wise error with no true effect, K = 8: sequential 0.50 % (MC SE 0.16 %); the fixed-n paired t-test
+- family-wise error with no true effect, K = 8: sequential 1.65 % (MC SE 0.28 %); the fixed-n paired t-test
   with Bonferroni/Holm re-run after every seed from 3 to 20: 24.25 % (SE 0.96 %).
 - K = 3, seeds per configuration (mean / 90th percentile) and total runs (budget 80):
-  0 sd: null configurations 19.9 / 20, 3.5 % of them within +-1, 79.6 runs;
-  1 sd: power 75.0 %, the effect's configuration 15.8 / 20 seeds, 75.5 runs; the fixed design with 75 % power
-  at alpha/3 needs n = 13 (52 runs): the sequential sweep used 45 % more;
-  2 sd: power 100 %, 9.1 / 11 seeds, 68.8 runs; fixed n = 12 (48 runs): 43 % more.
+  0 sd: null configurations 19.7 / 20, 8.6 % of them within +-1, 79.0 runs;
+  1 sd: power 83.7 %, the effect's configuration 14.4 / 20 seeds, 73.7 runs; the fixed design with that power
+  at alpha/3 needs n = 15 (60 runs): the sequential sweep used 23 % more;
+  2 sd: power 100 %, 9.1 / 11 seeds, 68.4 runs; fixed n = 12 (48 runs): 43 % more.
   The runs go to the equal configurations, which cannot be shown within +-1 point with a difference sd of 1.41
   points by 20 seeds and run to the budget. With run noise sd 0.3 (`--noise-sd 0.3 --test-size 10000`,
-  difference sd 0.42) they end within +-1 after 8.7 seeds on average (99.9 %), and a 2 sd effect costs
-  36.3 runs against the fixed design's 44 (17 % saved); a 1 sd effect (0.42 points) is then mostly, and
-  rightly, called within +-1 (power 32.6 %). The fixed design's n is chosen knowing the true effect, which no
-  real fixed design can.
+  difference sd 0.42) they end within +-1 after 8.9 seeds on average (99.9 %), and a 2 sd effect costs
+  36.4 runs against the fixed design's 44 (17 % saved). The fixed design's n is chosen knowing the true effect,
+  which no real fixed design can. `--e-value mixture` gives the Gaussian mixture's figures (error 0.50 %; at 1 sd
+  power 75.0 % with 75.5 runs, 45 % more than its same-power fixed design).
 """
 
 from __future__ import annotations

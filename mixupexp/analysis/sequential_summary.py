@@ -153,6 +153,11 @@ def _compared(row: pd.Series) -> bool:
     return isinstance(row.get("stopped"), str)
 
 
+def _unfinished(failed: int, interrupted: int) -> str:
+    parts = [f"{n} {what}" for n, what in ((failed, "failed"), (interrupted, "interrupted")) if n]
+    return f" ({', '.join(parts)})" if parts else ""
+
+
 def totals(summary: pd.DataFrame, settings: Settings) -> tuple[int, int]:
     """(runs used, runs of the fixed design: every configuration and the baseline at max_seeds)."""
     return int(summary["seeds"].sum()), len(summary) * settings.max_seeds
@@ -208,7 +213,7 @@ def markdown(summary: pd.DataFrame, fixed_text: str = "", duplicates: str = "") 
 
     columns = {k: (lambda row, k=k: "" if pd.isna(row[k]) else str(row[k])) for k in params}
     columns["seeds"] = lambda row: str(int(row["seeds"]))
-    columns["n"] = lambda row: str(row["n"]) + (f" ({int(row['n_failed'])} failed)" if row["n_failed"] else "")
+    columns["n"] = lambda row: str(row["n"]) + _unfinished(int(row["n_failed"]), int(row["n_interrupted"]))
     columns["accuracy %"] = mean_ci
     columns["Δ accuracy vs baseline"] = lambda row: ("" if pd.isna(row.get("delta_acc_vs_baseline"))
                                                      else f"{row['delta_acc_vs_baseline']:+.2f}")
@@ -221,7 +226,7 @@ def markdown(summary: pd.DataFrame, fixed_text: str = "", duplicates: str = "") 
         f"A sequential sweep (hydra/sweeper=sequential): {settings.text()}. {used} runs in "
         f"{len(summary)} configurations, against {fixed} for the fixed design that runs every configuration and "
         f"the baseline at max_seeds = {settings.max_seeds} seeds: {fixed - used} saved ({100 * (fixed - used) / fixed:.0f} %). "
-        "seeds: runs made (finished or failed); n: finished runs. Accuracy: mean over seeds with its 95 % t "
+        "seeds: runs made (finished or failed); n: finished runs (and runs left unfinished, not counted). Accuracy: mean over seeds with its 95 % t "
         "interval, in %. Δ: accuracy minus the baseline's (augment=none with the same other settings), in points, "
         f"paired by seed. Anytime-valid interval: the confidence sequence of Δ at {100 * settings.alpha:g} % / K for a family "
         f"of K configurations ({seq.DEFAULT_E_VALUE.text}), valid however many rounds were looked at: with "
