@@ -13,8 +13,7 @@ from mixupexp.analysis import sequential as seq
 from mixupexp.runs.sequential_design import DECISIONS_FILE, SWEEPER_TARGET
 
 from .conftest import REPO, TINY, run_cli
-from .sweep_interrupt import ENV as INTERRUPT_ENV
-from .sweep_interrupt import TARGET as INTERRUPT_TARGET
+from .sweep_callbacks import FAIL_ENV, FAIL_RATIO_ENV, FAIL_TARGET, FAILURE, INTERRUPT_ENV, INTERRUPT_TARGET
 
 # One thread and fp32: runs are then the same on every machine (bf16 autocast depends on the CPU).
 QUICK = [*TINY, "eval.fgsm_eps=[]", "trainer.threads=1", "trainer.precision=fp32"]
@@ -101,6 +100,7 @@ def test_rounds_add_seeds_only_where_the_comparison_is_open(tmp_path):
     assert not sweep.exists()
 
     proc = run_cli(args, cwd=tmp_path)
+    assert "19 jobs, 19 distinct runs, every run finished" in proc.stdout  # the account covers every round
     results = arms(sweep)
     assert len(results) == 3  # none (its ratio ignored: one arm), mixup at ratio 0 and 1
     expected, decisions = replayed_rounds(results)
@@ -184,6 +184,51 @@ def test_a_sweep_stopped_between_rounds_resumes_with_the_same_decisions(tmp_path
     assert record["next_round"] is None and record["runs"] == 19
 
 
+def test_a_failed_run_drops_out_of_its_pairs_is_reported_and_is_tried_again(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = [*SEQUENTIAL, *QUICK, *DESIGN, f"hydra.sweep.dir={sweep}", f"+hydra.callbacks.fail._target_={FAIL_TARGET}"]
+    env = {"PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    first = run_cli(args, cwd=tmp_path, check=False, env={**env, FAIL_ENV: "1", FAIL_RATIO_ENV: "1.0"})
+    assert first.returncode == 1
+    last = first.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: 1 of ") and f"failed: RuntimeError: {FAILURE} (mixup_seed1_" in last
+    assert "; resume with: python -m mixupexp.train" in last
+    results = arms(sweep)
+    assert math.isnan(results["mixup_1.0"][1])  # ran and failed: counted as run, its pair left out
+    expected, decisions = replayed_rounds(results)
+    assert {name: sorted(runs) for name, runs in results.items()} == expected
+    assert decisions["mixup_1.0"].n == len(results["mixup_1.0"]) - 1
+    summary = pd.read_csv(sweep / "summary.csv").set_index("augment.ratio")
+    assert summary.loc[1.0, "n_failed"] == 1 and summary.loc[1.0, "seeds"] == len(results["mixup_1.0"])
+
+    before = stamps(sweep)
+    run_cli(args, cwd=tmp_path, env=env)  # the same command, nothing failing: the failed run is tried again
+    assert all(stamp == stamps(sweep)[path] for path, stamp in before.items())  # only it trained
+    retried = arms(sweep)
+    assert not math.isnan(retried["mixup_1.0"][1])
+    assert {name: sorted(runs) for name, runs in retried.items()} == {name: sorted(runs) for name, runs in
+                                                                      results.items()}
+    # The decisions replay from the runs as they are now; a run made after its comparison settled is ignored.
+    expected, decisions = replayed_rounds(retried)
+    assert all(set(seeds) <= set(retried[name]) for name, seeds in expected.items())
+    record = json.loads((sweep / DECISIONS_FILE).read_text())["families"][0]["configurations"]
+    by_ratio = {c["configuration"].split("augment.ratio=")[1]: c for c in record}
+    assert by_ratio["1.0"]["verdict"] == decisions["mixup_1.0"].verdict
+    assert by_ratio["1.0"]["n"] == decisions["mixup_1.0"].n
+
+
+def test_a_round_whose_runs_all_fail_starts_no_other(tmp_path):
+    sweep = tmp_path / "sweep"
+    env = {"PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]), FAIL_ENV: "all"}
+    proc = run_cli([*SEQUENTIAL, *QUICK, *DESIGN, f"hydra.sweep.dir={sweep}",
+                    f"+hydra.callbacks.fail._target_={FAIL_TARGET}"], cwd=tmp_path, check=False, env=env)
+    assert proc.returncode == 1
+    assert "every run of the last round failed (9); no further round is started" in proc.stdout
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: 9 of 9 distinct runs (9 jobs)")
+    assert {name: sorted(runs) for name, runs in arms(sweep).items()} == {
+        name: [0, 1, 2] for name in ("none", "mixup_0.0", "mixup_1.0")}
+
+
 def test_rounds_go_through_the_parallel_launcher(tmp_path):
     sweep = tmp_path / "sweep"
     proc = run_cli([*SEQUENTIAL, "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", *QUICK, "augment=none,mixup",
@@ -222,22 +267,21 @@ def test_bad_input_gets_one_line_and_nothing_starts(tmp_path, extra, message):
 
 # ---- the fixed sweep's summary stays as it was -------------------------------------------------------------
 
-FIXED_SUMMARY_COLUMNS = [
-    "augment", "n", "acc_mean", "acc_std", "acc_min", "acc_max", "test_loss_mean", "n_failed", "n_interrupted",
-    "acc_sem", "acc_ci95_low", "acc_ci95_high", "nll_mean", "nll_ci95_low", "nll_ci95_high", "ece_mean",
-    "ece_ci95_low", "ece_ci95_high", "delta_acc_vs_baseline", "delta_acc_ci95_low", "delta_acc_ci95_high",
-    "delta_acc_p_value", "delta_acc_p_holm", "delta_acc_test", "verdict", "p_improvement", "p_improvement_ci95_low",
-    "p_improvement_ci95_high", "detectable_delta", "seeds_needed", "compared_with", "family_size",
-]
-
 
 def test_a_fixed_sweep_keeps_its_summary(tmp_path):
+    from mixupexp.analysis.collect import load_runs
+    from mixupexp.analysis.sequential_summary import SEQUENTIAL_COLUMNS
+    from mixupexp.analysis.table import summarize_runs, sweep_value_order
+
     sweep = tmp_path / "sweep"
     proc = run_cli(["--multirun", *QUICK, "augment=none,mixup", "augment.ratio=1.0", "seed=0,1,2",
                     f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
-    assert list(pd.read_csv(sweep / "summary.csv").columns) == FIXED_SUMMARY_COLUMNS
+    written = pd.read_csv(sweep / "summary.csv")
+    _, plain = summarize_runs(load_runs([sweep]), sweep_value_order([sweep]))
+    assert list(written.columns) == list(plain.columns)  # the plain summary's columns, every one of them
+    assert "delta_acc_p_holm" in written and not set(SEQUENTIAL_COLUMNS) - {"verdict"} & set(written)
     markdown = (sweep / "summary.md").read_text()
     assert "| p | p (Holm) | test | P(better) |" in markdown and "## Seeds needed" in markdown
-    assert "anytime-valid" not in markdown and "sequential" not in proc.stdout
+    assert "anytime-valid" not in markdown and "sequential sweep" not in proc.stdout
     assert not (sweep / DECISIONS_FILE).exists()
-    assert "seeds" not in json.loads((sweep / "summary_settings.json").read_text())
+    assert "sequential" not in json.loads((sweep / "summary_settings.json").read_text())

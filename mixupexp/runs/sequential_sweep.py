@@ -54,12 +54,17 @@ def sweep_in_rounds(settings: Settings, params: dict[str, Any], arguments: list[
              len(design.arms), design.compared, settings.text(), design.max_runs())
     returns: list[Sequence[JobReturn]] = []
     launched: set[tuple[str, int]] = set()
+    batch: list[tuple[str, int]] = []
     job_index = 0
     while True:
         runs = design.read_runs(count_failed=launched)
         decisions = design.decisions(runs)
         planned = design.next_round(runs, decisions)
         record(design, runs, decisions, planned)
+        if batch and all(pair in runs.failed for pair in batch):
+            # A broken configuration or data: more rounds would only fail the same way, up to max_seeds.
+            log.error("every run of the last round failed (%d); no further round is started", len(batch))
+            break
         batch = [(key, seed) for key, seeds in planned.items() for seed in seeds]
         if not batch:
             break
