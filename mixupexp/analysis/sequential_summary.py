@@ -36,6 +36,7 @@ FIXED_N_COLUMNS = ("delta_acc_ci95_low", "delta_acc_ci95_high", "delta_acc_p_val
 SEQUENTIAL_COLUMNS = ("seeds", "verdict", "stopped", "settled_round", "delta_acc_av_low", "delta_acc_av_high",
                       "log_e_value", "runs_saved")
 ATTRS_KEY = "sequential"
+NO_SPREAD = "every seed gave the same difference: nothing to test"
 
 
 def sweep_settings(sweep_dirs: list[Path]) -> Optional[Settings]:
@@ -131,9 +132,10 @@ def settings_record(settings: Settings) -> dict:
 def stop_text(decision: seq.Decision, seeds: int) -> str:
     """Why a comparison stopped: `better after 7 seeds`, `within ±1 points after 9 seeds`, `not settled at 20
     seeds`, or `open after 5 seeds` (the sweep stopped before it settled)."""
-    if decision.verdict == seq.NOT_SETTLED:
-        return decision.text
-    return f"{decision.text} after {seeds} seeds"
+    text = decision.text if decision.verdict == seq.NOT_SETTLED else f"{decision.text} after {seeds} seeds"
+    if not decision.testable and decision.n >= 2:
+        text += f" ({NO_SPREAD})"
+    return text
 
 
 def _signed(value: float) -> str:
@@ -192,8 +194,8 @@ def verdict_lines(summary: pd.DataFrame) -> list[str]:
         detail = f"{delta}anytime-valid interval {interval} at {level}" if interval else f"{delta}no pairs"
         if not pd.isna(row["settled_round"]):
             detail += f", stopped in round {int(row['settled_round'])}"
-        if interval == "[-∞, +∞]" and not pd.isna(row["delta_acc_vs_baseline"]) and row["n"] >= 2:
-            detail += "; no spread between the seeds' differences to test with"
+        if interval == "[-∞, +∞]" and NO_SPREAD not in row["stopped"]:
+            detail += "; too few pairs for any data to reach the threshold at this level"
         lines.append(f"{configuration}: {row['stopped']} ({detail}; {int(row['runs_saved'])} runs saved against "
                      f"{settings.max_seeds} seeds)")
     lines.append(totals_line(summary))
