@@ -39,6 +39,7 @@ def result(run_dir: Path) -> dict:
     return json.loads((run_dir / "result.json").read_text())
 
 
+@pytest.mark.slow
 def test_tensorboard_holds_epoch_scalars_and_hparams_with_final_metrics(sweep):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2

@@ -37,6 +37,7 @@ def test_the_plus_form_still_selects_the_presets(tmp_path):
     assert "name: preact_resnet18" in printed and "epochs: 1" in printed
 
 
+@pytest.mark.slow
 def test_seed_study_runs_as_a_sweep_without_plus(tmp_path):
     # debug=smoke + TINY keep it to seconds; seed=0 narrows the preset's 3 seeds to 1: runs none and mixup.
     run_cli(["experiment=seed_study", "debug=smoke", *TINY, "seed=0", "hydra.sweep.dir=sweep"], cwd=tmp_path)

@@ -53,6 +53,7 @@ def test_cli_single_run(tmp_path):
     assert (run_dir / "metrics.csv").exists() and json.loads((run_dir / "result.json").read_text())["status"] == "ok"
 
 
+@pytest.mark.slow
 def test_cli_multirun_writes_summary_and_summarize_reproduces_it(tmp_path):
     sweep = tmp_path / "sweep"
     run_cli(
@@ -120,6 +121,7 @@ def test_lr_schedule_per_epoch(schedule, expected):
     assert lrs == pytest.approx(expected, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_cli_sweep_over_all_methods_has_one_summary_row_per_method(tmp_path):
     sweep = tmp_path / "sweep"
     run_cli(["--multirun", *TINY, f"augment={','.join(METHODS)}", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
@@ -177,6 +179,7 @@ def test_sweep_end_writes_comparison_report_and_plots(tmp_path, capsys):
     assert "augment=mixup" in printed and ("p (Holm)" in printed or "not testable" in printed)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(available_cores() < 2, reason="needs 2 cores to start runs with different thread counts")
 def test_cpu_runs_are_identical_whatever_threads_the_launcher_gave_them(tmp_path):
     # joblib's workers start with OMP_NUM_THREADS lowered; a run pins its own count (trainer.threads, null =
