@@ -222,3 +222,13 @@ def test_cli_train_subset_larger_than_the_data_gets_one_line(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         "error: data.train_subset=300 is larger than the training set of synthetic (256 images); use at most 256, "
         "or null for all"]
+    assert not (tmp_path / "run").exists()  # refused before Hydra made the run's directory
+
+
+def test_a_sweep_whose_subset_is_too_large_is_refused_before_any_directory(tmp_path):
+    proc = run_cli(["--multirun", *TINY, "augment=none,mixup", "data.val_size=100", "data.train_subset=200",
+                    f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and not (tmp_path / "sweep").exists()
+    assert proc.stderr.strip().splitlines() == [
+        "error: data.train_subset=200 is larger than the training set of synthetic after the 100 validation images "
+        "(156 images); use at most 156, or null for all"]
