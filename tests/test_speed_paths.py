@@ -75,9 +75,8 @@ def test_sweep_through_submitit_local_launcher(tmp_path):
 def test_shipped_launcher_presets_compose(launcher):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
-    from hydra import compose, initialize_config_module
+    from mixupexp.config.compose import compose_config
 
-    with initialize_config_module(config_module="mixupexp.conf", version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
+    cfg = compose_config([f"hydra/launcher={launcher}"], return_hydra_config=True)
     target = cfg.hydra.launcher._target_
     assert target.endswith("JoblibLauncher" if launcher == "parallel" else "SlurmLauncher")
