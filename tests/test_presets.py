@@ -32,6 +32,7 @@ def test_the_plus_of_a_preset_is_optional(argv, expected):
     assert without_preset_plus(argv) == expected
 
 
+@pytest.mark.slow
 def test_the_plus_form_still_selects_the_presets(tmp_path):
     printed = run_cli(["--cfg", "job", "+experiment=paper_cifar10", "+debug=smoke"], cwd=tmp_path).stdout
     assert "name: preact_resnet18" in printed and "epochs: 1" in printed

@@ -106,6 +106,7 @@ def test_diverging_loss_stops_the_run_and_marks_it(tmp_path):
     assert not (tmp_path / "metrics.csv").exists()  # stopped inside the first epoch
 
 
+@pytest.mark.slow
 def test_cli_diverged_run_records_status_and_exits_nonzero(tmp_path):
     run_dir = tmp_path / "run"
     proc = run_cli([*TINY, "optimizer=sgd", "optimizer.lr=1e30", f"hydra.run.dir={run_dir}"], cwd=tmp_path, check=False)

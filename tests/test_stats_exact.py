@@ -181,6 +181,7 @@ def coverage(p_true: float, n: int, paired: bool, rng: np.random.Generator) -> f
     return covered / COVERAGE_REPEATS
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("paired", [True, False], ids=["paired", "unpaired"])
 def test_p_better_intervals_cover_at_few_seeds(paired):
     rng = np.random.default_rng(11)

@@ -145,6 +145,7 @@ def test_two_concurrent_sweeps_into_one_directory_train_each_run_once(tmp_path):
     assert all(json.loads((d / "result.json").read_text())["status"] == "ok" for d in dirs.values())
 
 
+@pytest.mark.slow
 def test_missing_data_stops_the_sweep_before_any_job(tmp_path):
     for data in (["data=image_folder", f"data.root={tmp_path / 'missing'}"],
                  ["data=cifar10", f"data.root={tmp_path / 'no_cifar'}", "data.download=false"]):
@@ -177,6 +178,7 @@ def test_ctrl_c_marks_the_run_interrupted_and_prints_the_command_that_resumes_it
     assert json.loads((run_dir / "result.json").read_text())["status"] == "ok"
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_a_sweep_names_its_directory_in_the_resume_command(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "mixupexp.train", "--multirun", *QUICK, "trainer.epochs=30",
                              "seed=0,1"], cwd=tmp_path, preexec_fn=default_sigint, stdout=subprocess.DEVNULL,

@@ -82,6 +82,7 @@ def test_cli_bad_value_is_one_line_and_nonzero(tmp_path):
     assert not (tmp_path / "r" / "metrics.csv").exists()
 
 
+@pytest.mark.slow
 def test_summarize_without_runs_fails_clearly(tmp_path):
     proc = run_cli([str(tmp_path)], cwd=tmp_path, module="mixupexp.summarize", check=False)
     assert proc.returncode == 2 and proc.stderr.startswith("error: no runs")
