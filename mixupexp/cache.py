@@ -16,11 +16,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m mixupexp.cache",
                                      description="List (or --clear) the decoded image-folder caches.")
     parser.add_argument("--cache-dir", default=DEFAULT_DIR, help=f"the cache folder (data.cache_dir; default {DEFAULT_DIR})")
-    parser.add_argument("--clear", action="store_true", help="remove every cache file in it")
+    parser.add_argument("--clear", action="store_true", help="remove the cache files in it (every one, or --folder's)")
+    parser.add_argument("--folder", default=None, help="with --clear: only the caches of this image folder (data.root)")
     args = parser.parse_args(argv)
+    if args.folder is not None and not args.clear:
+        parser.error("--folder goes with --clear: python -m mixupexp.cache --clear --folder DIR")
     if args.clear:
-        removed = clear(args.cache_dir)
-        print(f"removed {len(removed)} cache files ({_megabytes(sum(e.size for e in removed))}) from {args.cache_dir}")
+        removed = clear(args.cache_dir, args.folder)
+        of = f" of {args.folder}" if args.folder else ""
+        print(f"removed {len(removed)} cache files{of} ({_megabytes(sum(e.size for e in removed))}) from "
+              f"{args.cache_dir}")
         return
     entries = list_caches(args.cache_dir)
     if not entries:

@@ -55,3 +55,12 @@ def test_cache_command_lists_and_clears(tmp_path, capsys):
     assert list((tmp_path / "cache").iterdir()) == []
     cache.main(["--cache-dir", str(tmp_path / "cache")])
     assert capsys.readouterr().out.strip() == f"no caches in {tmp_path / 'cache'}"
+
+
+def test_cache_clear_can_take_one_folder_and_leave_the_others(tmp_path, capsys):
+    first, second = make_folder(tmp_path / "first"), make_folder(tmp_path / "second")
+    load_data(folder_cfg(first, tmp_path))
+    load_data(folder_cfg(second, tmp_path))
+    cache.main(["--cache-dir", str(tmp_path / "cache"), "--clear", "--folder", str(first)])
+    assert capsys.readouterr().out.startswith(f"removed 1 cache files of {first}")
+    assert [e.folder for e in cache.list_caches(tmp_path / "cache")] == [str(second.resolve())]

@@ -119,6 +119,7 @@ def test_a_bad_checkpoint_is_set_aside_and_the_run_starts_afresh(tmp_path, monke
     pd.testing.assert_frame_equal(_metrics(run_dir), _metrics(tmp_path / "fresh"))
 
 
+@pytest.mark.slow
 def test_cli_run_again_over_a_planted_checkpoint_runs_no_code(tmp_path):
     """The attack: a checkpoint.pt planted in an unfinished run's directory, then the same command again."""
     run_dir, marker = tmp_path / "run", tmp_path / "ran"

@@ -89,3 +89,11 @@ def test_cli_reads_the_hydra_config_and_answers_bad_input_in_one_line(run_dir, t
     bad = run_cli([str(tmp_path / "nowhere")], cwd=tmp_path, module="mixupexp.evaluate", check=False)
     assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
         f"error: {tmp_path / 'nowhere'} does not exist; give the directory of a finished run"]
+
+
+def test_a_sweep_directory_is_answered_with_one_of_its_runs(run_dir, tmp_path):
+    sweep = tmp_path / "sweep"
+    shutil.copytree(run_dir, sweep / "none_seed0_abc")
+    with pytest.raises(EvaluateError, match=f"{sweep} is a sweep directory of 1 runs; evaluate one of them, e.g. "
+                                            f"{sweep / 'none_seed0_abc'}"):
+        evaluate_run(sweep, [])

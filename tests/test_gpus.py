@@ -65,8 +65,7 @@ def test_parallel_launcher_runs_one_job_per_gpu_or_per_core(monkeypatch, count, 
     monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
     assert parallel_jobs() == jobs
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
-    from hydra import compose, initialize_config_module
+    from mixupexp.config.compose import compose_config
 
-    with initialize_config_module(config_module="mixupexp.conf", version_base="1.3"):
-        cfg = compose(config_name="config", overrides=["hydra/launcher=parallel"], return_hydra_config=True)
+    cfg = compose_config(["hydra/launcher=parallel"], return_hydra_config=True)
     assert cfg.hydra.launcher.n_jobs == jobs

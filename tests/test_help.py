@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from mixupexp.config.help import help_text
@@ -47,6 +48,7 @@ def completions(line: str) -> list[str]:
                           check=True, timeout=120).stdout.split()
 
 
+@pytest.mark.slow
 def test_tab_completion_offers_groups_presets_and_keys():
     assert "experiment=seed_study" in completions("mixupexp-train experiment=")
     assert "augment=cutmix" in completions("mixupexp-train augment=")

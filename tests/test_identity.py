@@ -174,3 +174,20 @@ def test_train_refuses_a_directory_another_process_trains(tmp_path):
         with pytest.raises(RunLocked):
             train(compose_config(TINY), tmp_path)
     assert not (tmp_path / "result.json").exists()
+
+
+def test_a_data_folder_is_one_run_however_its_path_is_spelled(tmp_path, monkeypatch):
+    folder = tmp_path / "data" / "cifar10"
+    folder.mkdir(parents=True)
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    spellings = [str(folder), f"{folder}/", "../data/cifar10", "../data/./cifar10", "'~/data/cifar10'"]
+    names = {name_of(["data=image_folder", f"data.root={root}"]) for root in spellings}
+    assert len(names) == 1
+    assert name_of(["data=image_folder", f"data.root={tmp_path}"]) not in names  # another folder is another run
+
+
+def test_where_torchvision_keeps_cifar10_is_not_part_of_the_run():
+    assert name_of(["data=cifar10", "data.root=/somewhere/cifar10"]) == name_of(["data=cifar10"])
+    assert name_of(["data=svhn", "data.root=/elsewhere"]) == name_of(["data=svhn"])

@@ -39,6 +39,7 @@ def result(run_dir: Path) -> dict:
     return json.loads((run_dir / "result.json").read_text())
 
 
+@pytest.mark.slow
 def test_tensorboard_holds_epoch_scalars_and_hparams_with_final_metrics(sweep):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2
@@ -62,6 +63,7 @@ def test_tensorboard_holds_epoch_scalars_and_hparams_with_final_metrics(sweep):
         assert "final/test_acc" in [m.name.tag for m in experiment.metric_infos]
 
 
+@pytest.mark.slow
 def test_mlflow_has_one_run_per_job_under_a_parent_with_the_summary(sweep, monkeypatch):
     import mlflow
 
@@ -87,6 +89,7 @@ def test_mlflow_has_one_run_per_job_under_a_parent_with_the_summary(sweep, monke
     assert {"runs.csv", "summary.csv", "summary.md"} <= artefacts
 
 
+@pytest.mark.slow
 def test_wandb_offline_run_files_hold_config_history_and_summary(sweep):
     _, sweep_dir = sweep
     for seed, run_dir in runs_by_seed(sweep_dir).items():
@@ -98,6 +101,7 @@ def test_wandb_offline_run_files_hold_config_history_and_summary(sweep):
         assert run["summary"]["final_test_acc"] == pytest.approx(result(run_dir)["test_acc"])
 
 
+@pytest.mark.slow
 def test_loggers_change_neither_the_results_nor_the_run_identity(sweep, tmp_path):
     logged_dir = runs_by_seed(sweep[1])[0]
     plain = train(compose_config([*LOGGED, "seed=0"]), tmp_path)
@@ -117,3 +121,15 @@ def test_a_missing_tracker_package_names_the_extra(monkeypatch):
     with pytest.raises(ConfigError, match=r"logger=wandb needs the package wandb: pip install 'mixupexp\[loggers\]'"):
         loggers.check_packages(compose_config(["logger=[tensorboard,wandb]"]))
     loggers.check_packages(compose_config(["logger=tensorboard"]))
+
+
+def test_a_finished_run_says_that_its_loggers_record_nothing_new(tmp_path, caplog):
+    pytest.importorskip("tensorboard")
+    import logging
+
+    train(compose_config([*TINY, "eval.fgsm_eps=[]"]), tmp_path / "run")
+    with caplog.at_level(logging.WARNING, logger="mixupexp"):
+        train(compose_config([*TINY, "eval.fgsm_eps=[]", "logger=[csv,tensorboard]"]), tmp_path / "run")
+    assert any("logger=tensorboard records nothing for this run: it finished before" in r.getMessage()
+               for r in caplog.records)
+    assert not (tmp_path / "run" / "tensorboard").exists()

@@ -5,9 +5,12 @@ import subprocess
 import sys
 import zipfile
 
+import pytest
+
 from .conftest import REPO
 
 
+@pytest.mark.slow
 def test_wheel_carries_every_config_and_composes_without_the_source_tree(tmp_path):
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "dist"),

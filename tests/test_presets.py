@@ -32,11 +32,13 @@ def test_the_plus_of_a_preset_is_optional(argv, expected):
     assert without_preset_plus(argv) == expected
 
 
+@pytest.mark.slow
 def test_the_plus_form_still_selects_the_presets(tmp_path):
     printed = run_cli(["--cfg", "job", "+experiment=paper_cifar10", "+debug=smoke"], cwd=tmp_path).stdout
     assert "name: preact_resnet18" in printed and "epochs: 1" in printed
 
 
+@pytest.mark.slow
 def test_seed_study_runs_as_a_sweep_without_plus(tmp_path):
     # debug=smoke + TINY keep it to seconds; seed=0 narrows the preset's 3 seeds to 1: runs none and mixup.
     run_cli(["experiment=seed_study", "debug=smoke", *TINY, "seed=0", "hydra.sweep.dir=sweep"], cwd=tmp_path)

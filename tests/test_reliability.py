@@ -83,6 +83,7 @@ def test_directory_of_another_config_is_refused_and_left_alone(tmp_path):
     assert (tmp_path / "result.json").read_text() == before
 
 
+@pytest.mark.slow
 def test_cli_refuses_a_run_directory_of_another_config(tmp_path):
     run_dir = tmp_path / "run"
     run_cli([*TINY, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
@@ -105,6 +106,7 @@ def test_diverging_loss_stops_the_run_and_marks_it(tmp_path):
     assert not (tmp_path / "metrics.csv").exists()  # stopped inside the first epoch
 
 
+@pytest.mark.slow
 def test_cli_diverged_run_records_status_and_exits_nonzero(tmp_path):
     run_dir = tmp_path / "run"
     proc = run_cli([*TINY, "optimizer=sgd", "optimizer.lr=1e30", f"hydra.run.dir={run_dir}"], cwd=tmp_path, check=False)
@@ -113,6 +115,7 @@ def test_cli_diverged_run_records_status_and_exits_nonzero(tmp_path):
     assert result["status"] == "diverged" and "training loss became" in result["error"]
 
 
+@pytest.mark.slow
 def test_failed_job_does_not_stop_the_sweep(tmp_path):
     good = make_folder(tmp_path / "good", size=16, per_class=8)
     bad = make_folder(tmp_path / "bad", size=16, per_class=8)
@@ -137,6 +140,7 @@ def test_failed_job_does_not_stop_the_sweep(tmp_path):
     assert statuses == {"ok", "failed"}
 
 
+@pytest.mark.slow
 def test_killed_sweep_resumes_without_recomputing_finished_runs(tmp_path):
     """SIGKILL a real sweep in the middle of a job, run the same command again, compare with an unbroken sweep."""
     args = [*TINY, "trainer.epochs=4", "augment=mixup", "eval.fgsm_eps=[]", "seed=0,1"]

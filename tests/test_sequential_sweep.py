@@ -90,6 +90,7 @@ def test_hydra_finds_the_sequential_sweeper_and_composes_it():
 # ---- rounds through the real command line ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_rounds_add_seeds_only_where_the_comparison_is_open(tmp_path):
     sweep = tmp_path / "sweep"
     args = [*SEQUENTIAL, *QUICK, *DESIGN, f"hydra.sweep.dir={sweep}"]
@@ -158,6 +159,7 @@ def test_rounds_add_seeds_only_where_the_comparison_is_open(tmp_path):
     assert "every comparison is settled: no round left to run" in plan
 
 
+@pytest.mark.slow
 def test_a_sweep_stopped_between_rounds_resumes_with_the_same_decisions(tmp_path):
     sweep = tmp_path / "sweep"
     args = [*SEQUENTIAL, *QUICK, *DESIGN, f"hydra.sweep.dir={sweep}",
@@ -185,6 +187,7 @@ def test_a_sweep_stopped_between_rounds_resumes_with_the_same_decisions(tmp_path
     assert record["next_round"] is None and record["runs"] == 19
 
 
+@pytest.mark.slow
 def test_a_failed_run_drops_out_of_its_pairs_is_reported_and_is_tried_again(tmp_path):
     sweep = tmp_path / "sweep"
     args = [*SEQUENTIAL, *QUICK, *DESIGN, f"hydra.sweep.dir={sweep}", f"+hydra.callbacks.fail._target_={FAIL_TARGET}"]
@@ -218,6 +221,7 @@ def test_a_failed_run_drops_out_of_its_pairs_is_reported_and_is_tried_again(tmp_
     assert by_ratio["1.0"]["n"] == decisions["mixup_1.0"].n
 
 
+@pytest.mark.slow
 def test_a_round_whose_runs_all_fail_starts_no_other(tmp_path):
     sweep = tmp_path / "sweep"
     env = {"PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]), FAIL_ENV: "all"}
@@ -230,6 +234,7 @@ def test_a_round_whose_runs_all_fail_starts_no_other(tmp_path):
         name: [0, 1, 2] for name in ("none", "mixup_0.0", "mixup_1.0")}
 
 
+@pytest.mark.slow
 def test_rounds_go_through_the_parallel_launcher(tmp_path):
     sweep = tmp_path / "sweep"
     proc = run_cli([*SEQUENTIAL, "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", *QUICK, "augment=none,mixup",
@@ -269,6 +274,7 @@ def test_bad_input_gets_one_line_and_nothing_starts(tmp_path, extra, message):
 # ---- the fixed sweep's summary stays as it was -------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_fixed_sweep_keeps_its_summary(tmp_path):
     from mixupexp.analysis.collect import load_runs
     from mixupexp.analysis.sequential_summary import SEQUENTIAL_COLUMNS

@@ -13,6 +13,7 @@ from mixupexp.training.run import train
 from .conftest import TINY, compose_config, run_cli
 
 
+@pytest.mark.slow
 def test_device_and_dataloader_paths_reach_the_same_accuracy(tmp_path):
     """A 3-seed synthetic mixup study through each path: the means agree within noise."""
     small = ["data=synthetic", "data.num_train=1000", "data.num_test=500", "data.image_size=16", "data.signal=15",
@@ -58,6 +59,7 @@ def test_benchmark_rejects_bad_arguments(capsys):
     assert info.value.code == 2 and "--repeats must be > 0" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_sweep_through_submitit_local_launcher(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     sweep = tmp_path / "sweep"
@@ -73,9 +75,8 @@ def test_sweep_through_submitit_local_launcher(tmp_path):
 def test_shipped_launcher_presets_compose(launcher):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
-    from hydra import compose, initialize_config_module
+    from mixupexp.config.compose import compose_config
 
-    with initialize_config_module(config_module="mixupexp.conf", version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
+    cfg = compose_config([f"hydra/launcher={launcher}"], return_hydra_config=True)
     target = cfg.hydra.launcher._target_
     assert target.endswith("JoblibLauncher" if launcher == "parallel" else "SlurmLauncher")

@@ -181,6 +181,7 @@ def coverage(p_true: float, n: int, paired: bool, rng: np.random.Generator) -> f
     return covered / COVERAGE_REPEATS
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("paired", [True, False], ids=["paired", "unpaired"])
 def test_p_better_intervals_cover_at_few_seeds(paired):
     rng = np.random.default_rng(11)
@@ -249,6 +250,7 @@ def test_a_family_of_comparisons_with_one_baseline_still_works():
     assert judged[0].level == SIGNIFICANCE and judged[0].family_size == 1  # the copy has no spread: one tested
 
 
+@pytest.mark.slow
 def test_one_family_per_summary_keeps_the_error_rate_of_a_crossed_sweep():
     # 4 learning rates x (none + 2 mixup) x 3 seeds, no effect anywhere: families per baseline let about 18 % of
     # such sweeps state a false verdict; one family over the summary keeps it near 5 %.

@@ -143,6 +143,7 @@ def test_runs_on_generated_data_or_of_one_epoch_carry_a_caveat(tmp_path, capsys)
     assert "Caveat: every run is on generated data" in (tmp_path / "summary.md").read_text()
 
 
+@pytest.mark.slow
 def test_the_selection_bound_holds_in_simulated_sweeps_through_the_real_selection():
     from mixupexp.analysis.stats_simulation import selection_bias
 

@@ -28,6 +28,7 @@ def runs_frame(arms: dict[float, np.ndarray]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@pytest.mark.slow
 def test_without_any_effect_a_sweep_of_8_rarely_gets_a_verdict():
     # 8 configurations x 3 seeds against one baseline, all runs ~ N(70, 1): no true effect anywhere.
     rng = np.random.default_rng(0)

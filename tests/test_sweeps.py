@@ -39,6 +39,7 @@ def run_dirs(sweep: Path) -> dict[str, Path]:
     return {p.parent.name: p.parent for p in sweep.glob("*/result.json")}
 
 
+@pytest.mark.slow
 def test_jobs_that_repeat_a_run_train_it_once_and_the_baseline_keeps_its_pairs(tmp_path):
     """`augment=none,mixup augment.alpha=0.1,0.4`: none ignores alpha, so its 2 jobs per seed are one run."""
     sweep = tmp_path / "sweep"
@@ -53,6 +54,7 @@ def test_jobs_that_repeat_a_run_train_it_once_and_the_baseline_keeps_its_pairs(t
     assert summary.loc[summary["augment"] == "mixup", "delta_acc_test"].isin(PAIRED_BY_SEED).sum() == 2
 
 
+@pytest.mark.slow
 def test_sweep_extended_by_a_seed_trains_only_the_new_runs(tmp_path):
     sweep = tmp_path / "sweep"
     args = ["--multirun", *QUICK, "augment=none,mixup", f"hydra.sweep.dir={sweep}"]
@@ -71,6 +73,7 @@ def test_sweep_extended_by_a_seed_trains_only_the_new_runs(tmp_path):
     assert summary["n"].tolist() == [3, 3] and summary["delta_acc_test"].iloc[1] in PAIRED_BY_SEED
 
 
+@pytest.mark.slow
 def test_plan_lists_every_job_without_training(tmp_path):
     sweep = tmp_path / "sweep"
     args = ["--multirun", *QUICK, "augment=none,mixup", "augment.alpha=0.1,0.4", f"hydra.sweep.dir={sweep}"]
@@ -102,6 +105,7 @@ def test_plan_of_an_unfinished_run_says_it_resumes(tmp_path):
     assert proc.stdout.strip().splitlines()[-1].startswith("1 job, 1 distinct run: 1 resumable; 2 epochs to train")
 
 
+@pytest.mark.slow
 def test_a_run_held_by_another_process_makes_the_sweep_exit_nonzero_naming_it(tmp_path):
     sweep = tmp_path / "sweep"
     args = ["--multirun", *QUICK, "augment=none,mixup", f"hydra.sweep.dir={sweep}"]
@@ -124,6 +128,7 @@ def test_a_run_held_by_another_process_makes_the_sweep_exit_nonzero_naming_it(tm
     assert not (held / "result.json").exists()  # the other process's directory was not touched
 
 
+@pytest.mark.slow
 def test_two_concurrent_sweeps_into_one_directory_train_each_run_once(tmp_path):
     sweep = tmp_path / "sweep"
     command = [sys.executable, "-m", "mixupexp.train", "--multirun", *QUICK, "trainer.epochs=2",
@@ -140,6 +145,7 @@ def test_two_concurrent_sweeps_into_one_directory_train_each_run_once(tmp_path):
     assert all(json.loads((d / "result.json").read_text())["status"] == "ok" for d in dirs.values())
 
 
+@pytest.mark.slow
 def test_missing_data_stops_the_sweep_before_any_job(tmp_path):
     for data in (["data=image_folder", f"data.root={tmp_path / 'missing'}"],
                  ["data=cifar10", f"data.root={tmp_path / 'no_cifar'}", "data.download=false"]):
@@ -151,6 +157,7 @@ def test_missing_data_stops_the_sweep_before_any_job(tmp_path):
         assert not sweep.exists() and not (tmp_path / "outputs").exists()
 
 
+@pytest.mark.slow
 def test_ctrl_c_marks_the_run_interrupted_and_prints_the_command_that_resumes_it(tmp_path):
     args = [*QUICK, "trainer.epochs=30"]
     proc = subprocess.Popen([sys.executable, "-m", "mixupexp.train", *args], cwd=tmp_path, preexec_fn=default_sigint,
@@ -171,6 +178,7 @@ def test_ctrl_c_marks_the_run_interrupted_and_prints_the_command_that_resumes_it
     assert json.loads((run_dir / "result.json").read_text())["status"] == "ok"
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_a_sweep_names_its_directory_in_the_resume_command(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "mixupexp.train", "--multirun", *QUICK, "trainer.epochs=30",
                              "seed=0,1"], cwd=tmp_path, preexec_fn=default_sigint, stdout=subprocess.DEVNULL,
@@ -186,6 +194,7 @@ def test_ctrl_c_in_a_sweep_names_its_directory_in_the_resume_command(tmp_path):
     assert err.strip().splitlines()[-1].endswith(f"seed=0,1 hydra.sweep.dir=outputs/multirun/{sweep.name}")
 
 
+@pytest.mark.slow
 def test_parallel_jobs_share_the_cores_instead_of_oversubscribing_them(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     from mixupexp.training.device import available_cores

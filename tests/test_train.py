@@ -53,6 +53,7 @@ def test_cli_single_run(tmp_path):
     assert (run_dir / "metrics.csv").exists() and json.loads((run_dir / "result.json").read_text())["status"] == "ok"
 
 
+@pytest.mark.slow
 def test_cli_multirun_writes_summary_and_summarize_reproduces_it(tmp_path):
     sweep = tmp_path / "sweep"
     run_cli(
@@ -81,6 +82,7 @@ def test_cli_bad_value_is_one_line_and_nonzero(tmp_path):
     assert not (tmp_path / "r" / "metrics.csv").exists()
 
 
+@pytest.mark.slow
 def test_summarize_without_runs_fails_clearly(tmp_path):
     proc = run_cli([str(tmp_path)], cwd=tmp_path, module="mixupexp.summarize", check=False)
     assert proc.returncode == 2 and proc.stderr.startswith("error: no runs")
@@ -120,6 +122,7 @@ def test_lr_schedule_per_epoch(schedule, expected):
     assert lrs == pytest.approx(expected, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_cli_sweep_over_all_methods_has_one_summary_row_per_method(tmp_path):
     sweep = tmp_path / "sweep"
     run_cli(["--multirun", *TINY, f"augment={','.join(METHODS)}", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
@@ -177,6 +180,7 @@ def test_sweep_end_writes_comparison_report_and_plots(tmp_path, capsys):
     assert "augment=mixup" in printed and ("p (Holm)" in printed or "not testable" in printed)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(available_cores() < 2, reason="needs 2 cores to start runs with different thread counts")
 def test_cpu_runs_are_identical_whatever_threads_the_launcher_gave_them(tmp_path):
     # joblib's workers start with OMP_NUM_THREADS lowered; a run pins its own count (trainer.threads, null =
@@ -219,3 +223,13 @@ def test_cli_train_subset_larger_than_the_data_gets_one_line(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         "error: data.train_subset=300 is larger than the training set of synthetic (256 images); use at most 256, "
         "or null for all"]
+    assert not (tmp_path / "run").exists()  # refused before Hydra made the run's directory
+
+
+def test_a_sweep_whose_subset_is_too_large_is_refused_before_any_directory(tmp_path):
+    proc = run_cli(["--multirun", *TINY, "augment=none,mixup", "data.val_size=100", "data.train_subset=200",
+                    f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and not (tmp_path / "sweep").exists()
+    assert proc.stderr.strip().splitlines() == [
+        "error: data.train_subset=200 is larger than the training set of synthetic after the 100 validation images "
+        "(156 images); use at most 156, or null for all"]

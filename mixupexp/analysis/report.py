@@ -220,7 +220,8 @@ def _family_sentences(summary: pd.DataFrame, families: str) -> list[str]:
     if families == "summary":
         if len(compared) == 1:
             return ["The one comparison of this summary is a family of one: its p-value needs no correction."]
-        return [f"All {len(compared)} comparisons of this summary form one family: Holm's correction over the "
+        every = "Both" if len(compared) == 2 else f"All {len(compared)}"
+        return [f"{every} comparisons of this summary form one family: Holm's correction over the "
                 f"{tested} tested keeps the chance of any false better/worse verdict anywhere in this summary at "
                 f"{level}; verdicts use p (Holm), and the simultaneous intervals of Δ (each at 1 - {level} / "
                 f"{tested}) hold all at once with at least {100 - 100 * SIGNIFICANCE:g} % confidence."]

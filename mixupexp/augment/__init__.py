@@ -1,0 +1,1 @@
+"""Stage 2, the augmentation: the study's per-sample mixup in the loader, the batch-level methods, manifold mixup's plan."""

@@ -53,6 +53,12 @@ def ignored_by_option() -> dict[tuple[str, str], tuple[str, ...]]:
     return {**{key: keys for key, keys in rules.items() if keys}, **IGNORED_BY_KEY_VALUE}
 
 
+def locating_keys(flat: dict[str, Any]) -> set[str]:
+    """The dotted keys of a flattened config that its chosen options read only to find their data."""
+    return {key for group in GROUPS for name, opt in registered(group).items()
+            if flat.get(f"{group}.name") == name for key in opt.locates}
+
+
 def ignored_keys(flat: dict[str, Any]) -> set[str]:
     """The dotted keys of a flattened config that its chosen options ignore."""
     return {key for (option_key, value), keys in ignored_by_option().items() if flat.get(option_key) == value

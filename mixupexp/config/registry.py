@@ -28,12 +28,16 @@ class Option:
     # Where in the flow the option acts (augment: `loader`, `batch`, `hidden` or `none`); shown by --help.
     stage: str
     summary: str
+    # Keys the option reads only to find its data, not to decide what is trained (where torchvision keeps
+    # CIFAR-10): run identity leaves them out, so that the same data found elsewhere is the same run.
+    locates: tuple[str, ...] = ()
 
 
 _OPTIONS: dict[str, dict[str, Option]] = {group: {} for group in GROUPS}
 
 
-def register(group: str, name: str, *, ignores: tuple[str, ...] = (), stage: str = "", summary: str = ""):
+def register(group: str, name: str, *, ignores: tuple[str, ...] = (), stage: str = "", summary: str = "",
+             locates: tuple[str, ...] = ()):
     """Decorator: register `build` as the builder of option `name` of config group `group`."""
     if group not in _OPTIONS:
         raise ValueError(f"unknown config group {group!r}; groups: {', '.join(GROUPS)}")
@@ -43,7 +47,8 @@ def register(group: str, name: str, *, ignores: tuple[str, ...] = (), stage: str
         if known is not None and known.build is not build:
             raise ValueError(f"{group}={name} is registered twice ({known.build.__qualname__}, {build.__qualname__})")
         doc = (build.__doc__ or "").strip().splitlines()
-        _OPTIONS[group][name] = Option(group, name, build, tuple(ignores), stage, summary or (doc[0] if doc else ""))
+        _OPTIONS[group][name] = Option(group, name, build, tuple(ignores), stage, summary or (doc[0] if doc else ""),
+                                       tuple(locates))
         return build
 
     return decorate

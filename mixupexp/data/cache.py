@@ -76,9 +76,13 @@ def list_caches(cache_dir: str | Path = DEFAULT_DIR) -> list[CacheEntry]:
     return entries
 
 
-def clear(cache_dir: str | Path = DEFAULT_DIR) -> list[CacheEntry]:
-    """Remove every cache file (and note) in cache_dir; return what was removed."""
+def clear(cache_dir: str | Path = DEFAULT_DIR, folder: str | Path | None = None) -> list[CacheEntry]:
+    """Remove every cache file (and note) in cache_dir, or only those of image folder `folder`; return what was
+    removed."""
     entries = list_caches(cache_dir)
+    if folder is not None:
+        wanted = os.path.realpath(os.path.expanduser(str(folder)))
+        entries = [e for e in entries if e.folder and os.path.realpath(e.folder) == wanted]
     for entry in entries:
         entry.path.unlink(missing_ok=True)
         _note(entry.path).unlink(missing_ok=True)

@@ -30,9 +30,6 @@ def hold_out_validation(data: ImageData, val_size: int) -> ImageData:
     """Move a fixed random subset of `val_size` training images into the validation split (the training set
     keeps the rest); the subset depends on the training set only, never on a run's seed."""
     count = len(data.train_labels)
-    if val_size >= count:
-        raise DataError(f"data.val_size={val_size} leaves no training images (the training set has {count}); "
-                        "choose a smaller data.val_size")
     order = torch.randperm(count, generator=torch.Generator().manual_seed(VALIDATION_SPLIT_SEED))
     held_out, kept = order[:val_size].sort().values, order[val_size:].sort().values
     data.val_images, data.val_labels = data.train_images[held_out], data.train_labels[held_out]
@@ -44,14 +41,9 @@ def load_data(cfg) -> ImageData:
     """Load the data set named by `cfg` (the `data` config group), hold out `val_size` images for validation
     and apply `train_subset` to the training images that remain."""
     data = registered("data")[cfg.name].build(cfg)
+    check_split_sizes(cfg, len(data.train_labels))
     if getattr(cfg, "val_size", None):
         data = hold_out_validation(data, cfg.val_size)
-    if cfg.train_subset is not None and cfg.train_subset > len(data.train_labels):
-        held_out = f" after the {cfg.val_size} validation images" if getattr(cfg, "val_size", None) else ""
-        raise DataError(
-            f"data.train_subset={cfg.train_subset} is larger than the training set of {cfg.name}{held_out} "
-            f"({len(data.train_labels)} images); use at most {len(data.train_labels)}, or null for all"
-        )
     if cfg.train_subset is not None and cfg.train_subset < len(data.train_labels):
         # A fixed random subset, the same for every run and seed, so that runs stay comparable.
         keep = torch.randperm(len(data.train_labels), generator=torch.Generator().manual_seed(TRAIN_SUBSET_SEED))
@@ -61,13 +53,31 @@ def load_data(cfg) -> ImageData:
     return data
 
 
+def check_split_sizes(cfg, train_images: int) -> None:
+    """Raise DataError if `data.val_size` or `data.train_subset` ask for more of the `train_images` training
+    images than there are."""
+    val_size = getattr(cfg, "val_size", None) or 0
+    if val_size >= train_images:
+        raise DataError(f"data.val_size={val_size} leaves no training images (the training set has "
+                        f"{train_images}); choose a smaller data.val_size")
+    left = train_images - val_size
+    if cfg.train_subset is not None and cfg.train_subset > left:
+        held_out = f" after the {val_size} validation images" if val_size else ""
+        raise DataError(f"data.train_subset={cfg.train_subset} is larger than the training set of {cfg.name}"
+                        f"{held_out} ({left} images); use at most {left}, or null for all")
+
+
 def check_available(cfg) -> None:
-    """Raise DataError if the data set named by `cfg` cannot be had, without decoding it: an image folder is
-    listed, CIFAR-10 and SVHN are found (or downloaded) and read, synthetic data always can be made."""
+    """Raise DataError if the data set named by `cfg` cannot be had, or if its splits ask for more training
+    images than it has, without decoding it: an image folder is listed, CIFAR-10 and SVHN are found (or
+    downloaded) and read, synthetic data are counted from their config."""
     if cfg.name == "image_folder":
-        list_image_folder(cfg)
-    elif cfg.name in ("cifar10", "svhn"):
-        registered("data")[cfg.name].build(cfg)
+        train_images = len(list_image_folder(cfg)[2])
+    elif cfg.name == "synthetic":
+        train_images = cfg.num_train
+    else:
+        train_images = len(registered("data")[cfg.name].build(cfg).train_labels)
+    check_split_sizes(cfg, train_images)
 
 
 def check_batch_size(batch_size: int, data: ImageData) -> None:

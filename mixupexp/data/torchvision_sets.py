@@ -18,7 +18,7 @@ def _offline_hint(name: str, root: str) -> str:
     )
 
 
-@register("data", "cifar10", ignores=("data.image_size", *SYNTHETIC_ONLY))
+@register("data", "cifar10", ignores=("data.image_size", *SYNTHETIC_ONLY), locates=("data.root",))
 def _load_cifar10(cfg) -> ImageData:
     """CIFAR-10 through torchvision (downloaded into data.root unless it is there)."""
     from torchvision.datasets import CIFAR10
@@ -37,7 +37,7 @@ def _load_cifar10(cfg) -> ImageData:
     return ImageData(*to_tensors(train), *to_tensors(test), classes=list(train.classes))
 
 
-@register("data", "svhn", ignores=("data.image_size", *SYNTHETIC_ONLY))
+@register("data", "svhn", ignores=("data.image_size", *SYNTHETIC_ONLY), locates=("data.root",))
 def _load_svhn(cfg) -> ImageData:
     """SVHN (train and test splits) through torchvision."""
     from torchvision.datasets import SVHN

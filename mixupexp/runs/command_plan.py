@@ -219,7 +219,8 @@ def plan_command(argv: list[str], check_data: bool = True) -> Optional[CommandPl
         if check_data:
             check_data_once(plan.distinct)
         if multirun and is_sequential(first.hydra):  # the jobs are its configurations: plan their rounds
-            plan_rounds(plan, args.overrides, first.hydra)
+            plan.sequential = plan_rounds(plan.base_dir, [(job.overrides, job.cfg) for job in plan.jobs], first.hydra)
+            plan.jobs = [Job(*job) for job in plan.sequential.jobs]
         return plan
 
 

@@ -2,7 +2,7 @@
 
 A run is its resolved config reduced to what changes training: settings that only change logging, progress
 display, resuming, checkpoint keeping or what is measured after training are dropped, and so are the keys that
-the chosen options ignore (`config/options.py`: α and ratio for `augment=none`, the block list outside
+the chosen options ignore or read only to find their data (`config/options.py`: α and ratio for `augment=none`, the block list outside
 manifold mixup, ...), and keys left at null. Two jobs with the same identity and seed train the same run, so:
 
 - a sweep keeps each run in a directory named by its identity and seed (`run_name`), not by its position in the
@@ -18,13 +18,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import typing
 from functools import cache
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from mixupexp.config.options import ignored_keys
+from mixupexp.config.options import ignored_keys, locating_keys
 from mixupexp.config.schema import Config
 
 # Settings that do not change what a run computes: how it is shown, logged, resumed, kept or evaluated afterwards,
@@ -36,6 +37,7 @@ NOT_TRAINING_KEYS = (
 )
 NOT_TRAINING_PREFIXES = ("eval.", "logger.", "logger", "hydra.")
 SEED = "seed"
+DATA_ROOT = "data.root"
 HASH_LENGTH = 10
 
 
@@ -103,11 +105,19 @@ def identity(cfg: Any) -> dict[str, Any]:
     keys its options ignore and the keys left at null (so that a key added later at null changes no identity);
     numbers spelled one way (1 and 1.0 are one value; see _number)."""
     flat = flatten(plain_config(cfg))
-    ignored = ignored_keys(flat)
+    left_out = ignored_keys(flat) | locating_keys(flat)
     types = schema_types()
     # In the config's order (model, data, augment, ...): summaries show their columns that way.
-    return {k: _number(v, types.get(k)) for k, v in flat.items()
-            if _is_training_key(k) and k not in ignored and v is not None}
+    return {k: _spelled_once(k, _number(v, types.get(k))) for k, v in flat.items()
+            if _is_training_key(k) and k not in left_out and v is not None}
+
+
+def _spelled_once(key: str, value: Any) -> Any:
+    """A folder written several ways (`/data/c10`, `/data/c10/`, `../data/c10`, `~/c10`) is one folder: its
+    resolved absolute path, as seen from the directory the command runs in."""
+    if key == DATA_ROOT and isinstance(value, str):
+        return os.path.realpath(os.path.expanduser(value))
+    return value
 
 
 def identity_hash(ident: dict[str, Any]) -> str:

@@ -50,8 +50,12 @@ def saved_config(run_dir: Path) -> dict:
             return json.loads(result.read_text())["config"]
         except (ValueError, KeyError) as e:
             raise EvaluateError(f"{result} holds no config ({type(e).__name__}: {e})") from e
-    raise EvaluateError(f"{run_dir} is not a run directory (no .hydra/config.yaml or result.json); "
-                        "give the directory of a finished run, e.g. outputs/runs/<time>")
+    runs = sorted(path.parent for path in run_dir.glob(f"*/{RESULT}"))
+    if runs:  # a sweep's directory: its runs are one level down
+        raise EvaluateError(f"{run_dir} is a sweep directory of {len(runs)} runs; evaluate one of them, e.g. "
+                            f"{runs[0]}")
+    raise EvaluateError(f"{run_dir} is not a run directory (no .hydra/config.yaml or result.json); give the "
+                        "directory of a finished run, e.g. outputs/runs/<run name> or <sweep dir>/<run name>")
 
 
 def _group_option(group: str, option: str) -> dict:

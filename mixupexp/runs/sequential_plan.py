@@ -9,6 +9,8 @@ there -- the first round for a new sweep. Failed runs are planned again, as a co
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
 
 from omegaconf import DictConfig
 
@@ -22,6 +24,7 @@ __all__ = ["SequentialPlan", "check_sequential", "is_sequential", "plan_rounds"]
 class SequentialPlan:
     design: Design
     runs: Runs
+    jobs: list[tuple[list[str], DictConfig, str, Path]]  # (overrides, config, run name, run directory) each
 
     def lines(self) -> list[str]:
         return self.design.plan_lines(self.runs)
@@ -33,18 +36,16 @@ def check_sequential(overrides: list[str], hydra_cfg: DictConfig) -> None:
     check_command(overrides, hydra_cfg, dict(params))
 
 
-def plan_rounds(plan, overrides: list[str], hydra_cfg: DictConfig) -> None:
-    """Replace `plan`'s jobs (the sweep's configurations, composed and checked) by the runs of its rounds so
-    far and of the next round; ConfigError when the sweep has no baseline to compare with."""
-    from mixupexp.runs.command_plan import Job  # command_plan imports this module
-
-    if plan.base_dir is None:
+def plan_rounds(sweep_dir: Optional[Path], configurations: list[tuple[list[str], DictConfig]],
+                hydra_cfg: DictConfig) -> SequentialPlan:
+    """The runs of the rounds so far and of the next round, for the sweep's configurations (overrides without
+    the seed, composed and checked); ConfigError when the sweep has no baseline to compare with."""
+    if sweep_dir is None:
         raise ConfigError(f"{SWEEPER_CHOICE} needs the sweep's directory before it starts, and hydra.sweep.dir "
                           "names values only a running job has; give it a fixed one, hydra.sweep.dir=DIR")
-    design = Design.build(Settings.of(hydra_cfg.sweeper), plan.base_dir,
-                          [(job.overrides, job.cfg) for job in plan.jobs])
+    design = Design.build(Settings.of(hydra_cfg.sweeper), sweep_dir, configurations)
     runs = design.read_runs(count_failed=set())
     planned = design.next_round(runs, design.decisions(runs))
-    plan.jobs = [Job(arm.job_overrides(seed), arm.job_config(design.configs[arm.key], seed), arm.run_name(seed),
-                     design.run_dir(arm, seed)) for arm, seed in design.jobs(runs, planned)]
-    plan.sequential = SequentialPlan(design, runs)
+    jobs = [(arm.job_overrides(seed), arm.job_config(design.configs[arm.key], seed), arm.run_name(seed),
+             design.run_dir(arm, seed)) for arm, seed in design.jobs(runs, planned)]
+    return SequentialPlan(design, runs, jobs)

@@ -1,0 +1,1 @@
+"""Loggers (TensorBoard, MLflow, W&B): they record runs and never change what a run computes."""

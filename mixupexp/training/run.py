@@ -43,6 +43,7 @@ from mixupexp.runs.files import atomic_torch_save, write_csv, write_json
 from mixupexp.runs.identity import identity, identity_hash, run_name
 from mixupexp.runs.lock import run_lock
 from mixupexp.runs.status import RunStatus
+from mixupexp.tracking.loggers import chosen as chosen_loggers
 from mixupexp.tracking.loggers import open_loggers
 from mixupexp.training.device import pin_threads, training_device, versions
 from mixupexp.training.engine import (
@@ -276,6 +277,11 @@ def _train(cfg, out_dir: Path, device: torch.device) -> dict:
         measured = prior.result.get("config", {}).get("eval")
         if measured != config["eval"]:  # evaluation settings are not part of the run: say what it measured
             log.warning("%s was evaluated with eval=%s, not eval=%s as asked", out_dir, measured, config["eval"])
+        recording = [name for name in chosen_loggers(cfg) if name != "csv"]
+        if recording:  # nothing is trained, so nothing new reaches them
+            log.warning("logger=%s records nothing for this run: it finished before and is not trained again "
+                        "(trainer.resume=false retrains it; `tensorboard --logdir` etc. need a run that trains)",
+                        ",".join(recording))
         return prior.result
     started = time.perf_counter()
     threads = pin_threads(cfg.trainer.threads)
