@@ -1,1 +1,2 @@
-"""`hydra/sweeper=sequential`: mixupexp's sequential sweeper, found by Hydra's plugin discovery (runs/sequential_sweep.py)."""
+"""`hydra/sweeper=sequential`: mixupexp's sequential sweeper, found by Hydra's plugin scan (the rounds:
+mixupexp/runs/sequential_sweep.py)."""

@@ -130,7 +130,8 @@ def forest_plot(summary: pd.DataFrame, params: list[str]) -> Figure | None:
     colors = configuration_colors(summary, params)
     # A sequential sweep's seeds depended on the data: its intervals are the anytime-valid ones.
     sequential = "delta_acc_av_low" in summary
-    low, high = ("delta_acc_av_low", "delta_acc_av_high") if sequential else ("delta_acc_ci95_low", "delta_acc_ci95_high")
+    low, high = (("delta_acc_av_low", "delta_acc_av_high") if sequential
+                 else ("delta_acc_ci95_low", "delta_acc_ci95_high"))
     finite = rows[[low, high, "delta_acc_vs_baseline"]].astype(float).replace([np.inf, -np.inf], np.nan)
     span = float(np.nanmax(np.abs(np.append(finite.to_numpy().ravel(), 1.0))))
     figure = Figure(figsize=(7, 1.2 + 0.45 * len(rows)))

@@ -108,7 +108,8 @@ def sequential_summary(summary: pd.DataFrame, runs: pd.DataFrame, settings: Sett
             columns["log_e_value"][index] = round(decision.log_e, 4)
     if "verdict" in summary:
         summary = summary.drop(columns="verdict")
-    at = summary.columns.get_loc("delta_acc_vs_baseline") + 1 if "delta_acc_vs_baseline" in summary else len(summary.columns)
+    at = (summary.columns.get_loc("delta_acc_vs_baseline") + 1 if "delta_acc_vs_baseline" in summary
+          else len(summary.columns))
     for offset, name in enumerate(SEQUENTIAL_COLUMNS):
         summary.insert(at + offset, name, columns[name])
     for name in ("delta_acc_av_low", "delta_acc_av_high"):
@@ -224,16 +225,17 @@ def markdown(summary: pd.DataFrame, fixed_text: str = "", duplicates: str = "") 
     columns["runs saved"] = lambda row: str(int(row["runs_saved"]))
 
     used, fixed = totals(summary, settings)
+    percent = 100 * settings.alpha
     intro = (
-        f"A sequential sweep (hydra/sweeper=sequential): {settings.text()}. {used} runs in "
-        f"{len(summary)} configurations, against {fixed} for the fixed design that runs every configuration and "
-        f"the baseline at max_seeds = {settings.max_seeds} seeds: {fixed - used} saved ({100 * (fixed - used) / fixed:.0f} %). "
-        "seeds: runs made (finished or failed); n: finished runs (and runs left unfinished, not counted). Accuracy: mean over seeds with its 95 % t "
-        "interval, in %. Δ: accuracy minus the baseline's (augment=none with the same other settings), in points, "
-        f"paired by seed. Anytime-valid interval: the confidence sequence of Δ at {100 * settings.alpha:g} % / K for a family "
-        f"of K configurations ({seq.DEFAULT_E_VALUE.text}), valid however many rounds were looked at: with "
-        f"probability at least {100 * (1 - settings.alpha):g} % every interval of the family holds the true Δ at every "
-        "round. Runs saved: max_seeds minus the seeds used."
+        f"A sequential sweep (hydra/sweeper=sequential): {settings.text()}. {used} runs in {len(summary)} "
+        f"configurations, against {fixed} for the fixed design that runs every configuration and the baseline at "
+        f"max_seeds = {settings.max_seeds} seeds: {fixed - used} saved ({100 * (fixed - used) / fixed:.0f} %). "
+        "seeds: runs made (finished or failed); n: finished runs (and runs left unfinished, not counted). Accuracy: "
+        "mean over seeds with its 95 % t interval, in %. Δ: accuracy minus the baseline's (augment=none with the "
+        "same other settings), in points, paired by seed. Anytime-valid interval: the confidence sequence of Δ at "
+        f"{percent:g} % / K for a family of K configurations ({seq.DEFAULT_E_VALUE.text}), valid however many "
+        f"rounds were looked at: with probability at least {100 - percent:g} % every interval of the family holds "
+        "the true Δ at every round. Runs saved: max_seeds minus the seeds used."
     )
     lines = ["# Summary", "", intro]
     if fixed_text:
@@ -243,11 +245,11 @@ def markdown(summary: pd.DataFrame, fixed_text: str = "", duplicates: str = "") 
     lines += ["", "| " + " | ".join(columns) + " |", "|" + "|".join(" --- " for _ in columns) + "|"]
     lines += ["| " + " | ".join(cell(row) for cell in columns.values()) + " |" for _, row in summary.iterrows()]
     lines += ["", "## Verdicts", "",
-              f"Each comparison stopped as soon as its anytime-valid interval excluded 0 (better or worse) or lay inside "
-              f"±{settings.smallest_effect:g} points (within: no difference larger than that), or at max_seeds (not "
-              f"settled). Every comparison of the sweep is one family of K: the chance of any wrong verdict among "
-              f"them is at most {100 * settings.alpha:g} % (Bonferroni, each comparison at {100 * settings.alpha:g} % / K, "
-              "each valid under optional stopping).", ""]
+              f"Each comparison stopped as soon as its anytime-valid interval excluded 0 (better or worse) or lay "
+              f"inside ±{settings.smallest_effect:g} points (within: no difference larger than that), or at max_seeds "
+              f"(not settled). Every comparison of the sweep is one family of K: the chance of any wrong verdict "
+              f"among them is at most {percent:g} % (Bonferroni, each comparison at {percent:g} % / K, each valid "
+              "under optional stopping).", ""]
     lines += [f"- {line}" for line in verdict_lines(summary)[:-1]]
     lines += ["", "## Left out", "",
               "Fixed-n p-values, their Holm adjustment, the t intervals of Δ and the seeds needed are not shown: they "

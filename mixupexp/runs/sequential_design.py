@@ -4,8 +4,9 @@ its runs on disk say.
 An *arm* is one configuration of the command line's sweep, the seed apart: the cartesian product of the sweep
 overrides, jobs that train the same run (same identity, e.g. `augment=none` at every α) counted once. Each arm
 that is not a baseline is compared with its baseline, the `augment=none` arm with the same other settings, as
-the summary matches them; a baseline and the arms compared with it form a *family*, judged at alpha / K
-(analysis/sequential.py). The seed of a run is the sweeper's to choose: round 0 runs seeds 0..min_seeds-1 of
+the summary matches them; a baseline and the arms compared with it form a *family*. As in the summary, every
+comparison of the sweep shares one error budget: each is judged at alpha / K, K the comparisons of the whole
+sweep (analysis/sequential.py). The seed of a run is the sweeper's to choose: round 0 runs seeds 0..min_seeds-1 of
 every arm, each later round the next seeds of the arms still open and of their baseline.
 
 Everything here is a function of the composed configurations and of the result.json files in the sweep's
@@ -20,7 +21,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -110,8 +111,8 @@ def check_command(overrides: list[str], hydra_cfg: DictConfig, preset_params: di
     given = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") == SEED]
     if given or SEED in preset_params:
         what = given[0] if given else f"{SEED}={preset_params[SEED]} (from the preset's sweep)"
-        fix = ("remove it" if given
-               else "use a preset without a seed sweep, e.g. experiment=seed_study_sequential for experiment=seed_study")
+        fix = ("remove it" if given else
+               "use a preset without a seed sweep, e.g. experiment=seed_study_sequential for experiment=seed_study")
         raise ConfigError(f"{what} cannot be given with {SWEEPER_CHOICE}: the sweeper chooses the seeds itself "
                           f"({seq.KEY_MIN_SEEDS}, {seq.KEY_MAX_SEEDS}, {seq.KEY_SEEDS_PER_ROUND}); {fix}")
     subdir = OmegaConf.to_container(hydra_cfg.sweep, resolve=False).get("subdir")
