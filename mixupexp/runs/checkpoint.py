@@ -9,7 +9,6 @@ set aside (renamed) and the run starts afresh.
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import random
@@ -25,10 +24,10 @@ import torch
 from mixupexp.config.schema import ConfigError
 from mixupexp.runs.files import atomic_torch_save
 from mixupexp.runs.identity import SEED, identity
+from mixupexp.runs.result import RESULT, read_result
 from mixupexp.runs.status import RunStatus
 
 CHECKPOINT = "checkpoint.pt"
-RESULT = "result.json"
 MODEL = "model.pt"  # the final weights, a plain state dict (torch.load(..., weights_only=True))
 CHECKPOINT_KEYS = ("epoch", "model", "optimizer", "schedule", "rows", "train_seconds", "rng")
 
@@ -55,22 +54,29 @@ def config_differences(ours: dict, theirs: dict) -> list[str]:
     return [f"{k}: {a.get(k)!r} here vs {b.get(k)!r} there" for k in keys if a.get(k) != b.get(k)]
 
 
+def another_config(out_dir: Path, config: dict, result: dict) -> Optional[ConfigError]:
+    """The error for a directory whose result.json holds another config's run, or None if it holds this one's."""
+    differences = config_differences(config, result["config"])
+    if not differences:
+        return None
+    shown = "; ".join(differences[:3]) + (f"; and {len(differences) - 3} more" if len(differences) > 3 else "")
+    return ConfigError(
+        f"{out_dir} holds a run of another config ({shown}); choose another output directory "
+        "or start afresh there with trainer.resume=false"
+    )
+
+
 def find_prior_run(out_dir: Path, config: dict) -> PriorRun:
-    """What `out_dir` holds of an earlier attempt at this run; ConfigError if it is another config's run."""
-    result_path, checkpoint = out_dir / RESULT, out_dir / CHECKPOINT
-    if not result_path.exists():
+    """What `out_dir` holds of an earlier attempt at this run; ConfigError if it is another config's run, and
+    UnreadableResult (a ConfigError) if its result.json cannot be a run's record: writes are atomic, so such a
+    file was damaged or edited by hand, and starting over it would destroy whatever it was."""
+    checkpoint = out_dir / CHECKPOINT
+    result = read_result(out_dir / RESULT)
+    if result is None:
         return PriorRun(None, None)
-    try:
-        result = json.loads(result_path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return PriorRun(None, None)  # unreadable (writes are atomic, so only edited by hand): start afresh
-    differences = config_differences(config, result.get("config", {}))
-    if differences:
-        shown = "; ".join(differences[:3]) + (f"; and {len(differences) - 3} more" if len(differences) > 3 else "")
-        raise ConfigError(
-            f"{out_dir} holds a run of another config ({shown}); choose another output directory "
-            "or start afresh there with trainer.resume=false"
-        )
+    error = another_config(out_dir, config, result)
+    if error is not None:
+        raise error
     return PriorRun(result, checkpoint if checkpoint.exists() else None)
 
 

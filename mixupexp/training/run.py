@@ -6,7 +6,6 @@ checkpoint, train epoch by epoch (a checkpoint and metrics.csv after each), fini
 
 from __future__ import annotations
 
-import json
 import logging
 import platform
 import random
@@ -34,6 +33,7 @@ from mixupexp.runs.checkpoint import (
     RESULT,
     CheckpointError,
     PriorRun,
+    another_config,
     find_prior_run,
     load_checkpoint,
     save_checkpoint,
@@ -42,6 +42,7 @@ from mixupexp.runs.checkpoint import (
 from mixupexp.runs.files import atomic_torch_save, write_csv, write_json
 from mixupexp.runs.identity import identity, identity_hash, run_name
 from mixupexp.runs.lock import run_lock
+from mixupexp.runs.result import UnreadableResult, read_result
 from mixupexp.runs.status import RunStatus
 from mixupexp.tracking.loggers import open_loggers
 from mixupexp.training.device import pin_threads, training_device, versions
@@ -122,10 +123,10 @@ def mark_interrupted(out_dir: Path) -> None:
     """A run stopped by the user: result.json says `interrupted` (it resumes from its last checkpoint)."""
     path = out_dir / RESULT
     try:
-        result = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return  # stopped before the run started writing
-    if result.get("status") == RunStatus.RUNNING:
+        result = read_result(path)
+    except UnreadableResult:
+        return  # stopped before the run started writing: the file is not this run's
+    if result is not None and result.get("status") == RunStatus.RUNNING:
         result.update(status=RunStatus.INTERRUPTED, finished_at=_now())
         write_json(path, result)
 
@@ -320,14 +321,17 @@ def record_failure(out_dir: Path, cfg, error: BaseException) -> RunStatus:
     """Mark the run in out_dir as failed in its result.json (keeping what it had); return the status."""
     status = failure_status(error)
     path = out_dir / RESULT
+    config = OmegaConf.to_container(cfg, resolve=True)
     try:
-        result = json.loads(path.read_text()) if path.exists() else {}
-    except (OSError, json.JSONDecodeError):
-        result = {}
-    result.setdefault("config", OmegaConf.to_container(cfg, resolve=True))
+        result = read_result(path) or {"config": config}
+    except UnreadableResult as e:
+        log.warning("%s", e)
+        return status
+    if result.get("status") == RunStatus.OK or another_config(out_dir, config, result) is not None:
+        return status
     result.update({
         "status": status,
-        "error": f"{type(error).__name__}: {error}".splitlines()[0],
+        "error": f"{type(error).__name__}: {error}".splitlines()[0] if str(error) else type(error).__name__,
         "finished_at": _now(),
     })
     write_json(path, result)

@@ -1,0 +1,132 @@
+"""Faults and bad input: nothing a run wrote is lost or rewritten by a later command, nothing is misread silently,
+and every refusal is one line.
+
+Faults are injected at the exact write (os.replace, or tests/inject.py for a whole command), never timed.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import shlex
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+import mixupexp.training.run as run_module
+from mixupexp.config.schema import ConfigError
+from mixupexp.data.datasets import DataError, load_data
+from mixupexp.runs.checkpoint import CHECKPOINT, CheckpointError, read_checkpoint
+from mixupexp.runs.command_plan import check_command_line
+from mixupexp.runs.lock import LOCK, RunLocked, run_lock
+from mixupexp.training.run import record_failure, train
+
+from .conftest import REPO, TINY, TINY_TRAINING, compose_config, run_cli
+from .fabricate import write_run
+from .test_data import folder_cfg, make_folder
+from .test_reliability import Killed, interrupt_after_checkpoint
+
+QUICK = [*TINY, "eval.fgsm_eps=[]"]
+INJECT = REPO / "tests" / "inject.py"
+
+
+def inject(fault: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """`python -m mixupexp.train ARGS` with the fault `fault` (tests/inject.py) at its exact write."""
+    return subprocess.run([sys.executable, str(INJECT), *args], cwd=cwd, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "HYDRA_FULL_ERROR": "0", "MIXUPEXP_FAULT": fault})
+
+
+def snapshot(directory: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file under `directory` with its bytes and modification time: what "left as it was" compares."""
+    return {str(p.relative_to(directory)): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def one_error_line(proc: subprocess.CompletedProcess) -> str:
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in proc.stderr, proc.stderr
+    return lines[0]
+
+
+def metrics(run_dir: Path) -> pd.DataFrame:
+    return pd.read_csv(run_dir / "metrics.csv").drop(columns="seconds")
+
+
+# ------------------------------------------------------------------------------------------------- data lost
+
+
+def test_an_error_before_the_run_starts_never_marks_a_finished_run_failed(tmp_path):
+    cfg = compose_config(QUICK)
+    train(cfg, tmp_path)
+    before = (tmp_path / "result.json").read_bytes()
+    assert record_failure(tmp_path, cfg, IsADirectoryError(21, "Is a directory")) == "failed"
+    assert (tmp_path / "result.json").read_bytes() == before
+
+
+DAMAGED_RESULTS = {
+    "truncated": lambda text: text[: len(text) // 2],
+    "a list": lambda text: "[]",
+    "null": lambda text: "null",
+    "no config": lambda text: json.dumps({"config": None}),
+    "ok without test_acc": lambda text: json.dumps({k: v for k, v in json.loads(text).items() if k != "test_acc"}),
+    "test_acc not a number": lambda text: json.dumps({**json.loads(text), "test_acc": "abc"}),
+}
+DAMAGE_NAMED = {
+    "truncated": "is not valid JSON", "a list": "is not a JSON object", "null": "is not a JSON object",
+    "no config": "holds no config", "ok without test_acc": "says status ok but has no test_acc",
+    "test_acc not a number": "has test_acc 'abc', not a number",
+}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("finished")
+    train(compose_config(QUICK), run_dir)
+    return run_dir
+
+
+@pytest.mark.parametrize("damage", list(DAMAGED_RESULTS))
+def test_a_damaged_result_is_named_and_never_trained_over(finished_run, tmp_path, damage):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    for name in ("result.json", "metrics.csv", "model.pt"):
+        (run_dir / name).write_bytes((finished_run / name).read_bytes())
+    (run_dir / "result.json").write_text(DAMAGED_RESULTS[damage]((finished_run / "result.json").read_text()))
+    before = snapshot(run_dir)
+    with pytest.raises(ConfigError) as info:
+        train(compose_config(QUICK), run_dir)
+    message = str(info.value)
+    assert message.startswith(f"{run_dir / 'result.json'} {DAMAGE_NAMED[damage]}") and "\n" not in message
+    assert "move it out of the way" in message
+    assert snapshot(run_dir) == before
+
+
+def test_summaries_name_every_result_they_leave_out(tmp_path, capsys):
+    from mixupexp import summarize
+
+    for seed in range(2):
+        write_run(tmp_path / f"ok{seed}", "none", seed, 70.0 + seed)
+    template = json.dumps(json.loads((tmp_path / "ok0" / "result.json").read_text()))
+    bad = {}
+    for damage, make in DAMAGED_RESULTS.items():
+        path = tmp_path / damage.replace(" ", "_") / "result.json"
+        path.parent.mkdir()
+        path.write_text(make(template))
+        bad[str(path)] = DAMAGE_NAMED[damage].removeprefix("is ")
+    assert summarize.main([str(tmp_path), "--no-plots"]) == 0
+    out = capsys.readouterr().out
+    for path, why in bad.items():
+        assert f"left out: {path} ({why}" in out
+    markdown = (tmp_path / "summary.md").read_text()
+    assert markdown.startswith("# Summary\n\n2 finished runs in 1 configuration")
+    assert all(f"left out: {path} (" in markdown for path in bad)
+    assert pd.read_csv(tmp_path / "summary.csv")["n"].tolist() == [2]
