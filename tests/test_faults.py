@@ -130,3 +130,45 @@ def test_summaries_name_every_result_they_leave_out(tmp_path, capsys):
     assert markdown.startswith("# Summary\n\n2 finished runs in 1 configuration")
     assert all(f"left out: {path} (" in markdown for path in bad)
     assert pd.read_csv(tmp_path / "summary.csv")["n"].tolist() == [2]
+
+
+# ------------------------------------------------------------------------------------------------- faults
+
+
+def _interrupted_run(cfg, run_dir, monkeypatch):
+    with monkeypatch.context() as m:
+        interrupt_after_checkpoint(m, epoch=1)
+        with pytest.raises(Killed):
+            train(cfg, run_dir)
+
+
+def test_a_checkpoint_whose_state_does_not_fit_is_set_aside(tmp_path, monkeypatch, caplog):
+    cfg = compose_config([*QUICK, "trainer.epochs=2"])
+    run_dir = tmp_path / "run"
+    _interrupted_run(cfg, run_dir, monkeypatch)
+    state = torch.load(run_dir / CHECKPOINT, weights_only=True)
+    state["model"]["blocks.0.0.weight"] = torch.zeros(3, 3, 3, 3)  # another model's first layer
+    torch.save(state, run_dir / CHECKPOINT)
+    with caplog.at_level(logging.WARNING, logger="mixupexp"):
+        assert train(cfg, run_dir)["status"] == "ok"
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    [aside] = run_dir.glob(f"{CHECKPOINT}.corrupt-*")
+    assert warning.startswith(f"{run_dir / CHECKPOINT} does not fit this run (RuntimeError: Error(s) in loading "
+                              "state_dict for SimpleCNN: size mismatch for blocks.0.0.weight")
+    assert warning.endswith(f"set aside, moved to {aside.name}, starting afresh")
+    train(cfg, tmp_path / "fresh")
+    pd.testing.assert_frame_equal(metrics(run_dir), metrics(tmp_path / "fresh"))  # nothing of it was kept
+
+
+def test_a_pickle_that_runs_code_is_refused_without_advice_to_load_it_unsafely(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return os.system, ("touch " + str(tmp_path / "ran"),)
+
+    torch.save({"epoch": 1, "model": Payload()}, tmp_path / CHECKPOINT)
+    with pytest.raises(CheckpointError) as info:
+        read_checkpoint(tmp_path / CHECKPOINT)
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / CHECKPOINT} is not a plain checkpoint (it refers to ")
+    assert "refused as unsafe" in message and "weights_only" not in message and "Re-running" not in message
+    assert not (tmp_path / "ran").exists()

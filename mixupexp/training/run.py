@@ -195,7 +195,7 @@ def restore(run: Run, prior: PriorRun, out_dir: Path) -> tuple[list[dict], float
             state = load_checkpoint(prior.checkpoint, model=run.model, optimizer=run.optimizer,
                                     schedule=run.schedule, loader_generator=run.loader_generator)
         except CheckpointError as e:  # nothing was restored: this is still a fresh run
-            log.warning("%s; moved to %s, starting afresh", e, set_aside(prior.checkpoint).name)
+            log.warning("%s; set aside, moved to %s, starting afresh", e, set_aside(prior.checkpoint).name)
         else:
             log.info("resuming %s from the checkpoint of epoch %d", out_dir, state["epoch"])
             return state["rows"], state["train_seconds"], state["epoch"] + 1
