@@ -26,7 +26,8 @@ log = logging.getLogger("mixupexp")
 
 
 def _one_line(error: BaseException) -> str:
-    return f"{error}".splitlines()[0] if str(error) else type(error).__name__
+    lines = [line.strip() for line in f"{error}".splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
 
 
 @hydra.main(version_base=VERSION_BASE, config_path=CONFIG_PATH, config_name=CONFIG_NAME)
@@ -37,6 +38,8 @@ def run_job(cfg: DictConfig) -> str:
     exits non-zero if any did not finish."""
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
+    # A log line that cannot be written (a full disk under train.log) must not bury the error under tracebacks.
+    logging.raiseExceptions = False
     try:
         train(cfg, out_dir)
         return JobOutcome.OK
@@ -64,7 +67,7 @@ def run_job(cfg: DictConfig) -> str:
         if in_sweep:  # each job's log says why it stopped; the sweep's last line lists them all
             log.error("run %s: %s", status, _one_line(e))
             return status
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {_one_line(e)}", file=sys.stderr)
         sys.exit(2 if isinstance(e, DataError) else 1)
 
 

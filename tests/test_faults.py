@@ -64,6 +64,20 @@ def metrics(run_dir: Path) -> pd.DataFrame:
 # ------------------------------------------------------------------------------------------------- data lost
 
 
+@pytest.fixture
+def sleeper():
+    """A live process of another command, to hold a lock."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def plant_lock(run_dir: Path, pid: int, **extra) -> None:
+    (run_dir / LOCK).write_text(json.dumps({"pid": pid, "host": os.uname().nodename, "invocation": "another command",
+                                            "since": "a minute ago", **extra}))
+
+
 def test_an_error_before_the_run_starts_never_marks_a_finished_run_failed(tmp_path):
     cfg = compose_config(QUICK)
     train(cfg, tmp_path)
@@ -135,6 +149,34 @@ def test_summaries_name_every_result_they_leave_out(tmp_path, capsys):
 # ------------------------------------------------------------------------------------------------- faults
 
 
+@pytest.mark.parametrize("fault,file", [("checkpoint.pt:1:during:ENOSPC", "checkpoint.pt"),
+                                        ("result.json:1:during:EROFS", "result.json")])
+def test_a_refused_write_is_one_line_naming_the_file(tmp_path, fault, file):
+    run_dir = tmp_path / "run"
+    proc = inject(fault, [*QUICK, "trainer.epochs=2", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert proc.returncode == 1
+    reason = {"ENOSPC": "no space left on device; free some space there", "EROFS": "read-only file system; choose"}
+    assert one_error_line(proc).startswith(f"error: cannot write {run_dir / file}: {reason[fault.split(':')[-1]]}")
+    assert not [p for p in run_dir.rglob("*") if p.is_file() and p.stat().st_size == 0]  # no empty files left
+    assert not list(run_dir.glob(".*.tmp"))
+
+
+def test_a_full_disk_under_torch_save_is_named_not_reported_as_torchs_enforce_failure(tmp_path, monkeypatch):
+    from mixupexp.runs import files
+
+    def full(obj, f):  # what torch.save does when the file's write runs out of space
+        try:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(files.WriteError) as info:
+        files.atomic_torch_save({"weights": torch.zeros(3)}, tmp_path / CHECKPOINT)
+    assert str(info.value).startswith(f"cannot write {tmp_path / CHECKPOINT}: no space left on device; free some")
+    assert list(tmp_path.iterdir()) == []
+
+
 def _interrupted_run(cfg, run_dir, monkeypatch):
     with monkeypatch.context() as m:
         interrupt_after_checkpoint(m, epoch=1)
@@ -172,3 +214,15 @@ def test_a_pickle_that_runs_code_is_refused_without_advice_to_load_it_unsafely(t
     assert message.startswith(f"{tmp_path / CHECKPOINT} is not a plain checkpoint (it refers to ")
     assert "refused as unsafe" in message and "weights_only" not in message and "Re-running" not in message
     assert not (tmp_path / "ran").exists()
+
+
+def test_a_lock_whose_pid_now_belongs_to_another_process_is_taken_over(tmp_path, sleeper):
+    plant_lock(tmp_path, sleeper.pid, process_start="another boot:12345")
+    with run_lock(tmp_path):  # the pid lives, but it is not the process that took the lock
+        assert json.loads((tmp_path / LOCK).read_text())["pid"] == os.getpid()
+    from mixupexp.runs.lock import process_start
+
+    plant_lock(tmp_path, sleeper.pid, process_start=process_start(sleeper.pid))
+    with pytest.raises(RunLocked):  # the very process that took it: held
+        with run_lock(tmp_path):
+            pass

@@ -128,7 +128,10 @@ def mark_interrupted(out_dir: Path) -> None:
         return  # stopped before the run started writing: the file is not this run's
     if result is not None and result.get("status") == RunStatus.RUNNING:
         result.update(status=RunStatus.INTERRUPTED, finished_at=_now())
-        write_json(path, result)
+        try:
+            write_json(path, result)
+        except OSError as e:  # a full disk: the status stays `running`, which resumes all the same
+            log.warning("%s", e)
 
 
 def _now() -> str:
@@ -318,7 +321,12 @@ def failure_status(error: BaseException) -> RunStatus:
 
 
 def record_failure(out_dir: Path, cfg, error: BaseException) -> RunStatus:
-    """Mark the run in out_dir as failed in its result.json (keeping what it had); return the status."""
+    """Mark the run in out_dir as failed in its result.json (keeping what it had); return the status.
+
+    A result.json that is not this config's unfinished run is left as it is: a finished run (the error came
+    before the run started, e.g. while its data were loaded), one that cannot be read, or another config's run.
+    A failure to write the record (a full disk) is logged, not raised: the error that stopped the run is the one
+    to report."""
     status = failure_status(error)
     path = out_dir / RESULT
     config = OmegaConf.to_container(cfg, resolve=True)
@@ -334,7 +342,10 @@ def record_failure(out_dir: Path, cfg, error: BaseException) -> RunStatus:
         "error": f"{type(error).__name__}: {error}".splitlines()[0] if str(error) else type(error).__name__,
         "finished_at": _now(),
     })
-    write_json(path, result)
+    try:
+        write_json(path, result)
+    except OSError as e:
+        log.warning("the failure was not recorded in %s: %s", path, e)
     return status
 
 
