@@ -146,6 +146,54 @@ def test_summaries_name_every_result_they_leave_out(tmp_path, capsys):
     assert pd.read_csv(tmp_path / "summary.csv")["n"].tolist() == [2]
 
 
+# ------------------------------------------------------------------------------------------------- misread silently
+
+
+@pytest.mark.parametrize("override,message", [
+    ("seed=-1", "seed=-1 must be an integer in [0, 4294967295]"),
+    (f"seed={2**40}", f"seed={2**40} must be an integer in [0, 4294967295]"),
+    ("data.data_seed=-1", "data.data_seed=-1 must be >= 0"),
+    ("data.noise=-1", "data.noise=-1.0 must be a finite number >= 0"),
+    ("data.noise=nan", "data.noise=nan must be a finite number >= 0"),
+    ("data.signal=inf", "data.signal=inf must be a finite number >= 0"),
+    ("optimizer.weight_decay=nan", "optimizer.weight_decay=nan must be a finite number >= 0"),
+    ("optimizer.weight_decay=inf", "optimizer.weight_decay=inf must be a finite number >= 0"),
+    ("optimizer=sgd optimizer.momentum=-1", "optimizer.momentum=-1.0 must be in [0, 1)"),
+    ("optimizer=sgd optimizer.momentum=nan", "optimizer.momentum=nan must be in [0, 1)"),
+    ("optimizer=sgd optimizer.nesterov=true optimizer.momentum=0", "optimizer.nesterov=true needs optimizer.momentum > 0"),
+    ("optimizer.lr=inf", "optimizer.lr=inf must be a finite number > 0"),
+    ("data.image_size=-5", "data.image_size=-5 must be >= 1"),
+    ("data.image_size=0", "data.image_size=0 must be >= 1"),
+    ("data.image_size=1", "model.widths=[8, 16, 16, 16] has 4 blocks, each halving the image: the images of "
+                          "data=synthetic (1×1) would shrink to nothing; use data.image_size=16 or more"),
+    ("data.image_size=32 model.widths=[8,8,8,8,8,8]", "model.widths=[8, 8, 8, 8, 8, 8] has 6 blocks, each halving "
+                                                      "the image: the images of data=synthetic (32×32) would shrink "
+                                                      "to nothing; use at most 5 values in model.widths or "
+                                                      "data.image_size=64 or more"),
+    ("logger=tensorboard +logger.tensorboard.dirr=x", "unknown key logger.tensorboard.dirr; known keys: dir (did you "
+                                                      "mean logger.tensorboard.dir=x?)"),
+    ("+logger.tensorboard.dirr=x", "logger.tensorboard.dirr cannot be set: logger tensorboard is not chosen; add "
+                                   "logger=tensorboard (or logger=[csv,tensorboard])"),
+])
+def test_values_that_cannot_work_are_one_line_naming_the_key_before_anything_is_written(override, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        check_command_line([*QUICK, *override.split()])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1
+
+
+def test_images_too_small_for_the_model_are_named_when_an_image_folder_is_loaded(tmp_path):
+    root = make_folder(tmp_path / "set", size=8)
+    cfg = compose_config(["data=image_folder", f"data.root={root}", f"data.cache_dir={tmp_path / 'cache'}",
+                          *TINY_TRAINING, "trainer.batch_size=2"])
+    with pytest.raises(ConfigError, match=r"^model.widths=\[8, 16, 16, 16\] has 4 blocks, each halving the image: the "
+                                          r"images of data=image_folder \(8×8\) would shrink to nothing; use at most 3 "
+                                          r"values in model.widths or data.image_size=16 or more$"):
+        train(cfg, tmp_path / "run")
+    assert not (tmp_path / "run" / "result.json").exists()
+
+
 # ------------------------------------------------------------------------------------------------- faults
 
 

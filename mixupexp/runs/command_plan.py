@@ -197,9 +197,29 @@ def check_command_line(argv: list[str]) -> Optional[CommandPlan]:
     are not there; else return the command's plan (None for --help and the like)."""
     try:
         return plan_command(argv)
-    except (ConfigError, DataError, HydraException, OmegaConfBaseException) as e:
+    except (ConfigError, DataError, HydraException, OmegaConfBaseException, AssertionError) as e:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         overrides = get_args_parser().parse_known_args(without_preset_plus(argv))[0].overrides
-        print(f"error: {one_line(e, overrides)}", file=sys.stderr)
+        message = _null_parent(overrides) if isinstance(e, AssertionError) else None
+        print(f"error: {message or one_line(e, overrides)}", file=sys.stderr)
         sys.exit(2)
+
+
+def _null_parent(overrides: list[str]) -> Optional[str]:
+    """For OmegaConf's bare AssertionError on `+a.b.c=v` where a.b is null (an unchosen logger): what to do."""
+    plain = [o for o in overrides if not o.startswith("+")]
+    try:
+        with composing():
+            cfg = compose(config_name=CONFIG_NAME, overrides=plain)
+    except Exception:
+        return None
+    for override in overrides:
+        key = override.lstrip("+").split("=", 1)[0]
+        parent = key.rpartition(".")[0]
+        if override.startswith("+") and parent and OmegaConf.select(cfg, parent) is None:
+            if parent.startswith("logger.") and parent.count(".") == 1:
+                name = parent.split(".")[1]
+                return f"{key} cannot be set: logger {name} is not chosen; add logger={name} (or logger=[csv,{name}])"
+            return f"{key} cannot be set: {parent} is null in this config"
+    return None

@@ -26,7 +26,7 @@ from mixupexp.augment.methods import Augmentation, build_augmentation
 from mixupexp.augment.standard import random_crop_flip
 from mixupexp.config.validate import validate
 from mixupexp.data.datasets import ImageData, check_batch_size, load_data
-from mixupexp.models.networks import build_model
+from mixupexp.models.networks import build_model, check_image_size
 from mixupexp.runs.checkpoint import (
     CHECKPOINT,
     MODEL,
@@ -167,6 +167,8 @@ def build_run(cfg, device: torch.device) -> Run:
     seed_everything(cfg.seed)
     data = load_data(cfg.data)
     check_batch_size(cfg.trainer.batch_size, data)
+    check_image_size(cfg.model, tuple(data.train_images.shape[2:]), f"the images of data={cfg.data.name}",
+                     resizable=cfg.data.name in ("image_folder", "synthetic"))
     mean, std = data.channel_stats()
     model = build_model(cfg.model, data.num_classes, tuple(data.train_images.shape[1:]), mean, std).to(device)
     # channels_last: faster convolutions on the CPU (oneDNN, ~1.4x here) and on GPU tensor cores alike.
