@@ -149,6 +149,80 @@ def test_summaries_name_every_result_they_leave_out(tmp_path, capsys):
 # ------------------------------------------------------------------------------------------------- misread silently
 
 
+def test_a_link_loop_in_an_image_folder_does_not_repeat_its_images(tmp_path, caplog):
+    root = make_folder(tmp_path / "set", per_class=4)
+    os.symlink("..", root / "train" / "cat" / "loop")
+    with caplog.at_level(logging.WARNING, logger="mixupexp"):
+        data = load_data(folder_cfg(root, tmp_path))
+    assert len(data.train_labels) == 8 and len(data.test_labels) == 8
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "not followed" in warning and str(root / "train" / "cat" / "loop") in warning
+
+
+def test_hidden_files_and_folders_are_neither_classes_nor_images(tmp_path):
+    root = make_folder(tmp_path / "set")
+    for split in ("train", "test"):
+        hidden = root / split / ".ipynb_checkpoints"
+        hidden.mkdir()
+        Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(hidden / "0.png")
+        Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(root / split / "cat" / ".hidden.png")
+    data = load_data(folder_cfg(root, tmp_path))
+    assert data.classes == ["cat", "dog"] and len(data.train_labels) == 6
+
+
+def test_an_image_folder_with_one_class_is_refused(tmp_path):
+    root = make_folder(tmp_path / "set", classes=("cat",))
+    with pytest.raises(DataError, match=f"{root / 'train'} has a single class folder \\(cat\\): a classifier needs at "
+                                        "least 2 classes"):
+        load_data(folder_cfg(root, tmp_path))
+
+
+def test_a_broken_link_in_an_image_folder_is_named_before_any_job(tmp_path, capsys):
+    root = make_folder(tmp_path / "set")
+    link = root / "train" / "dog" / "9.png"
+    os.symlink(tmp_path / "gone.png", link)
+    with pytest.raises(SystemExit) as info:
+        check_command_line([*TINY_TRAINING, "data=image_folder", f"data.root={root}",
+                            f"data.cache_dir={tmp_path / 'cache'}"])
+    assert info.value.code == 2
+    assert capsys.readouterr().err == (f"error: {link} is a broken link (to {tmp_path / 'gone.png'}); remove it or "
+                                       "restore the file it points to\n")
+
+
+def _cache_file(tmp_path: Path) -> Path:
+    (path,) = (tmp_path / "cache").glob("*.pt")
+    return path
+
+
+def test_another_folders_cache_under_this_folders_name_is_not_trusted(tmp_path, caplog):
+    this, other = make_folder(tmp_path / "this", per_class=8), make_folder(tmp_path / "other", per_class=12)
+    load_data(folder_cfg(other, tmp_path / "o"))
+    load_data(folder_cfg(this, tmp_path))
+    _cache_file(tmp_path).write_bytes(_cache_file(tmp_path / "o").read_bytes())  # copied over, under this name
+    with caplog.at_level(logging.WARNING, logger="mixupexp"):
+        data = load_data(folder_cfg(this, tmp_path))
+    assert len(data.train_labels) == 16
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.startswith(f"the cache {_cache_file(tmp_path)} is not used: it was decoded from other files")
+    assert len(load_data(folder_cfg(this, tmp_path)).train_labels) == 16  # and the rebuilt cache is this folder's
+
+
+def test_flipped_bytes_in_a_cache_are_found_and_it_is_rebuilt(tmp_path, caplog):
+    root = make_folder(tmp_path / "set", per_class=8, size=16)
+    decoded = load_data(folder_cfg(root, tmp_path))
+    path = _cache_file(tmp_path)
+    raw = bytearray(path.read_bytes())
+    at = raw.find(decoded.train_images.numpy().tobytes())
+    assert at > 0
+    raw[at: at + 3072] = bytes(b ^ 0xFF for b in raw[at: at + 3072])
+    path.write_bytes(bytes(raw))
+    with caplog.at_level(logging.WARNING, logger="mixupexp"):
+        data = load_data(folder_cfg(root, tmp_path))
+    assert torch.equal(data.train_images, decoded.train_images)
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "train_images do not match their checksum (the file is damaged)" in warning
+
+
 @pytest.mark.parametrize("override,message", [
     ("seed=-1", "seed=-1 must be an integer in [0, 4294967295]"),
     (f"seed={2**40}", f"seed={2**40} must be an integer in [0, 4294967295]"),
