@@ -18,6 +18,7 @@ from mixupexp.config.presets import without_preset_plus
 from mixupexp.config.schema import ConfigError
 from mixupexp.data.datasets import DataError
 from mixupexp.runs.command_plan import check_command_line
+from mixupexp.runs.directories import check_directories
 from mixupexp.runs.lock import RunLocked, invocation_id
 from mixupexp.runs.status import JobOutcome
 from mixupexp.training.run import record_failure, train
@@ -72,7 +73,8 @@ def run_job(cfg: DictConfig) -> str:
 
 
 def main() -> None:
-    """`python -m mixupexp.train`: check the command line (every job, and the data once), then hand it to Hydra.
+    """`python -m mixupexp.train`: check the command line (every job, the data once, and what the run
+    directories hold), then hand it to Hydra.
 
     A sweep's default directory holds the time it started; it is fixed on the command line Hydra sees, so that
     the command printed on Ctrl-C runs the same jobs into the same directories."""
@@ -83,6 +85,7 @@ def main() -> None:
     plan = check_command_line(sys.argv[1:])
     invocation_id()
     if plan is not None:
+        check_directories(plan)
         sys.argv += plan.pinned
         if plan.multirun and len(plan.distinct) < len(plan.jobs):
             repeats = len(plan.jobs) - len(plan.distinct)

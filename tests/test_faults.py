@@ -64,6 +64,58 @@ def metrics(run_dir: Path) -> pd.DataFrame:
 # ------------------------------------------------------------------------------------------------- data lost
 
 
+def test_a_kill_between_the_last_checkpoint_and_its_metrics_loses_no_epoch(tmp_path, monkeypatch):
+    """Killed after the last epoch's checkpoint is in place and before metrics.csv is: the rerun writes the
+    checkpoint's rows before it does anything else, so the finished run holds every epoch."""
+    cfg = compose_config([*QUICK, "trainer.epochs=3"])
+    train(cfg, tmp_path / "whole")
+    real, renamed = os.replace, []
+
+    def replace(src, dst):
+        if Path(dst).name == "metrics.csv":
+            renamed.append(dst)
+            if len(renamed) == 3:  # epoch 3's metrics.csv: checkpoint.pt of epoch 3 was renamed just before
+                assert read_checkpoint(Path(dst).parent / CHECKPOINT)["epoch"] == 3
+                raise Killed
+        real(src, dst)
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "replace", replace)
+        with pytest.raises(Killed):
+            train(cfg, tmp_path / "run")
+    assert len(metrics(tmp_path / "run")) == 2
+    result = train(cfg, tmp_path / "run")
+    pd.testing.assert_frame_equal(metrics(tmp_path / "run"), metrics(tmp_path / "whole"))
+    saved = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert saved["status"] == "ok" and saved["test_acc"] == result["test_acc"] == metrics(tmp_path / "run")["test_acc"].iloc[-1]
+    assert saved["test_acc"] == json.loads((tmp_path / "whole" / "result.json").read_text())["test_acc"]
+
+
+def test_a_refused_command_leaves_the_finished_runs_hydra_config_and_evaluate_measures_the_run(tmp_path):
+    run_dir = tmp_path / "run"
+    train(compose_config(QUICK), run_dir)
+    before = snapshot(run_dir)
+    proc = run_cli([*QUICK, "data.noise=30", f"hydra.run.dir={run_dir}"], cwd=tmp_path, check=False)
+    assert proc.returncode == 2
+    assert one_error_line(proc).startswith(f"error: {run_dir} holds a run of another config (data.noise: 30.0 here")
+    assert snapshot(run_dir) == before  # .hydra/ included: nothing written, not even to train.log
+    from mixupexp.runs.reevaluate import evaluate_run
+
+    _, evaluation = evaluate_run(run_dir, [])
+    assert evaluation["data"]["noise"] == 60.0  # the run's own data, not the refused command's
+
+
+def test_evaluate_reads_the_runs_result_config_before_hydra_dir(tmp_path):
+    from omegaconf import OmegaConf
+
+    from mixupexp.runs.reevaluate import saved_config
+
+    write_run(tmp_path, "none", 0, 50.0, config={"data": {"name": "synthetic", "noise": 60.0}})
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml({"data": {"name": "synthetic", "noise": 1.0}}))
+    assert saved_config(tmp_path)["data"]["noise"] == 60.0
+
+
 @pytest.fixture
 def sleeper():
     """A live process of another command, to hold a lock."""
@@ -76,6 +128,49 @@ def sleeper():
 def plant_lock(run_dir: Path, pid: int, **extra) -> None:
     (run_dir / LOCK).write_text(json.dumps({"pid": pid, "host": os.uname().nodename, "invocation": "another command",
                                             "since": "a minute ago", **extra}))
+
+
+def test_a_run_that_clashes_with_a_running_one_leaves_its_directory_alone(tmp_path, sleeper):
+    run_dir = tmp_path / "run"
+    train(compose_config(QUICK), run_dir)
+    plant_lock(run_dir, sleeper.pid)
+    before = snapshot(run_dir)
+    # The same run with other evaluation settings: the same directory, another .hydra/config.yaml if written.
+    proc = run_cli([*TINY, "eval.fgsm_eps=[1]", f"hydra.run.dir={run_dir}"], cwd=tmp_path, check=False)
+    assert proc.returncode == 1
+    assert one_error_line(proc) == (f"error: {run_dir} is being trained by pid {sleeper.pid} on {os.uname().nodename} "
+                                    "since a minute ago; run the command again once it has finished")
+    assert snapshot(run_dir) == before
+
+
+def test_a_sweep_job_that_clashes_leaves_the_runs_hydra_config_alone(tmp_path, sleeper):
+    from mixupexp.runs.identity import run_name
+
+    sweep = tmp_path / "sweep"
+    held = sweep / run_name(compose_config([*QUICK, "seed=0"]))
+    train(compose_config([*QUICK, "seed=0"]), held)
+    plant_lock(held, sleeper.pid)
+    before = snapshot(held / ".hydra")
+    proc = run_cli(["--multirun", *TINY, "eval.fgsm_eps=[1]", "seed=0,1", f"hydra.sweep.dir={sweep}"], cwd=tmp_path,
+                   check=False)
+    assert proc.returncode == 1 and "clash: being trained by" in proc.stderr.strip().splitlines()[-1]
+    assert snapshot(held / ".hydra") == before
+    assert len(list(sweep.glob("*/result.json"))) == 2  # the other job trained
+
+
+def test_a_lock_path_that_is_a_directory_leaves_a_finished_run_as_it_was(tmp_path):
+    run_dir = tmp_path / "run"
+    train(compose_config(QUICK), run_dir)
+    (run_dir / LOCK).mkdir()
+    before = snapshot(run_dir)
+    proc = run_cli([*QUICK, f"hydra.run.dir={run_dir}"], cwd=tmp_path, check=False)
+    assert proc.returncode == 2
+    assert one_error_line(proc) == (f"error: {run_dir / LOCK} is a directory, not a lock file; remove it "
+                                    f"(rmdir {run_dir / LOCK}) and run the command again")
+    assert snapshot(run_dir) == before
+    with pytest.raises(ConfigError, match="is a directory, not a lock file"):  # and under the lock, in the run
+        with run_lock(run_dir):
+            pass
 
 
 def test_an_error_before_the_run_starts_never_marks_a_finished_run_failed(tmp_path):
@@ -122,6 +217,16 @@ def test_a_damaged_result_is_named_and_never_trained_over(finished_run, tmp_path
     assert message.startswith(f"{run_dir / 'result.json'} {DAMAGE_NAMED[damage]}") and "\n" not in message
     assert "move it out of the way" in message
     assert snapshot(run_dir) == before
+
+
+def test_cli_a_damaged_result_is_one_line_and_exit_2(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "result.json").write_text("[]")
+    proc = run_cli([*QUICK, f"hydra.run.dir={run_dir}"], cwd=tmp_path, check=False)
+    assert proc.returncode == 2
+    assert one_error_line(proc).startswith(f"error: {run_dir / 'result.json'} is not a JSON object")
+    assert (run_dir / "result.json").read_text() == "[]" and sorted(p.name for p in run_dir.iterdir()) == ["result.json"]
 
 
 def test_summaries_name_every_result_they_leave_out(tmp_path, capsys):
@@ -299,6 +404,30 @@ def test_a_full_disk_under_torch_save_is_named_not_reported_as_torchs_enforce_fa
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("statvfs,reason", [("read-only", "read-only file system"),
+                                            ("full", "no space left on device (0 bytes free)")])
+def test_an_output_directory_that_cannot_be_written_is_refused_before_hydra_writes(tmp_path, monkeypatch, capsys,
+                                                                                   statvfs, reason):
+    from mixupexp.runs.directories import check_directories
+
+    real = os.statvfs
+
+    class Full:
+        def __init__(self, path):
+            stats = real(path)
+            self.f_flag = stats.f_flag | (os.ST_RDONLY if statvfs == "read-only" else 0)
+            self.f_bavail, self.f_frsize = (stats.f_bavail if statvfs == "read-only" else 0), stats.f_frsize
+
+    monkeypatch.setattr(os, "statvfs", Full)
+    plan = check_command_line([*QUICK, f"hydra.run.dir={tmp_path / 'run'}"])
+    with pytest.raises(SystemExit) as info:
+        check_directories(plan)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot write {tmp_path / 'run'} (in {tmp_path}): {reason}") and err.count("\n") == 1
+    assert not (tmp_path / "run").exists()
+
+
 def _interrupted_run(cfg, run_dir, monkeypatch):
     with monkeypatch.context() as m:
         interrupt_after_checkpoint(m, epoch=1)
@@ -348,3 +477,19 @@ def test_a_lock_whose_pid_now_belongs_to_another_process_is_taken_over(tmp_path,
     with pytest.raises(RunLocked):  # the very process that took it: held
         with run_lock(tmp_path):
             pass
+
+
+def test_a_kill_during_a_write_leaves_a_temporary_file_that_the_rerun_removes(tmp_path, caplog):
+    run_dir = tmp_path / "run"
+    args = [*QUICK, "trainer.epochs=2", f"hydra.run.dir={run_dir}"]
+    killed = inject("metrics.csv:1:during:SIGKILL", args, cwd=tmp_path)
+    assert killed.returncode == -signal.SIGKILL
+    (left,) = run_dir.glob(".metrics.csv.*.tmp")
+    unrelated = [run_dir / ".notes.tmp", run_dir / "mine.tmp", run_dir / ".x.ab.tmp"]
+    for path in unrelated:
+        path.write_text("not a write of this program")
+    with caplog.at_level(logging.INFO, logger="mixupexp"):
+        train(compose_config(args[:-1]), run_dir)
+    assert not left.exists() and all(path.exists() for path in unrelated)
+    assert sorted(p.name for p in run_dir.glob(".*.tmp")) == [".notes.tmp", ".x.ab.tmp"]
+    assert f"removed {left}, left by a write that was interrupted" in caplog.messages

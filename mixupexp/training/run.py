@@ -39,7 +39,7 @@ from mixupexp.runs.checkpoint import (
     save_checkpoint,
     set_aside,
 )
-from mixupexp.runs.files import atomic_torch_save, write_csv, write_json
+from mixupexp.runs.files import atomic_torch_save, atomic_write_text, remove_stale_temp_files, write_csv, write_json
 from mixupexp.runs.identity import identity, identity_hash, run_name
 from mixupexp.runs.lock import run_lock
 from mixupexp.runs.result import UnreadableResult, read_result
@@ -282,10 +282,16 @@ def _train(cfg, out_dir: Path, device: torch.device) -> dict:
         if measured != config["eval"]:  # evaluation settings are not part of the run: say what it measured
             log.warning("%s was evaluated with eval=%s, not eval=%s as asked", out_dir, measured, config["eval"])
         return prior.result
+    for directory in (out_dir, out_dir / HYDRA_DIR):
+        for stale in remove_stale_temp_files(directory):
+            log.info("removed %s, left by a write that was interrupted", stale)
     started = time.perf_counter()
     threads = pin_threads(cfg.trainer.threads)
     run = build_run(cfg, device)
     rows, train_seconds, first_epoch = restore(run, prior, out_dir)
+    if rows:  # what the checkpoint holds comes first: a kill may have come between its rename and metrics.csv's
+        write_csv(out_dir / "metrics.csv", pd.DataFrame(rows))
+    write_run_config(out_dir, cfg)
     data = run.data
     log.info(
         "training %s on %s (%d train / %d validation / %d test images, %d classes), augment=%s, device=%s, loader=%s",
@@ -312,6 +318,24 @@ def _train(cfg, out_dir: Path, device: torch.device) -> dict:
         (out_dir / CHECKPOINT).unlink(missing_ok=True)
     log.info("test accuracy %.2f%% after %d epochs; results in %s", result["test_acc"], cfg.trainer.epochs, out_dir)
     return result
+
+
+HYDRA_DIR = ".hydra"
+
+
+def write_run_config(out_dir: Path, cfg) -> None:
+    """`.hydra/`: the config the run trains with (config.yaml) and, under Hydra, Hydra's settings and the
+    overrides. Hydra writes none of it itself (hydra.output_subdir is null): it would do so before the run is
+    known to be this directory's, so that a refused or clashing command would replace the config of the run it
+    found there. Written once the run (re)starts, atomically."""
+    from hydra.core.hydra_config import HydraConfig
+
+    task = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"]) if "hydra" in cfg else cfg
+    atomic_write_text(out_dir / HYDRA_DIR / "config.yaml", OmegaConf.to_yaml(task))
+    if HydraConfig.initialized():
+        hydra_cfg = HydraConfig.get()
+        atomic_write_text(out_dir / HYDRA_DIR / "hydra.yaml", OmegaConf.to_yaml(OmegaConf.create({"hydra": hydra_cfg})))
+        atomic_write_text(out_dir / HYDRA_DIR / "overrides.yaml", OmegaConf.to_yaml(hydra_cfg.overrides.task))
 
 
 def failure_status(error: BaseException) -> RunStatus:
