@@ -467,6 +467,42 @@ def test_a_pickle_that_runs_code_is_refused_without_advice_to_load_it_unsafely(t
     assert not (tmp_path / "ran").exists()
 
 
+def test_sigterm_marks_the_run_interrupted_releases_its_lock_and_exits_143(tmp_path):
+    run_dir = tmp_path / "run"
+    args = [*QUICK, "trainer.epochs=3", f"hydra.run.dir={run_dir}"]
+    proc = inject("checkpoint.pt:1:after:SIGTERM", args, cwd=tmp_path)
+    assert proc.returncode == 143
+    assert proc.stderr.strip().splitlines() == [f"interrupted; resume with: python -m mixupexp.train {shlex.join(args)}"]
+    assert json.loads((run_dir / "result.json").read_text())["status"] == "interrupted"
+    assert not (run_dir / LOCK).exists() and (run_dir / CHECKPOINT).exists()
+    cfg = compose_config(args[:-1])
+    train(cfg, run_dir)
+    train(cfg, tmp_path / "whole")
+    pd.testing.assert_frame_equal(metrics(run_dir), metrics(tmp_path / "whole"))
+
+
+def test_ctrl_c_during_start_up_is_one_line(monkeypatch, capsys):
+    import mixupexp.train as cli
+
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "check_command_line", interrupted)
+    monkeypatch.setattr(sys, "argv", ["mixupexp.train", *QUICK])
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        cli.main()
+        code = "returned"
+    except SystemExit as e:
+        code = e.code
+    except KeyboardInterrupt:
+        code = "a traceback"
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+    assert code == 130
+    assert capsys.readouterr().err == "interrupted; resume with: the same command\n"
+
+
 def test_a_lock_whose_pid_now_belongs_to_another_process_is_taken_over(tmp_path, sleeper):
     plant_lock(tmp_path, sleeper.pid, process_start="another boot:12345")
     with run_lock(tmp_path):  # the pid lives, but it is not the process that took the lock
@@ -493,3 +529,10 @@ def test_a_kill_during_a_write_leaves_a_temporary_file_that_the_rerun_removes(tm
     assert not left.exists() and all(path.exists() for path in unrelated)
     assert sorted(p.name for p in run_dir.glob(".*.tmp")) == [".notes.tmp", ".x.ab.tmp"]
     assert f"removed {left}, left by a write that was interrupted" in caplog.messages
+
+
+def test_multirun_may_come_after_the_overrides(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = run_cli([*QUICK, "augment=none,mixup", "--multirun", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    assert "usage" not in proc.stderr
+    assert len(list(sweep.glob("*/result.json"))) == 2 and (sweep / "summary.csv").exists()
