@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mixupexp.analysis.collect import SummaryError, duplicates_line
+from mixupexp.analysis.collect import SummaryError, duplicates_line, left_out_lines
 from mixupexp.analysis.report import caveat_lines, verdict_lines, write_summary
 from mixupexp.analysis.table import FAMILIES, summary_parameters
 
@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if summary.attrs["duplicates"]:
         print(duplicates_line(summary.attrs["duplicates"]))
+    for line in left_out_lines(summary.attrs.get("left_out", [])):
+        print(line)
     shown = summary_parameters(summary) + [c for c in CONSOLE_COLUMNS if c in summary]
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(summary[shown].to_string(index=False, float_format=lambda v: f"{v:.4g}"))

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import sys
+
+if __name__ == "__main__":  # before the imports below, which take seconds: Ctrl-C during them is one line too
+    def _interrupted(kind, value, traceback):
+        if issubclass(kind, KeyboardInterrupt):
+            print("interrupted", file=sys.stderr)
+        else:
+            sys.__excepthook__(kind, value, traceback)
+
+    sys.excepthook = _interrupted
+
 import logging
 import os
-import sys
 from pathlib import Path
 
 import hydra
@@ -17,7 +27,9 @@ from mixupexp.config.help import help_text, wants_help
 from mixupexp.config.presets import without_preset_plus
 from mixupexp.config.schema import ConfigError
 from mixupexp.data.datasets import DataError
-from mixupexp.runs.command_plan import check_command_line
+from mixupexp.runs.command_plan import check_command_line, flags_first
+from mixupexp.runs.directories import check_directories
+from mixupexp.runs.interrupt import exit_status, handle_sigterm
 from mixupexp.runs.lock import RunLocked, invocation_id
 from mixupexp.runs.status import JobOutcome
 from mixupexp.training.run import record_failure, train
@@ -26,7 +38,8 @@ log = logging.getLogger("mixupexp")
 
 
 def _one_line(error: BaseException) -> str:
-    return f"{error}".splitlines()[0] if str(error) else type(error).__name__
+    lines = [line.strip() for line in f"{error}".splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
 
 
 @hydra.main(version_base=VERSION_BASE, config_path=CONFIG_PATH, config_name=CONFIG_NAME)
@@ -37,6 +50,9 @@ def run_job(cfg: DictConfig) -> str:
     exits non-zero if any did not finish."""
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
+    handle_sigterm()  # also in a launcher's worker process
+    # A log line that cannot be written (a full disk under train.log) must not bury the error under tracebacks.
+    logging.raiseExceptions = False
     try:
         train(cfg, out_dir)
         return JobOutcome.OK
@@ -64,33 +80,38 @@ def run_job(cfg: DictConfig) -> str:
         if in_sweep:  # each job's log says why it stopped; the sweep's last line lists them all
             log.error("run %s: %s", status, _one_line(e))
             return status
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {_one_line(e)}", file=sys.stderr)
         sys.exit(2 if isinstance(e, DataError) else 1)
 
 
 def main() -> None:
-    """`python -m mixupexp.train`: check the command line (every job, and the data once), then hand it to Hydra.
+    """`python -m mixupexp.train`: check the command line (every job, the data once, and what the run
+    directories hold), then hand it to Hydra.
 
     A sweep's default directory holds the time it started; it is fixed on the command line Hydra sees, so that
-    the command printed on Ctrl-C runs the same jobs into the same directories."""
-    sys.argv[1:] = without_preset_plus(sys.argv[1:])
-    if wants_help(sys.argv[1:]):
-        print(help_text([arg for arg in sys.argv[1:] if "=" in arg and not arg.startswith("-")]))
-        return
-    plan = check_command_line(sys.argv[1:])
-    invocation_id()
-    if plan is not None:
-        sys.argv += plan.pinned
-        if plan.multirun and len(plan.distinct) < len(plan.jobs):
-            repeats = len(plan.jobs) - len(plan.distinct)
-            print(f"{plan.counts()}: the other {repeats} repeat{'s' * (repeats == 1)} a run of this sweep (same "
-                  f"identity and seed) and {'is' if repeats == 1 else 'are'} not trained again", file=sys.stderr)
+    the command printed on Ctrl-C (or SIGTERM) runs the same jobs into the same directories."""
+    handle_sigterm()
+    plan = None
     try:
+        sys.argv[1:] = flags_first(without_preset_plus(sys.argv[1:]))
+        if wants_help(sys.argv[1:]):
+            print(help_text([arg for arg in sys.argv[1:] if "=" in arg and not arg.startswith("-")]))
+            return
+        plan = check_command_line(sys.argv[1:])
+        invocation_id()
+        if plan is not None:
+            check_directories(plan)
+            sys.argv += plan.pinned
+            if plan.multirun and len(plan.distinct) < len(plan.jobs):
+                repeats = len(plan.jobs) - len(plan.distinct)
+                print(f"{plan.counts()}: the other {repeats} repeat{'s' * (repeats == 1)} a run of this sweep (same "
+                      f"identity and seed) and {'is' if repeats == 1 else 'are'} not trained again", file=sys.stderr)
         run_job()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (runs/interrupt.py), at any moment of the command
+        status = exit_status(stop)
         resume = plan.resume_command() if plan is not None else "the same command"
         print(f"interrupted; resume with: {resume}", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(status)
 
 
 if __name__ == "__main__":

@@ -78,8 +78,8 @@ def test_not_a_run_and_a_run_without_weights_are_refused(run_dir, tmp_path):
 def test_cli_reads_the_hydra_config_and_answers_bad_input_in_one_line(run_dir, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(run_dir, run)
-    # A run made by the train command has .hydra/config.yaml; evaluate prefers it to result.json's copy.
-    (run / ".hydra").mkdir()
+    # Without result.json, evaluate reads the config in .hydra/config.yaml.
+    (run / ".hydra").mkdir(exist_ok=True)
     (run / ".hydra" / "config.yaml").write_text(
         __import__("omegaconf").OmegaConf.to_yaml(json.loads((run / "result.json").read_text())["config"]))
     (run / "result.json").unlink()

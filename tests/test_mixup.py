@@ -176,3 +176,42 @@ def test_device_batches_draw_partners_from_the_whole_training_set():
     classes_per_batch = [int((y > 0).any(0).sum()) for _, y in batches]
     assert len(classes_per_batch) == n // batch_size
     assert min(classes_per_batch) > batch_size
+
+
+def _partner_counts_bound(partners: torch.Tensor, n: int) -> None:
+    """`partners`, drawn uniformly from all `n` images, cover nearly all of them and both halves alike: with
+    4n draws the expected number of distinct partners is n (1 - e^-4) ≈ 0.98 n (sd ≈ 3 for n = 512), and the
+    draws in the upper half are Binomial(4n, 1/2) (sd ≈ 23). Partners from the first batch_size images, or from
+    the batch itself, fail both by far."""
+    assert len(partners) == 4 * n
+    assert len(torch.unique(partners)) >= 0.94 * n  # 480 of 512: more than 7 sd below the expectation
+    upper = int((partners >= n // 2).sum())
+    assert abs(upper - 2 * n) <= 5 * math.sqrt(n)  # 5 sd of Binomial(4n, 1/2)
+
+
+def _partners_of(rows: torch.Tensor, own: torch.Tensor | None) -> torch.Tensor:
+    """Each sample its own class: a mixed row's label holds its own class and its partner's (one class where the
+    partner is itself). Without `own` (shuffled batches), the partners are what is left of every class named
+    once the epoch's own samples, each once, are taken away."""
+    named = [row.nonzero().flatten() for row in rows > 0]
+    if own is not None:
+        return torch.stack([(n[n != i] if len(n) > 1 else n)[0] for n, i in zip(named, own)])
+    return torch.cat([n.repeat(2) if len(n) == 1 else n for n in named])
+
+
+def test_partners_are_drawn_from_the_whole_training_set_in_both_paths():
+    n, batch_size, epochs = 512, 16, 4
+    images, labels = torch.zeros(n, 3, 2, 2, dtype=torch.uint8), torch.arange(n)
+    torch.manual_seed(11)
+    batches = DeviceBatches(images, labels, n, batch_size, ratio=1.0, alpha=1.0)
+    rows = torch.cat([y for _ in range(epochs) for _, y in batches])
+    named = _partners_of(rows, None)
+    # Every image is its own sample once per epoch; the rest of what the labels name are the partners.
+    counts = torch.bincount(named, minlength=n) - epochs
+    assert counts.min() >= 0
+    _partner_counts_bound(torch.repeat_interleave(torch.arange(n), counts), n)
+
+    dataset = MixupDataset(images, labels, n, ratio=1.0, alpha=1.0)
+    own = torch.arange(n).repeat(epochs)
+    rows = torch.stack([dataset[int(i)][1] for i in own])
+    _partner_counts_bound(_partners_of(rows, own), n)

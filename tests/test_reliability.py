@@ -1,6 +1,7 @@
 """Resume, failure isolation, atomic writes and one-line errors for bad input."""
 
 import json
+import math
 import os
 import shlex
 import signal
@@ -300,3 +301,41 @@ def test_atomic_writes_get_the_usual_file_mode(tmp_path):
     files.write_json(tmp_path / "result.json", {"status": "ok"})
     (tmp_path / "plain.txt").write_text("x")
     assert (tmp_path / "result.json").stat().st_mode == (tmp_path / "plain.txt").stat().st_mode
+
+
+@pytest.mark.parametrize("schedule", ["step", "cosine"])
+def test_a_resumed_run_keeps_its_learning_rate_schedule_exactly(tmp_path, monkeypatch, schedule):
+    """The lr of every epoch, and every metric, of a run resumed after epoch 2 of 4 equal an uninterrupted run's."""
+    cfg = compose_config([*TINY, "trainer.epochs=4", "eval.fgsm_eps=[]", "optimizer=sgd", "optimizer.lr=0.05",
+                          f"optimizer.schedule={schedule}", "optimizer.milestones=[2,3]"])
+    real = train_module.train_one_epoch
+
+    def run(out_dir, kill_after=None):
+        lrs = []
+
+        def recording(run, epoch):
+            lrs.append(run.optimizer.param_groups[0]["lr"])
+            return real(run, epoch)
+
+        with monkeypatch.context() as m:
+            m.setattr(train_module, "train_one_epoch", recording)
+            if kill_after is not None:
+                interrupt_after_checkpoint(m, epoch=kill_after)
+                with pytest.raises(Killed):
+                    train(cfg, out_dir)
+            else:
+                train(cfg, out_dir)
+        return lrs
+
+    whole = run(tmp_path / "whole")
+    resumed = run(tmp_path / "resumed", kill_after=2) + run(tmp_path / "resumed")
+    assert resumed == whole  # epochs 1, 2, then 3, 4 after the resume: bit for bit
+    expected = ([0.05, 0.05, 0.005, 0.0005] if schedule == "step"
+                else [0.05 * (1 + math.cos(math.pi * (e - 1) / 4)) / 2 for e in range(1, 5)])
+    assert whole == pytest.approx(expected, rel=1e-12)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "whole" / "metrics.csv").drop(columns="seconds"),
+                                  pd.read_csv(tmp_path / "resumed" / "metrics.csv").drop(columns="seconds"),
+                                  check_exact=True)
+    whole_result, resumed_result = (json.loads((tmp_path / d / "result.json").read_text()) for d in ("whole", "resumed"))
+    assert {k: whole_result[k] for k in ("test_acc", "test_loss", "test_ece", "train_loss")} == {
+        k: resumed_result[k] for k in ("test_acc", "test_loss", "test_ece", "train_loss")}

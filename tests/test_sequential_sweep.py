@@ -13,7 +13,14 @@ from mixupexp.analysis import sequential as seq
 from mixupexp.runs.sequential_design import DECISIONS_FILE, SWEEPER_TARGET
 
 from .conftest import REPO, TINY, run_cli
-from .sweep_callbacks import FAIL_ENV, FAIL_RATIO_ENV, FAIL_TARGET, FAILURE, INTERRUPT_ENV, INTERRUPT_TARGET
+from .sweep_callbacks import (
+    FAIL_ENV,
+    FAIL_RATIO_ENV,
+    FAIL_TARGET,
+    FAILURE,
+    INTERRUPT_ENV,
+    INTERRUPT_TARGET,
+)
 
 # One thread and fp32: runs are then the same on every machine (bf16 autocast depends on the CPU).
 QUICK = [*TINY, "eval.fgsm_eps=[]", "trainer.threads=1", "trainer.precision=fp32"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Optional
@@ -10,6 +9,7 @@ from typing import Optional
 import pandas as pd
 
 from mixupexp.runs.identity import SEED, identity, identity_hash
+from mixupexp.runs.result import UnreadableResult, read_result
 from mixupexp.runs.status import RunStatus
 
 RESULT_COLUMNS = ("status", "test_acc", "test_loss", "train_loss", "train_seconds", "wall_seconds", "device",
@@ -53,15 +53,21 @@ def load_runs(dirs: list[Path]) -> pd.DataFrame:
 
     A run is counted once: where several result.json files hold the same identity and seed (two sweeps that share
     a configuration, a directory copied), the finished one found first is kept, and the others are listed in
-    `frame.attrs["duplicates"]` as (left out, kept) pairs of run directories."""
+    `frame.attrs["duplicates"]` as (left out, kept) pairs of run directories. A result.json that cannot be a
+    run's record (writes are atomic, so it was damaged or edited by hand) is never counted: it is listed in
+    `frame.attrs["left_out"]` as a (file, why) pair."""
     records, kept = [], {}
     duplicates: list[tuple[str, str]] = []
+    left_out: list[tuple[str, str]] = []
     for path in find_results(dirs):
         try:
-            result = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue  # a result being written right now; the next summary sees it
-        config = result.get("config", {})
+            result = read_result(path)
+        except UnreadableResult as e:
+            left_out.append((str(path), e.problem.removeprefix("is ")))
+            continue
+        if result is None:  # removed since it was found
+            continue
+        config = result["config"]
         ident = identity(config)
         flat = {_readable(k): (tuple(v) if isinstance(v, list) else v) for k, v in ident.items()}
         flat[SEED] = config.get(SEED)
@@ -81,10 +87,17 @@ def load_runs(dirs: list[Path]) -> pd.DataFrame:
         kept[key] = len(records)
         records.append(flat)
     if not records:
-        raise SummaryError(f"no runs (result.json files) found under {', '.join(map(str, dirs))}")
+        unreadable = f" ({'; '.join(left_out_lines(left_out))})" if left_out else ""
+        raise SummaryError(f"no runs (result.json files) found under {', '.join(map(str, dirs))}{unreadable}")
     frame = pd.DataFrame.from_records(records)
     frame.attrs["duplicates"] = duplicates
+    frame.attrs["left_out"] = left_out
     return frame
+
+
+def left_out_lines(left_out: list[tuple[str, str]]) -> list[str]:
+    """`left out: DIR/result.json (not valid JSON)`, one per result.json that could not be counted."""
+    return [f"left out: {path} ({why})" for path, why in left_out]
 
 
 def duplicates_line(duplicates: list[tuple[str, str]]) -> str:

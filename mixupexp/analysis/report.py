@@ -30,6 +30,7 @@ from mixupexp.analysis.collect import (
     fixed_settings,
     fixed_settings_text,
     is_baseline_row,
+    left_out_lines,
     load_runs,
 )
 from mixupexp.analysis.plots import write_plots
@@ -238,7 +239,8 @@ def _family_sentences(summary: pd.DataFrame, families: str) -> list[str]:
 
 
 def summary_markdown(summary: pd.DataFrame, fixed: dict | None = None, duplicates: list | None = None,
-                     families: str = "summary", test_images: int | None = None) -> str:
+                     families: str = "summary", test_images: int | None = None,
+                     left_out: list | None = None) -> str:
     """summary.md: what the runs shared, the summary table for reading (means with 95 % CIs), a verdict per
     configuration, the seeds needed, and which configuration is the result."""
     params = summary_parameters(summary)
@@ -293,6 +295,8 @@ def summary_markdown(summary: pd.DataFrame, fixed: dict | None = None, duplicate
         intro += "".join(f"\n\n{line}" for line in caveat_lines(fixed))
     if duplicates:
         intro += f"\n\n{duplicates_line(duplicates)}."
+    if left_out:
+        intro += "\n\n" + "\n".join(f"- {line}" for line in left_out_lines(left_out))
     lines = [
         "# Summary",
         "",
@@ -327,9 +331,11 @@ def write_summary(sweep_dirs: list[Path], out_dir: Path, plots: bool = True,
                   require_finished: bool = False, families: str = "summary") -> pd.DataFrame:
     """Write runs.csv, summary.csv, summary_settings.json (what all runs shared), summary.md and (with `plots`) the
     PNG plots into out_dir; return the summary, its `attrs["duplicates"]` naming runs counted once although found
-    more than once. With `require_finished`, SummaryError unless some run finished."""
+    more than once and its `attrs["left_out"]` the result.json files that could not be read as runs. With
+    `require_finished`, SummaryError unless some run finished."""
     loaded = load_runs(sweep_dirs)
     duplicates = loaded.attrs.get("duplicates", [])
+    left_out = loaded.attrs.get("left_out", [])
     if require_finished and not (loaded["status"] == RunStatus.OK).any():
         raise SummaryError(f"none of the {len(loaded)} runs under {', '.join(map(str, sweep_dirs))} finished")
     fixed = fixed_settings(loaded)
@@ -342,17 +348,18 @@ def write_summary(sweep_dirs: list[Path], out_dir: Path, plots: bool = True,
     out_dir = Path(out_dir)
     write_csv(out_dir / "runs.csv", runs)
     write_csv(out_dir / "summary.csv", summary)
-    settings = {"fixed": fixed, "duplicates_left_out": duplicates}
+    settings = {"fixed": fixed, "duplicates_left_out": duplicates, "unreadable_left_out": left_out}
     if sequential is not None:
         settings["sequential"] = sequential_summary.settings_record(sequential)
     write_json(out_dir / "summary_settings.json", settings)
-    markdown = (summary_markdown(summary, fixed, duplicates, families, test_images) if sequential is None else
-                sequential_summary.markdown(summary, fixed_settings_text(fixed) if fixed else "",
-                                            duplicates_line(duplicates) if duplicates else ""))
+    markdown = (summary_markdown(summary, fixed, duplicates, families, test_images, left_out) if sequential is None
+                else sequential_summary.markdown(summary, fixed_settings_text(fixed) if fixed else "",
+                                                 duplicates_line(duplicates) if duplicates else ""))
     atomic_write_text(out_dir / "summary.md", markdown)
     if plots:
         write_plots(summary, runs, summary_parameters(summary), out_dir, caption=fixed_settings_text(fixed))
     summary.attrs["duplicates"] = duplicates
     summary.attrs["fixed"] = fixed
+    summary.attrs["left_out"] = left_out
     return summary
 

@@ -99,6 +99,14 @@ def did_you_mean(message: str, overrides: list[str], cfg=None) -> str | None:
 
     The override is the one whose key (or group/option) the message quotes, as Hydra's and OmegaConf's messages
     do ('agument', 'augment/cutmixx', 'alpah')."""
+    unknown = re.match(r"unknown key ([\w.]+); known keys: (.+)$", message)
+    if unknown:  # the schema's keys at that level are in the message, chosen loggers' keys included
+        prefix, _, leaf = unknown[1].rpartition(".")
+        known = [k.strip() for k in unknown[2].split(",")]
+        meant = _closest(leaf, known)
+        typed = next((o for o in overrides if o.split("=", 1)[0].lstrip("+~") == unknown[1]), None)
+        if meant is not None and typed is not None:
+            return f"{prefix + '.' if prefix else ''}{meant}={typed.split('=', 1)[1]}"
     quoted = set(re.findall(r"'([^']+)'", message)) | set(re.findall(r"unknown key ([\w.]+)", message))
     if not quoted:
         return None

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import typing
 from dataclasses import fields
 from typing import Any
 
 import torch
 
 from mixupexp.config.options import choices
-from mixupexp.config.schema import (
-    AugmentConfig,
-    Config,
-    ConfigError,
-    DataConfig,
-    EvalConfig,
-    LoggerConfig,
-    ModelConfig,
-    OptimizerConfig,
-    TrainerConfig,
-)
+from mixupexp.config.schema import Config, ConfigError
 
 # Checked only when the logger is chosen.
 LOGGER_CHOICES = {"logger.wandb.mode": ("offline", "online", "disabled")}
@@ -30,19 +23,81 @@ def _get(cfg: Any, dotted: str) -> Any:
     return cfg
 
 
+def _dataclass_of(annotation: Any) -> Any:
+    """The dataclass a field holds (Optional[X] -> X), or None for a plain value."""
+    if dataclasses.is_dataclass(annotation):
+        return annotation
+    return next((arg for arg in typing.get_args(annotation) if dataclasses.is_dataclass(arg)), None)
+
+
 def _check_known_keys(cfg: Any, schema: type, prefix: str = "") -> None:
     # A `+key=value` override adds keys even to structured configs; a typo there must not pass silently.
-    known = {f.name: f.type for f in fields(schema)}
+    known = [f.name for f in fields(schema)]
+    hints = typing.get_type_hints(schema)  # the fields' types, which `from __future__ import annotations` leaves as text
     for key in cfg.keys():
         if key == "hydra":
             continue
         if key not in known:
             raise ConfigError(f"unknown key {prefix}{key}; known keys: {', '.join(known)}")
         value = cfg[key]
-        nested = {ModelConfig, DataConfig, AugmentConfig, OptimizerConfig, TrainerConfig, EvalConfig, LoggerConfig}
-        child = next((t for t in nested if t.__name__ == known[key] or t is known[key]), None)
-        if child is not None:
+        child = _dataclass_of(hints[key])
+        if child is not None and value is not None and hasattr(value, "keys"):
             _check_known_keys(value, child, f"{prefix}{key}.")
+
+
+SEED_MAX = 2**32 - 1  # NumPy's legacy seed and torch's DataLoader generator take seeds in [0, 2**32)
+
+
+def _finite(key: str, value: float, at_least: float = 0.0, above: bool = False) -> None:
+    """ConfigError unless `value` is a finite number >= at_least (> at_least where `above`)."""
+    ok = math.isfinite(value) and (value > at_least if above else value >= at_least)
+    if not ok:
+        raise ConfigError(f"{key}={value} must be a finite number {'>' if above else '>='} {at_least:g}")
+
+
+def _known_image_size(cfg: Any) -> tuple[int, bool] | None:
+    """(side, resizable) of the data's images where the config alone tells it, else None (an image folder
+    without data.image_size: checked when it is loaded)."""
+    if cfg.data.name == "synthetic":
+        return (cfg.data.image_size or 32), True
+    if cfg.data.name in ("cifar10", "svhn"):
+        return 32, False
+    if cfg.data.image_size is not None:
+        return cfg.data.image_size, True
+    return None
+
+
+def _check_numbers(cfg: Any) -> None:
+    """The numeric values that fail only at run time (in NumPy, torch or the model) or train on garbage."""
+    if not 0 <= cfg.seed <= SEED_MAX:
+        raise ConfigError(f"seed={cfg.seed} must be an integer in [0, {SEED_MAX}]")
+    optimizer = cfg.optimizer
+    _finite("optimizer.lr", optimizer.lr, above=True)
+    _finite("optimizer.weight_decay", optimizer.weight_decay)
+    if optimizer.name == "sgd":
+        if not (math.isfinite(optimizer.momentum) and 0 <= optimizer.momentum < 1):
+            raise ConfigError(f"optimizer.momentum={optimizer.momentum} must be in [0, 1) (0.9 is usual)")
+        if optimizer.nesterov and optimizer.momentum == 0:
+            raise ConfigError("optimizer.nesterov=true needs optimizer.momentum > 0; set a momentum (0.9 is usual) "
+                              "or optimizer.nesterov=false")
+    if optimizer.schedule == "step":
+        _finite("optimizer.gamma", optimizer.gamma, above=True)
+    if cfg.augment.name != "none" and not math.isfinite(cfg.augment.alpha):
+        raise ConfigError(f"augment.alpha={cfg.augment.alpha} must be a finite number > 0 for augment={cfg.augment.name}")
+    data = cfg.data
+    if data.image_size is not None and data.image_size < 1:
+        raise ConfigError(f"data.image_size={data.image_size} must be >= 1 (or null to keep the images' size)")
+    if data.name == "synthetic":
+        if data.data_seed < 0:
+            raise ConfigError(f"data.data_seed={data.data_seed} must be >= 0")
+        _finite("data.signal", data.signal)
+        _finite("data.noise", data.noise)
+    known = _known_image_size(cfg)
+    if known is not None:
+        from mixupexp.models.networks import check_image_size
+
+        side, resizable = known
+        check_image_size(cfg.model, (side, side), f"the images of data={data.name}", resizable=resizable)
 
 
 def validate(cfg: Any) -> None:
@@ -109,6 +164,7 @@ def validate(cfg: Any) -> None:
                 raise ConfigError(f"data.{key}={getattr(cfg.data, key)} must be > 0")
         if cfg.data.num_classes < 2:
             raise ConfigError(f"data.num_classes={cfg.data.num_classes} must be >= 2")
+    _check_numbers(cfg)
     from mixupexp.tracking.loggers import check_packages
 
     check_packages(cfg)

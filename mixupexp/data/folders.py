@@ -1,4 +1,10 @@
-"""`data=image_folder`: DIR/train/<class>/* and DIR/test/<class>/* decoded to uint8 tensors (in parallel, once: the decoded tensors are cached, data/cache.py)."""
+"""`data=image_folder`: DIR/train/<class>/* and DIR/test/<class>/* decoded to uint8 tensors (in parallel, once: the decoded tensors are cached, data/cache.py).
+
+The folder is read as torchvision's ImageFolder reads it (the same classes, images and order), except where that
+misreads a folder: hidden files and folders (`.ipynb_checkpoints`, `.DS_Store`) are not classes or images, links to
+folders below a class folder are not followed (a link back up, `train/a/loop -> ..`, would repeat every image
+without end), a broken link is named instead of failing later, and a split needs at least two classes.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +24,7 @@ from PIL import Image
 
 from mixupexp.config.registry import register
 from mixupexp.data.cache import cache_path
+from mixupexp.data.cache import load as load_cache
 from mixupexp.data.cache import store as store_cache
 from mixupexp.data.images import SYNTHETIC_ONLY, DataError, ImageData
 
@@ -26,18 +34,68 @@ log = logging.getLogger("mixupexp")
 _WIDE_GRAY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 
-def _list_split(root: Path, split: str) -> tuple[list[str], list[tuple[str, int]]]:
-    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+# torchvision's ImageFolder extensions (compared in lower case), without importing torchvision for them.
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
+
+@dataclass
+class SplitListing:
+    classes: list[str]
+    samples: list[tuple[str, int]]  # (path, class index), in ImageFolder's order
+    skipped_links: list[str]  # links to folders inside class folders, not followed
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".")
+
+
+def _walk_class(top: str, skipped_links: list[str]) -> list[tuple[str, list[str]]]:
+    """(folder, image file names) for `top` and every folder below it, links to folders not followed."""
+    found, pending = [], [top]
+    while pending:
+        folder = pending.pop()
+        names = []
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if _hidden(entry.name):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+                elif entry.is_symlink() and entry.is_dir():
+                    skipped_links.append(entry.path)
+                elif entry.name.lower().endswith(IMG_EXTENSIONS):
+                    if entry.is_symlink() and not os.path.exists(entry.path):
+                        raise DataError(f"{entry.path} is a broken link (to {os.readlink(entry.path)}); remove it or "
+                                        "restore the file it points to")
+                    if entry.is_file():
+                        names.append(entry.name)
+        found.append((folder, names))
+    return found
+
+
+def _list_split(root: Path, split: str) -> SplitListing:
     directory = root / split
     if not directory.is_dir():
         raise DataError(f"{root} has no {split}/ folder; an image folder needs {root}/train/<class>/ and {root}/test/<class>/")
-    try:
-        classes, class_to_idx = find_classes(str(directory))
-        samples = make_dataset(str(directory), class_to_idx, extensions=IMG_EXTENSIONS)
-    except FileNotFoundError as e:
-        raise DataError(f"{directory} holds no images in class folders ({e})") from e
-    return classes, samples
+    with os.scandir(directory) as entries:
+        classes = sorted(e.name for e in entries if not _hidden(e.name) and e.is_dir())
+    if not classes:
+        raise DataError(f"{directory} holds no images in class folders (no class folder in it)")
+    if len(classes) < 2:
+        raise DataError(f"{directory} has a single class folder ({classes[0]}): a classifier needs at least 2 classes; "
+                        "add a folder per class")
+    samples, skipped, empty = [], [], []
+    for index, name in enumerate(classes):
+        before = len(samples)
+        # Sorted as ImageFolder sorts os.walk: by folder path, then file name.
+        for folder, names in sorted(_walk_class(os.path.join(directory, name), skipped)):
+            samples += [(os.path.join(folder, file), index) for file in sorted(names)]
+        if len(samples) == before:
+            empty.append(name)
+    if empty:
+        raise DataError(f"{directory} holds no images in class folders ({', '.join(empty)}: no {', '.join(IMG_EXTENSIONS)} "
+                        "file in it)")
+    return SplitListing(classes, samples, skipped)
 
 
 def _folder_fingerprint(root: Path, samples: list[tuple[str, int]], image_size) -> str:
@@ -45,7 +103,7 @@ def _folder_fingerprint(root: Path, samples: list[tuple[str, int]], image_size) 
     for path, label in samples:
         st = os.stat(path)
         digest.update(f"{path}|{label}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:20]
+    return digest.hexdigest()
 
 
 class DecodeProgress:
@@ -124,34 +182,45 @@ def _decode_split(samples: list[tuple[str, int]], image_size, name: str = "image
 
 def list_image_folder(cfg) -> tuple[Path, list[str], list[tuple[str, int]], list[tuple[str, int]]]:
     """(root, classes, train samples, test samples) of an image folder; DataError if it cannot be used."""
+    root, train, test = _list_folder(cfg)
+    return root, train.classes, train.samples, test.samples
+
+
+def _list_folder(cfg) -> tuple[Path, SplitListing, SplitListing]:
     root = Path(os.path.expanduser(cfg.root))
     if not root.is_dir():
         raise DataError(f"data.root={cfg.root} does not exist; point it at a folder with train/ and test/")
-    train_classes, train_samples = _list_split(root, "train")
-    test_classes, test_samples = _list_split(root, "test")
+    train, test = _list_split(root, "train"), _list_split(root, "test")
+    train_classes, test_classes = train.classes, test.classes
     if train_classes != test_classes:
         only_train = sorted(set(train_classes) - set(test_classes))
         only_test = sorted(set(test_classes) - set(train_classes))
         raise DataError(
             f"{root}: train/ and test/ have different classes (only in train: {only_train}, only in test: {only_test})"
         )
-    return root, train_classes, train_samples, test_samples
+    return root, train, test
 
 
 @register("data", "image_folder", ignores=(*SYNTHETIC_ONLY, "data.download"))
 def _load_image_folder(cfg) -> ImageData:
     """Any folder of class folders: DIR/train/<class>/*, DIR/test/<class>/*."""
-    root, train_classes, train_samples, test_samples = list_image_folder(cfg)
-
-    cache = cache_path(cfg.cache_dir, root, cfg.image_size,
-                       _folder_fingerprint(root, train_samples + test_samples, cfg.image_size))
+    root, train, test = _list_folder(cfg)
+    train_classes, train_samples, test_samples = train.classes, train.samples, test.samples
+    skipped = train.skipped_links + test.skipped_links
+    if skipped:
+        log.warning("%s: %d link(s) to folders inside class folders not followed (e.g. %s -> %s): a link may lead "
+                    "back up and repeat images; put the images themselves (or links to them) in the class folder",
+                    root, len(skipped), skipped[0], os.readlink(skipped[0]))
+    fingerprint = _folder_fingerprint(root, train_samples + test_samples, cfg.image_size)
+    source = {"folder": str(root.resolve()), "image_size": cfg.image_size, "fingerprint": fingerprint,
+              "train": len(train_samples), "test": len(test_samples)}
+    cache = cache_path(cfg.cache_dir, root, cfg.image_size, fingerprint[:20])
     if cache.exists():
-        try:
-            saved = torch.load(cache, weights_only=True)
+        saved, why_not = load_cache(cache, source)
+        if saved is not None:
             log.info("decoded images of %s read from the cache %s", root, cache)
             return ImageData(**saved)
-        except Exception:
-            pass  # an unreadable cache is rebuilt below
+        log.warning("the cache %s is not used: %s; decoding the images of %s again", cache, why_not, root)
     train_images, train_labels = _decode_split(train_samples, cfg.image_size, f"{root}/train")
     test_images, test_labels = _decode_split(test_samples, cfg.image_size, f"{root}/test")
     if train_images.shape[1:] != test_images.shape[1:]:
@@ -161,7 +230,7 @@ def _load_image_folder(cfg) -> ImageData:
         )
     data = ImageData(train_images, train_labels, test_images, test_labels, classes=train_classes)
     try:
-        removed = store_cache(vars(data), cache, root, cfg.image_size)
+        removed = store_cache(vars(data), cache, root, cfg.image_size, source)
         log.info("decoded images cached in %s (%.0f MB; python -m mixupexp.cache lists or clears the caches)%s",
                  cache, cache.stat().st_size / 2**20,
                  f"; removed {len(removed)} superseded file(s) of this folder" if removed else "")

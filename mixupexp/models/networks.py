@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from mixupexp.config.registry import register, registered
+from mixupexp.config.schema import ConfigError
 
 if TYPE_CHECKING:
     from mixupexp.augment.batch import HiddenMix
@@ -127,6 +128,27 @@ def simple_cnn(cfg, num_classes: int, image_shape, mean, std) -> nn.Module:
 def preact_resnet18(cfg, num_classes: int, image_shape, mean, std) -> nn.Module:
     """PreAct ResNet-18, the network of Zhang et al.'s CIFAR-10 experiments."""
     return PreActResNet18(num_classes, image_shape, mean, std, widths=list(cfg.widths))
+
+
+def smallest_image_side(cfg) -> int:
+    """The smallest image side the model `cfg` takes: simple_cnn halves the image in each of its blocks (a 2×2
+    max-pool), PreAct ResNet-18's strided convolutions and global pooling take any size."""
+    return 2 ** len(cfg.widths) if cfg.name == "simple_cnn" else 1
+
+
+def check_image_size(cfg, size: tuple[int, int], what: str, resizable: bool = True) -> None:
+    """ConfigError naming model.widths if images of `size` (height, width) are too small for the model `cfg`."""
+    need, side = smallest_image_side(cfg), min(size)
+    if side >= need:
+        return
+    blocks = max(side.bit_length() - 1, 0)  # the most halvings that leave at least one pixel
+    fixes = [f"at most {blocks} values in model.widths"] if blocks else []
+    if resizable:
+        fixes.append(f"data.image_size={need} or more")
+    raise ConfigError(
+        f"model.widths={list(cfg.widths)} has {len(cfg.widths)} blocks, each halving the image: {what} "
+        f"({size[0]}×{size[1]}) would shrink to nothing; use {' or '.join(fixes)}"
+    )
 
 
 def build_model(cfg, num_classes: int, image_shape, mean, std) -> nn.Module:

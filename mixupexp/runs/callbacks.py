@@ -5,7 +5,6 @@ Both run in the process that started the sweep, whichever launcher ran the jobs.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ from mixupexp.runs.checkpoint import RESULT, config_differences
 from mixupexp.runs.command_plan import CommandPlan, Job, plan_command
 from mixupexp.runs.identity import plain_config
 from mixupexp.runs.lock import invocation_id, live_holder
+from mixupexp.runs.result import UnreadableResult, read_result
 from mixupexp.runs.status import FAILURES, RunStatus
 
 # mixupexp.summarize is imported inside the callbacks: Hydra loads this module for every run, single runs
@@ -29,7 +29,7 @@ SHOWN_ERROR_CHARS = 160
 
 class SummarizeSweep(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
-        from mixupexp.analysis.collect import SummaryError
+        from mixupexp.analysis.collect import SummaryError, left_out_lines
         from mixupexp.analysis.report import caveat_lines, verdict_lines, write_summary
 
         sweep_dir = Path(config.hydra.sweep.dir)
@@ -40,6 +40,8 @@ class SummarizeSweep(Callback):
             return
         log.info("summary of %d configurations written to %s (and summary.md, plots)", len(summary),
                  sweep_dir / "summary.csv")
+        for line in left_out_lines(summary.attrs.get("left_out", [])):
+            log.warning("%s", line)
         for line in verdict_lines(summary) + caveat_lines(summary.attrs.get("fixed", {})):
             print(line)
         from mixupexp.tracking.loggers import log_sweep_summary
@@ -53,11 +55,11 @@ def job_problem(job: Job) -> Optional[str]:
     if holder is not None and holder.invocation != invocation_id():
         return f"clash: being trained by {holder.describe()}"
     try:
-        result = json.loads((job.run_dir / RESULT).read_text())
-    except FileNotFoundError:
+        result = read_result(job.run_dir / RESULT)
+    except UnreadableResult as e:
+        return f"unreadable {RESULT} ({e.problem})"
+    if result is None:
         return "did not run"
-    except (OSError, json.JSONDecodeError) as e:
-        return f"unreadable {RESULT} ({e})"
     if config_differences(plain_config(job.cfg), result.get("config", {})):
         return "refused: its directory holds a run of another config"
     status = result.get("status")
@@ -124,10 +126,12 @@ class ReportFailures(Callback):
         paths = find_results([sweep_dir])
         for path in paths:
             try:
-                result = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError):
+                result = read_result(path)
+            except UnreadableResult as e:
+                problems.setdefault(f"unreadable {RESULT} ({e.problem})", []).append(
+                    str(path.parent.relative_to(sweep_dir)))
                 continue
-            if result.get("status") != RunStatus.OK:
+            if result is not None and result.get("status") != RunStatus.OK:
                 problems.setdefault(_failure(result), []).append(str(path.parent.relative_to(sweep_dir)))
         if problems:
             count, parts = _grouped(problems)

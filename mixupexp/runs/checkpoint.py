@@ -3,13 +3,13 @@
 A checkpoint holds everything the rest of a run depends on: model, optimizer and LR-schedule state, the epoch, the
 metrics so far and every random number generator (Python, NumPy, torch CPU and CUDA, the DataLoader's generator), so a
 resumed run on the CPU ends with exactly the metrics of an uninterrupted one. It holds only tensors and plain data and
-is loaded with `weights_only=True`, so a file planted in a run directory cannot run code; one that cannot be read is
-set aside (renamed) and the run starts afresh.
+is loaded with `weights_only=True`, so a file planted in a run directory cannot run code; one that cannot be read, or
+whose state does not fit the run's model and optimizer, is set aside (renamed) and the run starts afresh.
 """
 
 from __future__ import annotations
 
-import json
+import copy
 import os
 import pickle
 import random
@@ -25,10 +25,10 @@ import torch
 from mixupexp.config.schema import ConfigError
 from mixupexp.runs.files import atomic_torch_save
 from mixupexp.runs.identity import SEED, identity
+from mixupexp.runs.result import RESULT, read_result
 from mixupexp.runs.status import RunStatus
 
 CHECKPOINT = "checkpoint.pt"
-RESULT = "result.json"
 MODEL = "model.pt"  # the final weights, a plain state dict (torch.load(..., weights_only=True))
 CHECKPOINT_KEYS = ("epoch", "model", "optimizer", "schedule", "rows", "train_seconds", "rng")
 
@@ -55,22 +55,29 @@ def config_differences(ours: dict, theirs: dict) -> list[str]:
     return [f"{k}: {a.get(k)!r} here vs {b.get(k)!r} there" for k in keys if a.get(k) != b.get(k)]
 
 
+def another_config(out_dir: Path, config: dict, result: dict) -> Optional[ConfigError]:
+    """The error for a directory whose result.json holds another config's run, or None if it holds this one's."""
+    differences = config_differences(config, result["config"])
+    if not differences:
+        return None
+    shown = "; ".join(differences[:3]) + (f"; and {len(differences) - 3} more" if len(differences) > 3 else "")
+    return ConfigError(
+        f"{out_dir} holds a run of another config ({shown}); choose another output directory "
+        "or start afresh there with trainer.resume=false"
+    )
+
+
 def find_prior_run(out_dir: Path, config: dict) -> PriorRun:
-    """What `out_dir` holds of an earlier attempt at this run; ConfigError if it is another config's run."""
-    result_path, checkpoint = out_dir / RESULT, out_dir / CHECKPOINT
-    if not result_path.exists():
+    """What `out_dir` holds of an earlier attempt at this run; ConfigError if it is another config's run, and
+    UnreadableResult (a ConfigError) if its result.json cannot be a run's record: writes are atomic, so such a
+    file was damaged or edited by hand, and starting over it would destroy whatever it was."""
+    checkpoint = out_dir / CHECKPOINT
+    result = read_result(out_dir / RESULT)
+    if result is None:
         return PriorRun(None, None)
-    try:
-        result = json.loads(result_path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return PriorRun(None, None)  # unreadable (writes are atomic, so only edited by hand): start afresh
-    differences = config_differences(config, result.get("config", {}))
-    if differences:
-        shown = "; ".join(differences[:3]) + (f"; and {len(differences) - 3} more" if len(differences) > 3 else "")
-        raise ConfigError(
-            f"{out_dir} holds a run of another config ({shown}); choose another output directory "
-            "or start afresh there with trainer.resume=false"
-        )
+    error = another_config(out_dir, config, result)
+    if error is not None:
+        raise error
     return PriorRun(result, checkpoint if checkpoint.exists() else None)
 
 
@@ -127,11 +134,13 @@ def read_checkpoint(path: Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        # torch's message advises loading with weights_only=False: that is what must never happen to a file
+        # found in a run directory, so only the reason is kept.
+        refused = re.search(r"GLOBAL (\S+)", str(e))
         if refused:
             raise CheckpointError(
-                f"{path} is not a plain checkpoint (it refers to {refused.group(1)}); refused, since loading it "
-                "could run code"
+                f"{path} is not a plain checkpoint (it refers to {refused.group(1).rstrip('.,;')}); refused as "
+                "unsafe, since loading it could run code"
             ) from e
         raise CheckpointError(f"{path} cannot be read: {_unpickling_reason(e)}") from e
     except (OSError, RuntimeError, EOFError, ValueError) as e:
@@ -146,24 +155,64 @@ def _first_line(error: BaseException) -> str:
     return (str(error).strip().splitlines() or [""])[0]
 
 
+_ADVICE_WORDS = ("weights_only", "torch.load", "trusted source", "documentation", "PyTorch 2.6")
+
+
 def _unpickling_reason(error: BaseException) -> str:
-    # torch's message opens with paragraphs of advice; the reason is on the line naming the unpickler.
-    for line in str(error).splitlines():
+    # torch's message opens with paragraphs of advice; the reason is on the line naming the unpickler, else on
+    # the first line that is not advice.
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    for line in lines:
         if "WeightsUnpickler error:" in line:
             return line.split("WeightsUnpickler error:", 1)[1].strip()
-    return _first_line(error)
+    reasons = [line for line in lines if not any(word in line for word in _ADVICE_WORDS)]
+    return reasons[0] if reasons else "it holds more than tensors and plain data"
 
 
 def load_checkpoint(path: Path, *, model, optimizer, schedule, loader_generator: Optional[torch.Generator]) -> dict:
     """Restore model, optimizer, LR schedule and RNG states from `path`; return the checkpoint (epoch, rows,
-    train_seconds). Raises CheckpointError, having changed nothing, if the file cannot be read."""
+    train_seconds). Raises CheckpointError, having changed nothing, if the file cannot be read or its state does
+    not fit (another model's weights, another optimizer's state): the run then starts as a fresh one would."""
     state = read_checkpoint(path)
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    if schedule is not None and state["schedule"] is not None:
-        schedule.load_state_dict(state["schedule"])
-    restore_rng_states(state["rng"], loader_generator)
+    before = _states(model, optimizer, schedule, loader_generator)
+    try:
+        if not (isinstance(state["epoch"], int) and isinstance(state["rows"], list)
+                and len(state["rows"]) == state["epoch"] >= 1):
+            raise ValueError(f"it holds {len(state['rows'])} rows of metrics for epoch {state['epoch']}")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if schedule is not None and state["schedule"] is not None:
+            schedule.load_state_dict(state["schedule"])
+        restore_rng_states(state["rng"], loader_generator)
+    except Exception as e:  # whatever does not fit: load_state_dict copies what matches before it complains
+        _restore_states(before, model, optimizer, schedule, loader_generator)
+        raise CheckpointError(f"{path} does not fit this run ({type(e).__name__}: {_reason(e)})") from e
     return state
+
+
+def _reason(error: BaseException) -> str:
+    # "Error(s) in loading state_dict for SimpleCNN:" says nothing; the line after it says what differs.
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].endswith(":"):
+        return f"{lines[0]} {lines[1]}"
+    return lines[0] if lines else type(error).__name__
+
+
+def _states(model, optimizer, schedule, loader_generator) -> dict[str, Any]:
+    return {
+        "model": {k: v.detach().clone() for k, v in model.state_dict().items()},
+        "optimizer": copy.deepcopy(optimizer.state_dict()),
+        "schedule": copy.deepcopy(schedule.state_dict()) if schedule is not None else None,
+        "rng": rng_states(loader_generator),
+    }
+
+
+def _restore_states(states: dict[str, Any], model, optimizer, schedule, loader_generator) -> None:
+    model.load_state_dict(states["model"])
+    optimizer.load_state_dict(states["optimizer"])
+    if schedule is not None:
+        schedule.load_state_dict(states["schedule"])
+    restore_rng_states(states["rng"], loader_generator)
 
 
 def set_aside(path: Path) -> Path:

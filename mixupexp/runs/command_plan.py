@@ -187,11 +187,37 @@ def check_data_once(jobs: list[Job]) -> None:
             check_available(job.cfg.data)
 
 
+def flags_first(argv: list[str]) -> list[str]:
+    """argv with Hydra's flags (and their values) before the overrides: Hydra's parser takes the overrides only
+    after its flags (`augment=none,mixup --multirun seed=0,1` would be refused with its usage), and a user may
+    write `--multirun` anywhere."""
+    actions = {option: action for action in get_args_parser()._actions for option in action.option_strings}
+    flags, overrides = [], []
+    tokens = iter(argv)
+    for token in tokens:
+        action = actions.get(token.split("=", 1)[0]) if token.startswith("-") else None
+        if action is None:
+            overrides.append(token)
+            continue
+        flags.append(token)
+        if "=" in token or action.nargs == 0:
+            continue
+        if action.nargs is None:  # a flag with one value: --cfg job, --config-name NAME
+            value = next(tokens, None)
+            if value is not None:
+                flags.append(value)
+        elif action.nargs == "?" and action.choices:  # --info [config]: takes the next word if it is a choice
+            value = next(tokens, None)
+            if value is not None:
+                (flags if value in action.choices else overrides).append(value)
+    return flags + overrides
+
+
 def plan_command(argv: list[str], check_data: bool = True) -> Optional[CommandPlan]:
     """Compose and validate every job of the command line (and check its data, once per data config); None for
     the commands Hydra answers itself (--help). Raises ConfigError, DataError, HydraException or
     OmegaConfBaseException."""
-    argv = without_preset_plus(argv)
+    argv = flags_first(without_preset_plus(argv))
     args, _ = get_args_parser().parse_known_args(argv)
     if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion or args.config_dir:
         return None
@@ -229,9 +255,29 @@ def check_command_line(argv: list[str]) -> Optional[CommandPlan]:
     are not there; else return the command's plan (None for --help and the like)."""
     try:
         return plan_command(argv)
-    except (ConfigError, DataError, HydraException, OmegaConfBaseException) as e:
+    except (ConfigError, DataError, HydraException, OmegaConfBaseException, AssertionError) as e:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        overrides = get_args_parser().parse_known_args(without_preset_plus(argv))[0].overrides
-        print(f"error: {one_line(e, overrides)}", file=sys.stderr)
+        overrides = get_args_parser().parse_known_args(flags_first(without_preset_plus(argv)))[0].overrides
+        message = _null_parent(overrides) if isinstance(e, AssertionError) else None
+        print(f"error: {message or one_line(e, overrides)}", file=sys.stderr)
         sys.exit(2)
+
+
+def _null_parent(overrides: list[str]) -> Optional[str]:
+    """For OmegaConf's bare AssertionError on `+a.b.c=v` where a.b is null (an unchosen logger): what to do."""
+    plain = [o for o in overrides if not o.startswith("+")]
+    try:
+        with composing():
+            cfg = compose(config_name=CONFIG_NAME, overrides=plain)
+    except Exception:
+        return None
+    for override in overrides:
+        key = override.lstrip("+").split("=", 1)[0]
+        parent = key.rpartition(".")[0]
+        if override.startswith("+") and parent and OmegaConf.select(cfg, parent) is None:
+            if parent.startswith("logger.") and parent.count(".") == 1:
+                name = parent.split(".")[1]
+                return f"{key} cannot be set: logger {name} is not chosen; add logger={name} (or logger=[csv,{name}])"
+            return f"{key} cannot be set: {parent} is null in this config"
+    return None

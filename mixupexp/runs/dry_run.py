@@ -10,7 +10,6 @@ Nothing is written.
 
 from __future__ import annotations
 
-import json
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from mixupexp.runs.checkpoint import CHECKPOINT, RESULT, config_differences
 from mixupexp.runs.command_plan import CommandPlan, Job
 from mixupexp.runs.identity import plain_config
 from mixupexp.runs.lock import live_holder
+from mixupexp.runs.result import UnreadableResult, read_result
 from mixupexp.runs.status import FAILURES, RunStatus
 
 
@@ -48,8 +48,12 @@ def job_state(job: Job) -> JobState:
     if holder is not None:
         return JobState(f"running elsewhere ({holder.describe()})", 0)
     try:
-        result = json.loads((job.run_dir / RESULT).read_text())
-    except (OSError, json.JSONDecodeError):
+        result = read_result(job.run_dir / RESULT)
+    except UnreadableResult as e:
+        if not job.cfg.trainer.resume:
+            return JobState("restart (trainer.resume=false)", epochs)
+        return JobState(f"refused: {e.path.name} {e.problem}", 0)
+    if result is None:
         return JobState("new", epochs)
     if config_differences(plain_config(job.cfg), result.get("config", {})):
         return JobState("refused: its directory holds a run of another config", 0)

@@ -1,10 +1,13 @@
-"""One process per run directory: a lock file naming its owner (pid, host, the command's invocation).
+"""One process per run directory: a lock file naming its owner (pid, host, the command's invocation, and when
+that process started).
 
 Two processes training into one directory would interleave checkpoints and results. A run takes `run.lock` in
 its directory before it reads or writes anything there. The lock is created whole (written to a temporary file,
 then hard-linked into place, which fails if it exists), so a reader never sees half of one. A lock left by a
-process that died on this host is stale and taken over; any other existing lock is held, and the caller learns by
-whom: a job of the same command (a duplicate job of the sweep) or another process (a clash).
+process that died on this host is stale and taken over, and so is one whose pid now belongs to another process
+(pids are reused: the lock records its process's start time and the boot it ran in, where /proc tells them); any
+other existing lock is held, and the caller learns by whom: a job of the same command (a duplicate job of the
+sweep) or another process (a clash).
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, Optional
+
+from mixupexp.config.schema import ConfigError
+from mixupexp.runs.files import raise_refused
 
 LOCK = "run.lock"
 # Set by `python -m mixupexp.train` for every job it starts (launcher workers inherit it): jobs of one command
@@ -39,6 +45,8 @@ class Holder:
     host: str
     invocation: str
     since: str
+    # `<boot id>:<start time in clock ticks>` of the process; None where /proc does not tell (and in old locks).
+    process_start: Optional[str] = None
 
     def describe(self) -> str:
         return f"pid {self.pid} on {self.host} since {self.since}"
@@ -56,6 +64,22 @@ class RunLocked(RuntimeError):
         return self.holder.invocation == invocation_id()
 
 
+class LockError(ConfigError):
+    """The lock's path holds something that no run writes (a directory): the run cannot be locked safely."""
+
+
+def process_start(pid: int) -> Optional[str]:
+    """What tells process `pid` from a later process with the same pid: its start time since boot (field 22 of
+    /proc/<pid>/stat) and the boot's id; None where there is no /proc or no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()  # the command name, in parentheses, may hold spaces
+    return f"{boot}:{fields[19]}" if len(fields) > 19 else None
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -70,23 +94,43 @@ def read_holder(run_dir: Path) -> Optional[Holder]:
     """The lock's holder, or None where there is no lock (an unreadable lock counts as none)."""
     try:
         data = json.loads((Path(run_dir) / LOCK).read_text())
-        return Holder(int(data["pid"]), str(data["host"]), str(data["invocation"]), str(data["since"]))
-    except (OSError, ValueError, KeyError, TypeError):
+        start = data.get("process_start")
+        return Holder(int(data["pid"]), str(data["host"]), str(data["invocation"]), str(data["since"]),
+                      str(start) if start is not None else None)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
+
+
+def _is_alive(holder: Holder) -> bool:
+    if not _alive(holder.pid):
+        return False
+    if holder.process_start is None:
+        return True  # a lock that does not say when its process started: its pid is all there is to check
+    now = process_start(holder.pid)
+    return now is None or now == holder.process_start
 
 
 def live_holder(run_dir: Path) -> Optional[Holder]:
     """The holder of the lock if it is (or may be) alive: on another host it cannot be checked, so it counts."""
     holder = read_holder(run_dir)
-    if holder is None or (holder.host == socket.gethostname() and not _alive(holder.pid)):
+    if holder is None or (holder.host == socket.gethostname() and not _is_alive(holder)):
         return None
     return holder
+
+
+def check_lock_path(run_dir: Path) -> None:
+    """LockError if the lock's path holds something other than a lock file (a directory): removing it there is
+    the user's decision, not the run's."""
+    path = Path(run_dir) / LOCK
+    if path.is_dir() and not path.is_symlink():
+        raise LockError(f"{path} is a directory, not a lock file; remove it (rmdir {path}) and run the command again")
 
 
 def _create(path: Path) -> bool:
     """Create the lock file whole; False if one exists."""
     me = {"pid": os.getpid(), "host": socket.gethostname(), "invocation": invocation_id(),
-          "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+          "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+          "process_start": process_start(os.getpid())}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
@@ -103,13 +147,19 @@ def _create(path: Path) -> bool:
 def run_lock(run_dir: Path) -> Iterator[None]:
     """Hold `run_dir`'s lock for the block; RunLocked if a live process holds it."""
     path = Path(run_dir) / LOCK
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_lock_path(run_dir)
     for _ in range(3):
-        if _create(path):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            created = _create(path)
+        except OSError as e:
+            raise_refused(path, e)
+        if created:
             break
         holder = live_holder(run_dir)
         if holder is not None:
             raise RunLocked(Path(run_dir), holder)
+        check_lock_path(run_dir)
         path.unlink(missing_ok=True)  # stale: its process is gone (or the file was unreadable)
     else:
         raise RunLocked(Path(run_dir), read_holder(run_dir) or Holder(-1, "?", "?", "?"))

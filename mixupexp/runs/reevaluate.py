@@ -1,6 +1,6 @@
 """`python -m mixupexp.evaluate RUN_DIR [overrides]`: evaluate a finished run's kept weights again, without training.
 
-The model is rebuilt from the run's saved config (.hydra/config.yaml, else result.json's `config`) and loaded
+The model is rebuilt from the run's own config (result.json's `config`, else .hydra/config.yaml) and loaded
 from its model.pt. Overrides may change what it is evaluated on and how: `eval.fgsm_eps=[...]`, another data set
 (`data=svhn`, `data=image_folder data.root=DIR`) or data setting (`data.num_test=...`), `trainer.device`,
 `trainer.eval_batch_size`. Evaluation is in fp32, as after training. The results go to RUN_DIR/evaluations/<name>.json; result.json
@@ -38,8 +38,20 @@ class EvaluateError(ValueError):
 
 
 def saved_config(run_dir: Path) -> dict:
-    """The run's config: .hydra/config.yaml as Hydra wrote it, else the resolved copy in result.json."""
+    """The run's config: the resolved copy in result.json, which the run wrote with its result, else
+    .hydra/config.yaml. result.json comes first: .hydra/ says what the last command in the directory was given,
+    result.json what the run was trained with."""
+    from mixupexp.runs.result import UnreadableResult, read_result
+
     hydra_config = run_dir / ".hydra" / "config.yaml"
+    try:
+        result = read_result(run_dir / RESULT)
+    except UnreadableResult as e:
+        if not hydra_config.is_file():
+            raise EvaluateError(f"{e.path} {e.problem}: it holds the run's config, which evaluate needs") from e
+        result = None
+    if result is not None:
+        return result["config"]
     if hydra_config.is_file():
         return OmegaConf.to_container(OmegaConf.load(hydra_config), resolve=True)
     result = run_dir / RESULT

@@ -29,7 +29,14 @@ from mixupexp.analysis import sequential as seq
 from mixupexp.config.options import ignored_keys, option
 from mixupexp.config.schema import ConfigError
 from mixupexp.runs.checkpoint import RESULT
-from mixupexp.runs.identity import SEED, flatten, identity, identity_hash, plain_config, run_name
+from mixupexp.runs.identity import (
+    SEED,
+    flatten,
+    identity,
+    identity_hash,
+    plain_config,
+    run_name,
+)
 from mixupexp.runs.status import FAILURES, RunStatus
 
 SWEEPER_TARGET = "hydra_plugins.mixupexp_sequential_sweeper.sequential_sweeper.SequentialSweeper"

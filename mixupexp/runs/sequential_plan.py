@@ -15,7 +15,14 @@ from typing import Optional
 from omegaconf import DictConfig
 
 from mixupexp.config.schema import ConfigError
-from mixupexp.runs.sequential_design import SWEEPER_CHOICE, Design, Runs, Settings, check_command, is_sequential
+from mixupexp.runs.sequential_design import (
+    SWEEPER_CHOICE,
+    Design,
+    Runs,
+    Settings,
+    check_command,
+    is_sequential,
+)
 
 __all__ = ["SequentialPlan", "check_sequential", "is_sequential", "plan_rounds"]
 

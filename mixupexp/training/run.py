@@ -6,7 +6,6 @@ checkpoint, train epoch by epoch (a checkpoint and metrics.csv after each), fini
 
 from __future__ import annotations
 
-import json
 import logging
 import platform
 import random
@@ -27,21 +26,29 @@ from mixupexp.augment.methods import Augmentation, build_augmentation
 from mixupexp.augment.standard import random_crop_flip
 from mixupexp.config.validate import validate
 from mixupexp.data.datasets import ImageData, check_batch_size, load_data
-from mixupexp.models.networks import build_model
+from mixupexp.models.networks import build_model, check_image_size
 from mixupexp.runs.checkpoint import (
     CHECKPOINT,
     MODEL,
     RESULT,
     CheckpointError,
     PriorRun,
+    another_config,
     find_prior_run,
     load_checkpoint,
     save_checkpoint,
     set_aside,
 )
-from mixupexp.runs.files import atomic_torch_save, write_csv, write_json
+from mixupexp.runs.files import (
+    atomic_torch_save,
+    atomic_write_text,
+    remove_stale_temp_files,
+    write_csv,
+    write_json,
+)
 from mixupexp.runs.identity import identity, identity_hash, run_name
 from mixupexp.runs.lock import run_lock
+from mixupexp.runs.result import UnreadableResult, read_result
 from mixupexp.runs.status import RunStatus
 from mixupexp.tracking.loggers import chosen as chosen_loggers
 from mixupexp.tracking.loggers import open_loggers
@@ -123,12 +130,15 @@ def mark_interrupted(out_dir: Path) -> None:
     """A run stopped by the user: result.json says `interrupted` (it resumes from its last checkpoint)."""
     path = out_dir / RESULT
     try:
-        result = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return  # stopped before the run started writing
-    if result.get("status") == RunStatus.RUNNING:
+        result = read_result(path)
+    except UnreadableResult:
+        return  # stopped before the run started writing: the file is not this run's
+    if result is not None and result.get("status") == RunStatus.RUNNING:
         result.update(status=RunStatus.INTERRUPTED, finished_at=_now())
-        write_json(path, result)
+        try:
+            write_json(path, result)
+        except OSError as e:  # a full disk: the status stays `running`, which resumes all the same
+            log.warning("%s", e)
 
 
 def _now() -> str:
@@ -164,6 +174,8 @@ def build_run(cfg, device: torch.device) -> Run:
     seed_everything(cfg.seed)
     data = load_data(cfg.data)
     check_batch_size(cfg.trainer.batch_size, data)
+    check_image_size(cfg.model, tuple(data.train_images.shape[2:]), f"the images of data={cfg.data.name}",
+                     resizable=cfg.data.name in ("image_folder", "synthetic"))
     mean, std = data.channel_stats()
     model = build_model(cfg.model, data.num_classes, tuple(data.train_images.shape[1:]), mean, std).to(device)
     # channels_last: faster convolutions on the CPU (oneDNN, ~1.4x here) and on GPU tensor cores alike.
@@ -195,7 +207,7 @@ def restore(run: Run, prior: PriorRun, out_dir: Path) -> tuple[list[dict], float
             state = load_checkpoint(prior.checkpoint, model=run.model, optimizer=run.optimizer,
                                     schedule=run.schedule, loader_generator=run.loader_generator)
         except CheckpointError as e:  # nothing was restored: this is still a fresh run
-            log.warning("%s; moved to %s, starting afresh", e, set_aside(prior.checkpoint).name)
+            log.warning("%s; set aside, moved to %s, starting afresh", e, set_aside(prior.checkpoint).name)
         else:
             log.info("resuming %s from the checkpoint of epoch %d", out_dir, state["epoch"])
             return state["rows"], state["train_seconds"], state["epoch"] + 1
@@ -283,10 +295,16 @@ def _train(cfg, out_dir: Path, device: torch.device) -> dict:
                         "(trainer.resume=false retrains it; `tensorboard --logdir` etc. need a run that trains)",
                         ",".join(recording))
         return prior.result
+    for directory in (out_dir, out_dir / HYDRA_DIR):
+        for stale in remove_stale_temp_files(directory):
+            log.info("removed %s, left by a write that was interrupted", stale)
     started = time.perf_counter()
     threads = pin_threads(cfg.trainer.threads)
     run = build_run(cfg, device)
     rows, train_seconds, first_epoch = restore(run, prior, out_dir)
+    if rows:  # what the checkpoint holds comes first: a kill may have come between its rename and metrics.csv's
+        write_csv(out_dir / "metrics.csv", pd.DataFrame(rows))
+    write_run_config(out_dir, cfg)
     data = run.data
     log.info(
         "training %s on %s (%d train / %d validation / %d test images, %d classes), augment=%s, device=%s, loader=%s",
@@ -315,6 +333,24 @@ def _train(cfg, out_dir: Path, device: torch.device) -> dict:
     return result
 
 
+HYDRA_DIR = ".hydra"
+
+
+def write_run_config(out_dir: Path, cfg) -> None:
+    """`.hydra/`: the config the run trains with (config.yaml) and, under Hydra, Hydra's settings and the
+    overrides. Hydra writes none of it itself (hydra.output_subdir is null): it would do so before the run is
+    known to be this directory's, so that a refused or clashing command would replace the config of the run it
+    found there. Written once the run (re)starts, atomically."""
+    from hydra.core.hydra_config import HydraConfig
+
+    task = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"]) if "hydra" in cfg else cfg
+    atomic_write_text(out_dir / HYDRA_DIR / "config.yaml", OmegaConf.to_yaml(task))
+    if HydraConfig.initialized():
+        hydra_cfg = HydraConfig.get()
+        atomic_write_text(out_dir / HYDRA_DIR / "hydra.yaml", OmegaConf.to_yaml(OmegaConf.create({"hydra": hydra_cfg})))
+        atomic_write_text(out_dir / HYDRA_DIR / "overrides.yaml", OmegaConf.to_yaml(hydra_cfg.overrides.task))
+
+
 def failure_status(error: BaseException) -> RunStatus:
     if isinstance(error, DivergedError):
         return RunStatus.DIVERGED
@@ -324,20 +360,31 @@ def failure_status(error: BaseException) -> RunStatus:
 
 
 def record_failure(out_dir: Path, cfg, error: BaseException) -> RunStatus:
-    """Mark the run in out_dir as failed in its result.json (keeping what it had); return the status."""
+    """Mark the run in out_dir as failed in its result.json (keeping what it had); return the status.
+
+    A result.json that is not this config's unfinished run is left as it is: a finished run (the error came
+    before the run started, e.g. while its data were loaded), one that cannot be read, or another config's run.
+    A failure to write the record (a full disk) is logged, not raised: the error that stopped the run is the one
+    to report."""
     status = failure_status(error)
     path = out_dir / RESULT
+    config = OmegaConf.to_container(cfg, resolve=True)
     try:
-        result = json.loads(path.read_text()) if path.exists() else {}
-    except (OSError, json.JSONDecodeError):
-        result = {}
-    result.setdefault("config", OmegaConf.to_container(cfg, resolve=True))
+        result = read_result(path) or {"config": config}
+    except UnreadableResult as e:
+        log.warning("%s", e)
+        return status
+    if result.get("status") == RunStatus.OK or another_config(out_dir, config, result) is not None:
+        return status
     result.update({
         "status": status,
-        "error": f"{type(error).__name__}: {error}".splitlines()[0],
+        "error": f"{type(error).__name__}: {error}".splitlines()[0] if str(error) else type(error).__name__,
         "finished_at": _now(),
     })
-    write_json(path, result)
+    try:
+        write_json(path, result)
+    except OSError as e:
+        log.warning("the failure was not recorded in %s: %s", path, e)
     return status
 
 
