@@ -12,12 +12,18 @@ Same data, model, batch size, optimizer and loss. After one warm-up epoch each (
 graph capture, cuDNN autotuning and the DataLoader's first start), timed epochs alternate a, b, c, a, b, c, ...
 in one process, so that all see the same machine state. One JSON line reports the median seconds per epoch and
 images/s of each, `speedup_fp32_eager` (b over a) and `speedup` (c over a): each step's share of the gain.
+
+It also reports how much of the hardware each arm uses (training/profile.py): the FLOP of one training image
+counted from the model, each arm's GFLOP/s, the CPU's peak from its flags and clock (on a CPU), each arm's
+median time per stage of a step (data and mixing, forward, backward, optimizer) and the time of one evaluation
+of the test split; a table of these goes to stderr, the JSON line to stdout.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -36,6 +42,14 @@ from mixupexp.training.device import pick_device, versions
 from mixupexp.training.engine import TrainStep, autocast_dtype, train_epoch
 from mixupexp.training.loss import soft_cross_entropy
 from mixupexp.training.optim import build_optimizer
+from mixupexp.training.profile import (
+    STAGES,
+    evaluation_seconds,
+    inference_flops,
+    step_stages,
+    this_cpu_peak,
+    training_flops,
+)
 
 
 class ReferenceMixupDataset(torch.utils.data.Dataset):
@@ -85,13 +99,14 @@ def _sync(device) -> None:
 
 def run(args) -> dict:
     device = pick_device(args.device)
+    load_at_start = os.getloadavg()
     torch.manual_seed(0)
     np.random.seed(0)
     if args.data_root:
         data_cfg = SimpleNamespace(name="image_folder", root=args.data_root, image_size=None,
                                    cache_dir=DEFAULT_CACHE_DIR, train_subset=args.num_train)
     else:
-        data_cfg = SimpleNamespace(name="synthetic", num_train=args.num_train, num_test=10, num_classes=10,
+        data_cfg = SimpleNamespace(name="synthetic", num_train=args.num_train, num_test=args.num_test, num_classes=10,
                                    image_size=32, signal=6.0, noise=60.0, data_seed=0, train_subset=None)
     data = load_data(data_cfg)
     check_batch_size(args.batch_size, data)
@@ -130,15 +145,17 @@ def run(args) -> dict:
         "mixupexp": lambda: train_epoch(step, batches, study_mixup, device, "mixupexp epoch"),
     }
     times: dict[str, list[float]] = {name: [] for name in epochs}
+    cpu_times: dict[str, list[float]] = {name: [] for name in epochs}
     for name, epoch in epochs.items():  # warm-up, not timed
         epoch()
         _sync(device)
     for _ in range(args.repeats):
         for name, epoch in epochs.items():
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             epoch()
             _sync(device)
             times[name].append(time.perf_counter() - start)
+            cpu_times[name].append(time.process_time() - cpu_start)
 
     drawn = len(batches) * batches.batch_size
     images = {"reference": len(ref_dataset), "mixupexp_fp32_eager": drawn, "mixupexp": drawn}
@@ -165,8 +182,88 @@ def run(args) -> dict:
     # the default over fp32 eager (precision, CUDA graph).
     report["speedup_fp32_eager"] = round(report["mixupexp_fp32_eager_images_per_s"] / report["reference_images_per_s"], 3)
     report["speedup"] = round(report["mixupexp_images_per_s"] / report["reference_images_per_s"], 3)
+    for name in epochs:
+        # CPU seconds of this process (all its threads, DataLoader workers not counted): well under threads x wall
+        # seconds means the arm shared the cores with other work.
+        report[f"{name}_cpu_s_per_epoch"] = round(statistics.median(cpu_times[name]), 4)
+    if not args.no_profile:
+        steps = {"reference": TrainStep(ref_model, ref_optimizer, None, device), "mixupexp_fp32_eager": eager,
+                 "mixupexp": step}
+        report.update(hardware_share(args, device, data, batches, study_mixup, ref_loader, steps, report))
+    report["load_average"] = {"start": [round(v, 2) for v in load_at_start],
+                              "end": [round(v, 2) for v in os.getloadavg()]}
     report["versions"] = versions()
     return report
+
+
+def hardware_share(args, device, data, batches, study_mixup, ref_loader, steps: dict, report: dict) -> dict:
+    """FLOP per image, GFLOP/s and share of the peak of each arm, the time per stage of a step and of an
+    evaluation (training/profile.py)."""
+    x, y = next(iter(batches))
+    x = x.contiguous(memory_format=torch.channels_last)
+    flop_train = training_flops(steps["mixupexp"].model, x, y) / len(y)
+    flop_eval = inference_flops(steps["mixupexp"].model, x) / len(y)
+    out = {"flop_per_train_image": int(flop_train), "flop_per_eval_image": int(flop_eval)}
+    peak = this_cpu_peak() if device.type == "cpu" else None
+    if peak is not None:
+        out["cpu_peak"] = peak
+    for name in steps:
+        gflops = report[f"{name}_images_per_s"] * flop_train / 1e9
+        out[f"{name}_gflops"] = round(gflops, 1)
+        # bf16 autocast runs the convolutions and products in bf16: its share is of the bf16 peak.
+        kind = "bf16" if name == "mixupexp" and steps[name].amp_dtype == torch.bfloat16 else "fp32"
+        if peak is not None and peak.get(kind):
+            out[f"{name}_peak_share"] = round(gflops / peak[kind], 3)
+            out[f"{name}_peak_kind"] = kind
+
+    def device_batch(x, y):
+        x, y = study_mixup(x.to(device, non_blocking=True), y.to(device, non_blocking=True))
+        return x.contiguous(memory_format=torch.channels_last), y
+
+    def reference_batch(x, y):
+        return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+    for name, step in steps.items():
+        source, prepare = (ref_loader, reference_batch) if name == "reference" else (batches, device_batch)
+        stages = step_stages(step, source, prepare, device, args.profile_steps)
+        out[f"{name}_stages_ms"] = {stage: round(seconds * 1e3, 2) for stage, seconds in stages.items()}
+    test_images, test_labels = data.test_images.to(device), data.test_labels.to(device)
+    seconds = evaluation_seconds(steps["mixupexp"].model, test_images, test_labels, args.eval_batch_size, device)
+    out["evaluation"] = {
+        "images": len(test_labels), "batch_size": args.eval_batch_size, "s": round(seconds, 4),
+        "images_per_s": round(len(test_labels) / seconds, 1),
+        "gflops": round(len(test_labels) * flop_eval / seconds / 1e9, 1),
+        # What one evaluation of the test split adds to one epoch over all of this training set.
+        "share_of_epoch": round(seconds / (seconds + len(data.train_labels) / report["mixupexp_images_per_s"]), 3),
+    }
+    return out
+
+
+def table(report: dict) -> str:
+    """The hardware share of each arm as a few aligned lines (stderr; the JSON line holds the same numbers)."""
+    lines = []
+    peak = report.get("cpu_peak")
+    if peak:
+        fp32 = f"{peak['fp32']} GFLOP/s fp32" if peak["fp32"] else "fp32 peak unknown"
+        bf16 = f", {peak['bf16']} GFLOP/s bf16" if peak.get("bf16") else ""
+        lines.append(f"peak: {fp32}{bf16} ({peak['assumption']}; clock {peak['ghz']} GHz from {peak['clock_source']})")
+    lines.append(f"FLOP per training image {report['flop_per_train_image'] / 1e6:.1f} M (forward + backward), "
+                 f"per evaluated image {report['flop_per_eval_image'] / 1e6:.1f} M")
+    header = ["arm", "images/s", "GFLOP/s", "% of peak", *(f"{s} ms" for s in STAGES), "step ms"]
+    rows = [header]
+    for name in ("reference", "mixupexp_fp32_eager", "mixupexp"):
+        stages = report[f"{name}_stages_ms"]
+        share = report.get(f"{name}_peak_share")
+        rows.append([name, f"{report[f'{name}_images_per_s']:.0f}", f"{report[f'{name}_gflops']:.1f}",
+                     f"{100 * share:.0f} % {report[f'{name}_peak_kind']}" if share is not None else "-",
+                     *(f"{stages[s]:.1f}" for s in STAGES), f"{sum(stages.values()):.1f}"])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines += ["  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in rows]
+    ev = report["evaluation"]
+    lines.append(f"evaluation of {ev['images']} test images (batch {ev['batch_size']}): {ev['s']:.2f} s, "
+                 f"{ev['images_per_s']:.0f} images/s, {ev['gflops']:.1f} GFLOP/s, "
+                 f"{100 * ev['share_of_epoch']:.0f} % of an epoch of this training set")
+    return "\n".join(lines)
 
 
 def parse_args(argv=None):
@@ -181,8 +278,12 @@ def parse_args(argv=None):
     parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers of the reference")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     parser.add_argument("--no-cuda-graph", action="store_true")
+    parser.add_argument("--num-test", type=int, default=10000, help="synthetic test images, for the evaluation's time")
+    parser.add_argument("--eval-batch-size", type=int, default=1000)
+    parser.add_argument("--profile-steps", type=int, default=20, help="steps per arm timed stage by stage")
+    parser.add_argument("--no-profile", action="store_true", help="only the epochs: no FLOP count, stages or evaluation")
     args = parser.parse_args(argv)
-    for key in ("num_train", "batch_size", "repeats"):
+    for key in ("num_train", "batch_size", "repeats", "num_test", "eval_batch_size", "profile_steps"):
         if getattr(args, key) <= 0:
             parser.error(f"--{key.replace('_', '-')} must be > 0")
     if args.num_workers < 0:
@@ -197,6 +298,8 @@ def main(argv=None) -> int:
     except (ConfigError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if "evaluation" in report:
+        print(table(report), file=sys.stderr)
     print(json.dumps(report))
     return 0
 

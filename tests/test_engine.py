@@ -1,15 +1,18 @@
-"""The training step: CUDA-graph capture leaves model and optimizer as they were, fresh or resumed.
+"""The training step: CUDA-graph capture leaves model and optimizer as they were, fresh or resumed; the faster
+CPU step (pooling before ReLU, fused Adam) computes the same step as the plain one.
 
 The CUDA calls of the capture are replaced by stand-ins that run the same Python code eagerly on the CPU:
 the warm-up steps and the captured step then really update the model and the optimizer, as they do on a GPU.
 """
 
 import contextlib
+import copy
 
 import pytest
 import torch
 
 from mixupexp.models.networks import SimpleCNN
+from mixupexp.training.loss import soft_cross_entropy
 from mixupexp.training.engine import TrainStep, restore_state, snapshot_state
 
 
@@ -134,3 +137,66 @@ def test_auto_precision_is_bf16_where_the_hardware_computes_it(monkeypatch, nati
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
     assert autocast_dtype(precision, torch.device(device)) == expected
+
+
+# ---- The faster step computes the same step as the plain one -----------------------------------------------------
+
+def _plain_order_block(block):
+    """The block as conv -> BatchNorm -> ReLU -> max-pool, sharing the block's modules (so its parameters)."""
+    conv, bn, pool, relu = block
+    return torch.nn.Sequential(conv, bn, relu, pool)
+
+
+@pytest.mark.parametrize("memory_format", [torch.channels_last, torch.contiguous_format])
+def test_pooling_before_relu_is_the_same_step_bit_for_bit(memory_format):
+    """conv_block pools before its ReLU: the same outputs, gradients and BatchNorm statistics, bit for bit."""
+    fast = SimpleCNN(10, (3, 32, 32), torch.full((3,), 0.5), torch.full((3,), 0.25)).to(memory_format=memory_format)
+    torch.manual_seed(3)
+    for p in fast.parameters():  # BatchNorm's weights drawn too, negative ones included
+        p.data.normal_(0, 0.5)
+    plain = copy.deepcopy(fast)
+    plain.blocks = torch.nn.ModuleList(_plain_order_block(block) for block in plain.blocks)
+    assert [type(m) for m in fast.blocks[0]] == [torch.nn.Conv2d, torch.nn.BatchNorm2d, torch.nn.MaxPool2d,
+                                                  torch.nn.ReLU]
+    generator = torch.Generator().manual_seed(4)
+    x = torch.rand(32, 3, 32, 32, generator=generator).contiguous(memory_format=memory_format)
+    y = torch.eye(10)[torch.randint(10, (32,), generator=generator)]
+    losses = []
+    for model in (fast, plain):
+        model.zero_grad()
+        loss = soft_cross_entropy(model(x), y)
+        loss.backward()
+        losses.append(loss)
+    assert torch.equal(losses[0], losses[1])
+    for (name, a), b in zip(fast.named_parameters(), plain.parameters()):
+        assert torch.equal(a.grad, b.grad), name
+    for (name, a), b in zip(fast.named_buffers(), plain.buffers()):
+        assert torch.equal(a, b), name
+    fast.eval(), plain.eval()
+    with torch.no_grad():
+        assert torch.equal(fast(x), plain(x))
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 5e-4])
+def test_fused_adam_is_the_same_update_as_the_plain_one(weight_decay):
+    """build_optimizer's Adam on the CPU is the fused kernel; 5 steps of it match torch's plain Adam to rounding."""
+    from types import SimpleNamespace
+
+    from mixupexp.training.optim import build_optimizer
+
+    cfg = SimpleNamespace(name="adam", lr=1e-2, weight_decay=weight_decay)
+    fused_model, plain_model = _model(), _model()
+    fused = build_optimizer(cfg, fused_model.parameters(), torch.device("cpu"))
+    plain = torch.optim.Adam(plain_model.parameters(), lr=1e-2, weight_decay=weight_decay, foreach=False)
+    assert fused.defaults["fused"]
+    _train(TrainStep(fused_model, fused, None, torch.device("cpu")), range(5))
+    _train(TrainStep(plain_model, plain, None, torch.device("cpu")), range(5))
+    for (name, a), b in zip(fused_model.state_dict().items(), plain_model.state_dict().values()):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6), name
+    for state_a, state_b in zip(fused.state.values(), plain.state.values()):
+        for key in ("exp_avg", "exp_avg_sq"):
+            assert torch.allclose(state_a[key], state_b[key], rtol=1e-4, atol=1e-9), key
+    # A checkpoint of either loads into the other (runs resumed across versions keep their moments).
+    reloaded = build_optimizer(cfg, plain_model.parameters(), torch.device("cpu"))
+    reloaded.load_state_dict(plain.state_dict())
+    _train(TrainStep(plain_model, reloaded, None, torch.device("cpu")), [6])

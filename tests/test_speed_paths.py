@@ -80,3 +80,67 @@ def test_shipped_launcher_presets_compose(launcher):
     cfg = compose_config([f"hydra/launcher={launcher}"], return_hydra_config=True)
     target = cfg.hydra.launcher._target_
     assert target.endswith("JoblibLauncher" if launcher == "parallel" else "SlurmLauncher")
+
+
+def test_benchmark_reports_the_hardware_share(capsys):
+    assert bench.main(["--device", "cpu", "--num-train", "64", "--num-test", "40", "--batch-size", "32",
+                       "--repeats", "1", "--profile-steps", "2", "--eval-batch-size", "16"]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out.strip())
+    assert report["flop_per_train_image"] > report["flop_per_eval_image"] > 0
+    for arm in ("reference", "mixupexp_fp32_eager", "mixupexp"):
+        assert report[f"{arm}_gflops"] == pytest.approx(
+            report[f"{arm}_images_per_s"] * report["flop_per_train_image"] / 1e9, abs=0.1)
+        assert set(report[f"{arm}_stages_ms"]) == {"data", "forward", "backward", "optimizer"}
+    assert report["evaluation"]["images"] == 40 and report["evaluation"]["s"] > 0
+    assert "assumption" in report["cpu_peak"] and "clock_source" in report["cpu_peak"]
+    assert "GFLOP/s" in captured.err and "optimizer ms" in captured.err  # the table, on stderr
+
+
+def test_flop_count_is_the_flop_counters_count_of_the_model():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from mixupexp.models.networks import SimpleCNN
+    from mixupexp.training.loss import soft_cross_entropy
+    from mixupexp.training.profile import inference_flops, training_flops
+
+    torch.manual_seed(0)
+    model = SimpleCNN(4, (3, 8, 8), torch.zeros(3), torch.ones(3), widths=(4, 8), hidden=16)
+    x, y = torch.rand(6, 3, 8, 8), torch.nn.functional.one_hot(torch.randint(4, (6,)), 4).float()
+    with FlopCounterMode(display=False) as counter:
+        soft_cross_entropy(model(x), y).backward()
+    assert training_flops(model, x, y) == counter.get_total_flops()
+    # By hand: convolutions 2*N*H*W*Cout*Cin*9 (forward), linears 2*N*in*out; the backward takes twice the
+    # forward's products except the first convolution, whose input needs no gradient (weight gradient only).
+    conv1, conv2 = 2 * 6 * 8 * 8 * 4 * 3 * 9, 2 * 6 * 4 * 4 * 8 * 4 * 9
+    fc1, fc2 = 2 * 6 * (8 * 2 * 2) * 16, 2 * 6 * 16 * 4
+    assert inference_flops(model, x) == conv1 + conv2 + fc1 + fc2
+    assert training_flops(model, x, y) == 2 * conv1 + 3 * (conv2 + fc1 + fc2)
+    model.zero_grad()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    training_flops(model, x, y)  # counted on a copy: statistics and gradients untouched
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
+
+
+@pytest.mark.parametrize("flags, vendor, family, ghz, cores, fp32, bf16", [
+    ({"avx2", "fma"}, "AuthenticAMD", 25, 2.45, 2, 156.8, None),  # Zen 3: 2 x 256-bit FMA
+    ({"avx2", "fma", "avx512f", "avx512_bf16"}, "AuthenticAMD", 25, 2.6, 2, 166.4, 332.8),  # Zen 4
+    ({"avx2", "fma", "avx512f", "avx512_bf16"}, "AuthenticAMD", 26, 3.0, 4, 768.0, 1536.0),  # Zen 5: 512-bit pipes
+    ({"avx2", "fma", "avx512f", "amx_bf16", "avx512_bf16"}, "GenuineIntel", 6, 2.0, 8, 1024.0, 32768.0),
+    ({"avx"}, "GenuineIntel", 6, 3.0, 1, 48.0, None),  # no FMA: a multiply and an add pipe
+    ({"sse2"}, "", None, 1.0, 1, 8.0, None),
+])
+def test_cpu_peak_formula(flags, vendor, family, ghz, cores, fp32, bf16):
+    from mixupexp.training.profile import cpu_peak_gflops
+
+    peak = cpu_peak_gflops(flags, ghz, cores, vendor, family)
+    assert peak["fp32"] == pytest.approx(fp32) and peak["bf16"] == (pytest.approx(bf16) if bf16 else None)
+    assert f"{cores} cores" in peak["assumption"]
+
+
+def test_cpu_peak_without_a_clock_is_unknown_not_guessed():
+    from mixupexp.training.profile import cpu_peak_gflops
+
+    peak = cpu_peak_gflops({"avx2", "fma"}, None, 2)
+    assert peak["fp32"] is None and peak["bf16"] is None and peak["fp32_flop_per_cycle_per_core"] == 32

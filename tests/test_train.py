@@ -41,6 +41,30 @@ def test_same_seed_gives_identical_metrics_on_cpu(tmp_path):
     pd.testing.assert_frame_equal(a, b)
 
 
+def test_eval_every_measures_the_test_split_less_often_and_trains_the_same_run(tmp_path):
+    from mixupexp.runs.identity import identity
+
+    every = compose_config([*TINY, "trainer.epochs=3", "augment=mixup", "eval.fgsm_eps=[]"])
+    sparse = compose_config([*TINY, "trainer.epochs=3", "augment=mixup", "eval.fgsm_eps=[]", "trainer.eval_every=2"])
+    assert identity(every) == identity(sparse)
+    train(every, tmp_path / "every")
+    result = train(sparse, tmp_path / "sparse")
+    a, b = (pd.read_csv(tmp_path / d / "metrics.csv") for d in ("every", "sparse"))
+    assert b["test_acc"].notna().tolist() == [False, True, True]  # epoch 2, and the last
+    assert a["train_loss"].tolist() == b["train_loss"].tolist()  # evaluating does not change training
+    for column in ("test_loss", "test_acc", "test_ece"):
+        assert a[column].iloc[1:].tolist() == b[column].iloc[1:].tolist()
+    assert result["test_acc"] == a["test_acc"].iloc[-1]
+
+
+def test_eval_every_must_be_positive():
+    from mixupexp.config.schema import ConfigError
+    from mixupexp.config.validate import validate
+
+    with pytest.raises(ConfigError, match="trainer.eval_every=0 must be > 0"):
+        validate(compose_config([*TINY, "trainer.eval_every=0"]))
+
+
 def test_dataloader_path_trains_too(tmp_path):
     cfg = compose_config([*TINY, "augment=mixup", "trainer.loader=dataloader", "trainer.num_workers=1"])
     result = train(cfg, tmp_path)

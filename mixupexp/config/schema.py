@@ -97,6 +97,11 @@ class TrainerConfig:
     # Capture the training step in a CUDA graph (CUDA + device loader only); auto = on where possible.
     cuda_graph: str = "auto"
     eval_batch_size: int = 1000
+    # Measure the test split after every this many epochs, and always after the last one (1 = every epoch). Each
+    # measurement is a forward pass over the whole test split, about a tenth of a CPU epoch of CIFAR-10. It does
+    # not change training (not part of a run's identity); metrics.csv leaves the test columns of the skipped
+    # epochs empty. The validation split, which a sweep selects by, is still measured every epoch.
+    eval_every: int = 1
     # CPU threads of torch's kernels, pinned at the start of every run: their count changes the order of
     # floating-point sums, so runs agree bit for bit only at the same count. null = every core of the machine
     # (whatever a launcher's worker was limited to).

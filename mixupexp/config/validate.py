@@ -115,6 +115,7 @@ def validate(cfg: Any) -> None:
         "trainer.epochs": cfg.trainer.epochs,
         "trainer.batch_size": cfg.trainer.batch_size,
         "trainer.eval_batch_size": cfg.trainer.eval_batch_size,
+        "trainer.eval_every": cfg.trainer.eval_every,
         "optimizer.lr": cfg.optimizer.lr,
         "model.hidden": cfg.model.hidden,
     }

@@ -39,11 +39,19 @@ class BlockNetwork(nn.Module):
 
 
 def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
+    """conv -> BatchNorm -> ReLU -> 2x2 max-pool, computed as conv -> BatchNorm -> max-pool -> ReLU.
+
+    ReLU and max are both non-decreasing, so relu(max(a, b, ...)) = max(relu(a), relu(b), ...) bit for bit, and the
+    gradients are the same too: both orders send a window's gradient to its first maximum when that maximum is
+    positive and nowhere otherwise. Pooling first runs ReLU and its backward on a quarter of the elements; on a
+    CPU those full-resolution passes over the first block's activations cost about 4 % of a training step. The
+    state dict is the same (ReLU and max-pool hold nothing) and so are the outputs, so checkpoints, saved models
+    and results carry over."""
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
         nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
         nn.MaxPool2d(2),
+        nn.ReLU(inplace=True),
     )
 
 

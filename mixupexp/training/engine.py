@@ -47,14 +47,18 @@ class TrainStep:
         self.capture_pending = graph  # captured on the first batch, whose shapes every later batch shares
         self.graph = None
 
-    def _forward_backward(self, x, y, cache_enabled: bool = True):
+    def forward_loss(self, x, y, cache_enabled: bool = True) -> torch.Tensor:
+        """The forward pass and the loss of the step (what profile.step_stages times as `forward`)."""
         # Manifold mixup draws its block per batch here, on the host: such a step must not be captured.
         mix = self.hidden_mixer.draw(len(y), y.device) if self.hidden_mixer is not None else None
         if mix is not None:
             y = mix(y)
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                             enabled=self.amp_dtype is not None, cache_enabled=cache_enabled):
-            loss = soft_cross_entropy(self.model(x, mix=mix), y)
+            return soft_cross_entropy(self.model(x, mix=mix), y)
+
+    def _forward_backward(self, x, y, cache_enabled: bool = True):
+        loss = self.forward_loss(x, y, cache_enabled)
         loss.backward()
         self.optimizer.step()
         return loss.detach()

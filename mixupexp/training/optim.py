@@ -9,8 +9,10 @@ from mixupexp.config.registry import register, registered
 
 @register("optimizer", "adam", ignores=("optimizer.momentum", "optimizer.nesterov"))
 def adam(cfg, params, device: torch.device) -> torch.optim.Optimizer:
-    """Adam, as the study trains (lr 1e-3). On CUDA the fused kernel, which is also safe to capture."""
-    extra = {"fused": True, "capturable": True} if device.type == "cuda" else {}
+    """Adam, as the study trains (lr 1e-3), with the fused kernel: one pass over each parameter instead of about
+    ten elementwise ops; on CUDA also capturable, so that a CUDA graph can replay it. It is the same update up to
+    the order of floating-point operations (tests/test_engine.py)."""
+    extra = {"fused": True, "capturable": True} if device.type == "cuda" else {"fused": device.type == "cpu"}
     return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **extra)
 
 

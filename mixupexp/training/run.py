@@ -243,9 +243,10 @@ def train_one_epoch(run: Run, epoch: int) -> tuple[dict, float]:
     if run.schedule is not None:
         run.schedule.step()
     train_seconds = time.perf_counter() - epoch_start
-    test = evaluate(run.model, *run.test, cfg.trainer.eval_batch_size, run.device)
-    row = {"epoch": epoch, "train_loss": train_loss, "test_loss": test.loss, "test_acc": test.acc,
-           "test_ece": test.ece}
+    row = {"epoch": epoch, "train_loss": train_loss}
+    if epoch % cfg.trainer.eval_every == 0 or epoch == cfg.trainer.epochs:
+        test = evaluate(run.model, *run.test, cfg.trainer.eval_batch_size, run.device)
+        row.update({"test_loss": test.loss, "test_acc": test.acc, "test_ece": test.ece})
     if run.validation is not None:
         val = evaluate(run.model, *run.validation, cfg.trainer.eval_batch_size, run.device)
         row.update({"val_loss": val.loss, "val_acc": val.acc})
@@ -322,8 +323,9 @@ def _train(cfg, out_dir: Path, device: torch.device) -> dict:
                         epoch=epoch, rows=rows, train_seconds=train_seconds, loader_generator=run.loader_generator)
         write_csv(out_dir / "metrics.csv", pd.DataFrame(rows))
         loggers.log_epoch(row)
-        log.info("epoch %d/%d  train_loss %.4f  test_loss %.4f  test_acc %.2f%%  test_ece %.2f%%%s  (%.1fs)",
-                 epoch, cfg.trainer.epochs, row["train_loss"], row["test_loss"], row["test_acc"], row["test_ece"],
+        tested = (f"  test_loss {row['test_loss']:.4f}  test_acc {row['test_acc']:.2f}%  test_ece {row['test_ece']:.2f}%"
+                  if "test_acc" in row else "")
+        log.info("epoch %d/%d  train_loss %.4f%s%s  (%.1fs)", epoch, cfg.trainer.epochs, row["train_loss"], tested,
                  f"  val_acc {row['val_acc']:.2f}%" if run.validation is not None else "", row["seconds"])
     result = finish(run, result, rows, train_seconds, started, out_dir)
     loggers.finish(result)
