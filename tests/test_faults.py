@@ -142,6 +142,7 @@ def test_a_run_that_clashes_with_a_running_one_leaves_its_directory_alone(tmp_pa
     assert snapshot(run_dir) == before
 
 
+@pytest.mark.slow
 def test_a_sweep_job_that_clashes_leaves_the_runs_hydra_config_alone(tmp_path, sleeper):
     from mixupexp.runs.identity import run_name
 
@@ -466,6 +467,7 @@ def test_a_pickle_that_runs_code_is_refused_without_advice_to_load_it_unsafely(t
     assert not (tmp_path / "ran").exists()
 
 
+@pytest.mark.slow
 def test_sigterm_marks_the_run_interrupted_releases_its_lock_and_exits_143(tmp_path):
     run_dir = tmp_path / "run"
     args = [*QUICK, "trainer.epochs=3", f"hydra.run.dir={run_dir}"]
@@ -530,6 +532,7 @@ def test_a_kill_during_a_write_leaves_a_temporary_file_that_the_rerun_removes(tm
     assert f"removed {left}, left by a write that was interrupted" in caplog.messages
 
 
+@pytest.mark.slow
 def test_multirun_may_come_after_the_overrides(tmp_path):
     sweep = tmp_path / "sweep"
     proc = run_cli([*QUICK, "augment=none,mixup", "--multirun", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
