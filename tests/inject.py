@@ -4,7 +4,7 @@ MIXUPEXP_FAULT=`<file name>:<n>:<when>:<what>` picks the n-th atomic write (runs
 in this process; `when` is `during` (the temporary file holds part of the new content, nothing is renamed yet) or
 `after` (the file is in place); `what` is an errno name (ENOSPC, EROFS, ...: the write fails with that OSError) or
 a signal name (SIGTERM, SIGINT, SIGKILL: the process sends it to itself, as `timeout`, SLURM or `kill -9` would).
-The fault is where the brief says, every time, with no waiting for the right moment.
+The fault comes at that write every time, with no waiting for the right moment.
 """
 
 from __future__ import annotations

@@ -336,6 +336,7 @@ def test_a_resumed_run_keeps_its_learning_rate_schedule_exactly(tmp_path, monkey
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "whole" / "metrics.csv").drop(columns="seconds"),
                                   pd.read_csv(tmp_path / "resumed" / "metrics.csv").drop(columns="seconds"),
                                   check_exact=True)
-    whole_result, resumed_result = (json.loads((tmp_path / d / "result.json").read_text()) for d in ("whole", "resumed"))
-    assert {k: whole_result[k] for k in ("test_acc", "test_loss", "test_ece", "train_loss")} == {
-        k: resumed_result[k] for k in ("test_acc", "test_loss", "test_ece", "train_loss")}
+    keys = ("test_acc", "test_loss", "test_ece", "train_loss")
+    whole_result, resumed_result = (json.loads((tmp_path / d / "result.json").read_text())
+                                    for d in ("whole", "resumed"))
+    assert {k: whole_result[k] for k in keys} == {k: resumed_result[k] for k in keys}

@@ -355,6 +355,8 @@ def write_summary(sweep_dirs: list[Path], out_dir: Path, plots: bool = True,
     markdown = (summary_markdown(summary, fixed, duplicates, families, test_images, left_out) if sequential is None
                 else sequential_summary.markdown(summary, fixed_settings_text(fixed) if fixed else "",
                                                  duplicates_line(duplicates) if duplicates else ""))
+    if sequential is not None and left_out:  # its own report has no place for them: at its end, then
+        markdown += "\n" + "\n".join(f"- {line}" for line in left_out_lines(left_out)) + "\n"
     atomic_write_text(out_dir / "summary.md", markdown)
     if plots:
         write_plots(summary, runs, summary_parameters(summary), out_dir, caption=fixed_settings_text(fixed))

@@ -33,7 +33,7 @@ def _dataclass_of(annotation: Any) -> Any:
 def _check_known_keys(cfg: Any, schema: type, prefix: str = "") -> None:
     # A `+key=value` override adds keys even to structured configs; a typo there must not pass silently.
     known = [f.name for f in fields(schema)]
-    hints = typing.get_type_hints(schema)  # the fields' types, which `from __future__ import annotations` leaves as text
+    hints = typing.get_type_hints(schema)  # the types, which `from __future__ import annotations` leaves as text
     for key in cfg.keys():
         if key == "hydra":
             continue
@@ -83,7 +83,8 @@ def _check_numbers(cfg: Any) -> None:
     if optimizer.schedule == "step":
         _finite("optimizer.gamma", optimizer.gamma, above=True)
     if cfg.augment.name != "none" and not math.isfinite(cfg.augment.alpha):
-        raise ConfigError(f"augment.alpha={cfg.augment.alpha} must be a finite number > 0 for augment={cfg.augment.name}")
+        raise ConfigError(f"augment.alpha={cfg.augment.alpha} must be a finite number > 0 for "
+                          f"augment={cfg.augment.name}")
     data = cfg.data
     if data.image_size is not None and data.image_size < 1:
         raise ConfigError(f"data.image_size={data.image_size} must be >= 1 (or null to keep the images' size)")

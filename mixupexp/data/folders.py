@@ -93,8 +93,8 @@ def _list_split(root: Path, split: str) -> SplitListing:
         if len(samples) == before:
             empty.append(name)
     if empty:
-        raise DataError(f"{directory} holds no images in class folders ({', '.join(empty)}: no {', '.join(IMG_EXTENSIONS)} "
-                        "file in it)")
+        raise DataError(f"{directory} holds no images in class folders ({', '.join(empty)}: no "
+                        f"{', '.join(IMG_EXTENSIONS)} file in it)")
     return SplitListing(classes, samples, skipped)
 
 

@@ -54,14 +54,6 @@ def saved_config(run_dir: Path) -> dict:
         return result["config"]
     if hydra_config.is_file():
         return OmegaConf.to_container(OmegaConf.load(hydra_config), resolve=True)
-    result = run_dir / RESULT
-    if result.is_file():
-        import json
-
-        try:
-            return json.loads(result.read_text())["config"]
-        except (ValueError, KeyError) as e:
-            raise EvaluateError(f"{result} holds no config ({type(e).__name__}: {e})") from e
     runs = sorted(path.parent for path in run_dir.glob(f"*/{RESULT}"))
     if runs:  # a sweep's directory: its runs are one level down
         raise EvaluateError(f"{run_dir} is a sweep directory of {len(runs)} runs; evaluate one of them, e.g. "
