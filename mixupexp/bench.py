@@ -9,9 +9,12 @@
     hardware computes bf16 (CUDA, AVX512-BF16/AMX CPUs) and, on CUDA, the step captured in a CUDA graph.
 
 Same data, model, batch size, optimizer and loss. After one warm-up epoch each (not timed: it includes CUDA
-graph capture, cuDNN autotuning and the DataLoader's first start), timed epochs alternate a, b, c, a, b, c, ...
-in one process, so that all see the same machine state. One JSON line reports the median seconds per epoch and
-images/s of each, `speedup_fp32_eager` (b over a) and `speedup` (c over a): each step's share of the gain.
+graph capture, cuDNN autotuning and the DataLoader's first start), timed epochs alternate in one process, so
+that all see the same machine state, and the order turns each round (a, b, c; b, c, a; c, a, b; ...), so that
+no arm always runs after the same one. One JSON line reports the median seconds per epoch and images/s of each,
+`speedup_fp32_eager` (b over a) and `speedup` (c over a): each step's share of the gain. Where (c) resolves to
+the very step of (b) (a CPU without native bf16: precision auto is fp32 there, and no CUDA graph),
+`configured_is_fp32_eager` says so: any gap between the two is then the benchmark's own spread.
 
 It also reports how much of the hardware each arm uses (training/profile.py): the FLOP of one training image
 counted from the model, each arm's GFLOP/s, the CPU's peak from its flags and clock (on a CPU), each arm's
@@ -92,6 +95,13 @@ def reference_epoch(model, optimizer, loader, device) -> None:
         optimizer.step()
 
 
+def round_order(names: list[str], round_: int) -> list[str]:
+    """The arms' order in timed round `round_`: turned by one each round. A fixed order would give each arm the
+    same predecessor every round (its caches, allocator and clock state), a bias of its own."""
+    turn = round_ % len(names)
+    return names[turn:] + names[:turn]
+
+
 def _sync(device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -149,8 +159,9 @@ def run(args) -> dict:
     for name, epoch in epochs.items():  # warm-up, not timed
         epoch()
         _sync(device)
-    for _ in range(args.repeats):
-        for name, epoch in epochs.items():
+    for round_ in range(args.repeats):
+        for name in round_order(list(epochs), round_):
+            epoch = epochs[name]
             start, cpu_start = time.perf_counter(), time.process_time()
             epoch()
             _sync(device)
@@ -169,6 +180,7 @@ def run(args) -> dict:
         "alpha": args.alpha,
         "reference_num_workers": args.num_workers,
         "cuda_graph": step.graph is not None,
+        "configured_is_fp32_eager": step.amp_dtype is None and step.graph is None and not step.capture_pending,
         "precision": str(step.amp_dtype or torch.float32).replace("torch.", ""),
         "warmup_epochs": 1,
         "timed_epochs": args.repeats,

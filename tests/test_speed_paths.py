@@ -45,6 +45,20 @@ def test_benchmark_runs_and_reports_one_json_line(capsys):
         report["mixupexp_fp32_eager_images_per_s"] / report["reference_images_per_s"], rel=1e-2)
 
 
+def test_benchmark_turns_the_order_of_the_arms_each_round():
+    arms = ["a", "b", "c"]
+    assert [bench.round_order(arms, r) for r in range(4)] == [["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"],
+                                                            ["a", "b", "c"]]
+
+
+def test_benchmark_says_when_the_configured_arm_is_the_fp32_eager_one(capsys):
+    args = ["--device", "cpu", "--num-train", "64", "--batch-size", "32", "--repeats", "1", "--no-profile"]
+    assert bench.main([*args, "--precision", "fp32"]) == 0
+    assert json.loads(capsys.readouterr().out)["configured_is_fp32_eager"] is True
+    assert bench.main([*args, "--precision", "bf16"]) == 0
+    assert json.loads(capsys.readouterr().out)["configured_is_fp32_eager"] is False
+
+
 def test_benchmark_reference_dataset_mixes_like_the_study():
     images = torch.randint(0, 256, (200, 8, 8, 3), dtype=torch.uint8).numpy()
     ds = bench.ReferenceMixupDataset(images, torch.arange(200).numpy(), 200, [0.5] * 3, [0.25] * 3, ratio=0.3, alpha=0.2)
