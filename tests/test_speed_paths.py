@@ -107,6 +107,7 @@ def test_benchmark_reports_the_hardware_share(capsys):
         assert report[f"{arm}_gflops"] == pytest.approx(
             report[f"{arm}_images_per_s"] * report["flop_per_train_image"] / 1e9, abs=0.1)
         assert set(report[f"{arm}_stages_ms"]) == {"data", "forward", "backward", "optimizer"}
+        assert 0 < report[f"{arm}_fastest_step_ms"]
     assert report["evaluation"]["images"] == 40 and report["evaluation"]["s"] > 0
     assert "assumption" in report["cpu_peak"] and "clock_source" in report["cpu_peak"]
     assert "GFLOP/s" in captured.err and "optimizer ms" in captured.err  # the table, on stderr
@@ -152,6 +153,13 @@ def test_cpu_peak_formula(flags, vendor, family, ghz, cores, fp32, bf16):
     peak = cpu_peak_gflops(flags, ghz, cores, vendor, family)
     assert peak["fp32"] == pytest.approx(fp32) and peak["bf16"] == (pytest.approx(bf16) if bf16 else None)
     assert f"{cores} cores" in peak["assumption"]
+
+
+def test_cpu_peak_counts_the_cores_the_threads_use():
+    from mixupexp.training.profile import this_cpu_peak
+
+    peak = this_cpu_peak(threads=1)
+    assert peak["cores"] == 1 and "1 cores" in peak["assumption"]
 
 
 def test_cpu_peak_without_a_clock_is_unknown_not_guessed():
