@@ -9,9 +9,12 @@
     hardware computes bf16 (CUDA, AVX512-BF16/AMX CPUs) and, on CUDA, the step captured in a CUDA graph.
 
 Same data, model, batch size, optimizer and loss. After one warm-up epoch each (not timed: it includes CUDA
-graph capture, cuDNN autotuning and the DataLoader's first start), timed epochs alternate a, b, c, a, b, c, ...
-in one process, so that all see the same machine state. One JSON line reports the median seconds per epoch and
-images/s of each, `speedup_fp32_eager` (b over a) and `speedup` (c over a): each step's share of the gain.
+graph capture, cuDNN autotuning and the DataLoader's first start), timed epochs alternate in one process, so
+that all see the same machine state, and the order turns each round (a, b, c; b, c, a; c, a, b; ...), so that
+no arm always runs after the same one. One JSON line reports the median seconds per epoch and images/s of each,
+`speedup_fp32_eager` (b over a) and `speedup` (c over a): each step's share of the gain. Where (c) resolves to
+the very step of (b) (a CPU without native bf16: precision auto is fp32 there, and no CUDA graph),
+`configured_is_fp32_eager` says so: any gap between the two is then the benchmark's own spread.
 
 It also reports how much of the hardware each arm uses (training/profile.py): the FLOP of one training image
 counted from the model, each arm's GFLOP/s, the CPU's peak from its flags and clock (on a CPU), each arm's
@@ -92,6 +95,13 @@ def reference_epoch(model, optimizer, loader, device) -> None:
         optimizer.step()
 
 
+def round_order(names: list[str], round_: int) -> list[str]:
+    """The arms' order in timed round `round_`: turned by one each round. A fixed order would give each arm the
+    same predecessor every round (its caches, allocator and clock state), a bias of its own."""
+    turn = round_ % len(names)
+    return names[turn:] + names[:turn]
+
+
 def _sync(device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -99,6 +109,8 @@ def _sync(device) -> None:
 
 def run(args) -> dict:
     device = pick_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     load_at_start = os.getloadavg()
     torch.manual_seed(0)
     np.random.seed(0)
@@ -149,8 +161,9 @@ def run(args) -> dict:
     for name, epoch in epochs.items():  # warm-up, not timed
         epoch()
         _sync(device)
-    for _ in range(args.repeats):
-        for name, epoch in epochs.items():
+    for round_ in range(args.repeats):
+        for name in round_order(list(epochs), round_):
+            epoch = epochs[name]
             start, cpu_start = time.perf_counter(), time.process_time()
             epoch()
             _sync(device)
@@ -169,6 +182,7 @@ def run(args) -> dict:
         "alpha": args.alpha,
         "reference_num_workers": args.num_workers,
         "cuda_graph": step.graph is not None,
+        "configured_is_fp32_eager": step.amp_dtype is None and step.graph is None and not step.capture_pending,
         "precision": str(step.amp_dtype or torch.float32).replace("torch.", ""),
         "warmup_epochs": 1,
         "timed_epochs": args.repeats,
@@ -204,7 +218,7 @@ def hardware_share(args, device, data, batches, study_mixup, ref_loader, steps: 
     flop_train = training_flops(steps["mixupexp"].model, x, y) / len(y)
     flop_eval = inference_flops(steps["mixupexp"].model, x) / len(y)
     out = {"flop_per_train_image": int(flop_train), "flop_per_eval_image": int(flop_eval)}
-    peak = this_cpu_peak() if device.type == "cpu" else None
+    peak = this_cpu_peak(torch.get_num_threads()) if device.type == "cpu" else None
     if peak is not None:
         out["cpu_peak"] = peak
     for name in steps:
@@ -226,7 +240,13 @@ def hardware_share(args, device, data, batches, study_mixup, ref_loader, steps: 
     for name, step in steps.items():
         source, prepare = (ref_loader, reference_batch) if name == "reference" else (batches, device_batch)
         stages = step_stages(step, source, prepare, device, args.profile_steps)
+        fastest = stages.pop("fastest_step")
         out[f"{name}_stages_ms"] = {stage: round(seconds * 1e3, 2) for stage, seconds in stages.items()}
+        out[f"{name}_fastest_step_ms"] = round(fastest * 1e3, 2)
+        out[f"{name}_fastest_step_gflops"] = round(args.batch_size * flop_train / fastest / 1e9, 1)
+        kind = out.get(f"{name}_peak_kind")
+        if kind:
+            out[f"{name}_fastest_step_peak_share"] = round(out[f"{name}_fastest_step_gflops"] / peak[kind], 3)
     test_images, test_labels = data.test_images.to(device), data.test_labels.to(device)
     seconds = evaluation_seconds(steps["mixupexp"].model, test_images, test_labels, args.eval_batch_size, device)
     out["evaluation"] = {
@@ -249,14 +269,17 @@ def table(report: dict) -> str:
         lines.append(f"peak: {fp32}{bf16} ({peak['assumption']}; clock {peak['ghz']} GHz from {peak['clock_source']})")
     lines.append(f"FLOP per training image {report['flop_per_train_image'] / 1e6:.1f} M (forward + backward), "
                  f"per evaluated image {report['flop_per_eval_image'] / 1e6:.1f} M")
-    header = ["arm", "images/s", "GFLOP/s", "% of peak", *(f"{s} ms" for s in STAGES), "step ms"]
+    header = ["arm", "images/s", "GFLOP/s", "% of peak", *(f"{s} ms" for s in STAGES), "step ms",
+              "fastest step ms", "its % of peak"]
     rows = [header]
     for name in ("reference", "mixupexp_fp32_eager", "mixupexp"):
         stages = report[f"{name}_stages_ms"]
         share = report.get(f"{name}_peak_share")
         rows.append([name, f"{report[f'{name}_images_per_s']:.0f}", f"{report[f'{name}_gflops']:.1f}",
                      f"{100 * share:.0f} % {report[f'{name}_peak_kind']}" if share is not None else "-",
-                     *(f"{stages[s]:.1f}" for s in STAGES), f"{sum(stages.values()):.1f}"])
+                     *(f"{stages[s]:.1f}" for s in STAGES), f"{sum(stages.values()):.1f}",
+                     f"{report[f'{name}_fastest_step_ms']:.1f}",
+                     f"{100 * report[f'{name}_fastest_step_peak_share']:.0f} %" if share is not None else "-"])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines += ["  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in rows]
     ev = report["evaluation"]
@@ -278,6 +301,7 @@ def parse_args(argv=None):
     parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers of the reference")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     parser.add_argument("--no-cuda-graph", action="store_true")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's, every core)")
     parser.add_argument("--num-test", type=int, default=10000, help="synthetic test images, for the evaluation's time")
     parser.add_argument("--eval-batch-size", type=int, default=1000)
     parser.add_argument("--profile-steps", type=int, default=20, help="steps per arm timed stage by stage")
@@ -286,6 +310,8 @@ def parse_args(argv=None):
     for key in ("num_train", "batch_size", "repeats", "num_test", "eval_batch_size", "profile_steps"):
         if getattr(args, key) <= 0:
             parser.error(f"--{key.replace('_', '-')} must be > 0")
+    if args.threads is not None and args.threads < 1:
+        parser.error("--threads must be >= 1")
     if args.num_workers < 0:
         parser.error("--num-workers must be >= 0")
     return args

@@ -45,6 +45,20 @@ def test_benchmark_runs_and_reports_one_json_line(capsys):
         report["mixupexp_fp32_eager_images_per_s"] / report["reference_images_per_s"], rel=1e-2)
 
 
+def test_benchmark_turns_the_order_of_the_arms_each_round():
+    arms = ["a", "b", "c"]
+    assert [bench.round_order(arms, r) for r in range(4)] == [["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"],
+                                                            ["a", "b", "c"]]
+
+
+def test_benchmark_says_when_the_configured_arm_is_the_fp32_eager_one(capsys):
+    args = ["--device", "cpu", "--num-train", "64", "--batch-size", "32", "--repeats", "1", "--no-profile"]
+    assert bench.main([*args, "--precision", "fp32"]) == 0
+    assert json.loads(capsys.readouterr().out)["configured_is_fp32_eager"] is True
+    assert bench.main([*args, "--precision", "bf16"]) == 0
+    assert json.loads(capsys.readouterr().out)["configured_is_fp32_eager"] is False
+
+
 def test_benchmark_reference_dataset_mixes_like_the_study():
     images = torch.randint(0, 256, (200, 8, 8, 3), dtype=torch.uint8).numpy()
     ds = bench.ReferenceMixupDataset(images, torch.arange(200).numpy(), 200, [0.5] * 3, [0.25] * 3, ratio=0.3, alpha=0.2)
@@ -92,6 +106,7 @@ def test_benchmark_reports_the_hardware_share(capsys):
         assert report[f"{arm}_gflops"] == pytest.approx(
             report[f"{arm}_images_per_s"] * report["flop_per_train_image"] / 1e9, abs=0.1)
         assert set(report[f"{arm}_stages_ms"]) == {"data", "forward", "backward", "optimizer"}
+        assert 0 < report[f"{arm}_fastest_step_ms"]
     assert report["evaluation"]["images"] == 40 and report["evaluation"]["s"] > 0
     assert "assumption" in report["cpu_peak"] and "clock_source" in report["cpu_peak"]
     assert "GFLOP/s" in captured.err and "optimizer ms" in captured.err  # the table, on stderr
@@ -137,6 +152,13 @@ def test_cpu_peak_formula(flags, vendor, family, ghz, cores, fp32, bf16):
     peak = cpu_peak_gflops(flags, ghz, cores, vendor, family)
     assert peak["fp32"] == pytest.approx(fp32) and peak["bf16"] == (pytest.approx(bf16) if bf16 else None)
     assert f"{cores} cores" in peak["assumption"]
+
+
+def test_cpu_peak_counts_the_cores_the_threads_use():
+    from mixupexp.training.profile import this_cpu_peak
+
+    peak = this_cpu_peak(threads=1)
+    assert peak["cores"] == 1 and "1 cores" in peak["assumption"]
 
 
 def test_cpu_peak_without_a_clock_is_unknown_not_guessed():

@@ -143,11 +143,14 @@ def cpu_peak_gflops(flags, ghz: float | None, cores: int, vendor: str = "", fami
     return peak
 
 
-def this_cpu_peak() -> dict:
-    """`cpu_peak_gflops` of this machine, with how the clock and the cores were read."""
+def this_cpu_peak(threads: int | None = None) -> dict:
+    """`cpu_peak_gflops` of this machine, with how the clock and the cores were read; of `threads` cores where
+    fewer threads than cores compute."""
     info = cpu_info()
     ghz, clock_source = read_cpu_clock()
     cores, cores_source = physical_cores()
+    if threads is not None and threads < cores:
+        cores, cores_source = threads, f"{cores_source}, of which {threads} used (torch threads)"
     peak = cpu_peak_gflops(info["flags"], ghz, cores, info["vendor"], info["family"])
     peak.update(cpu=info["model_name"] or "unknown", ghz=ghz, clock_source=clock_source, cores=cores,
                 cores_source=cores_source)
@@ -167,8 +170,11 @@ def step_stages(step, batches, prepare, device: torch.device, steps: int, warmup
     (model and loss, `step.forward_loss`), `backward`, `optimizer` (zeroing the gradients and the update). The
     stages run the same code as `step` does eagerly (on CUDA a captured graph replays them in one launch; its
     stages are timed eagerly here). Medians, because a step preempted by other work on the machine would
-    otherwise dominate a stage. `steps` (after `warmup` untimed ones) may run over several epochs of `batches`."""
+    otherwise dominate a stage; `fastest_step` is the quickest whole step seen, the nearest to what the hardware
+    does undisturbed where other work shares the cores. `steps` (after `warmup` untimed ones) may run over
+    several epochs of `batches`."""
     times = {stage: [] for stage in STAGES}
+    whole = []
     done, batch_iter = 0, iter(batches)
     while done < warmup + steps:
         _sync(device)
@@ -197,8 +203,9 @@ def step_stages(step, batches, prepare, device: torch.device, steps: int, warmup
             zeroing = t_data - t_zero
             for stage, seconds in zip(STAGES, (t1 - t0 - zeroing, t2 - t1, t3 - t2, t4 - t3 + zeroing)):
                 times[stage].append(seconds)
+            whole.append(t4 - t0)
         done += 1
-    return {stage: statistics.median(values) for stage, values in times.items()}
+    return {**{stage: statistics.median(values) for stage, values in times.items()}, "fastest_step": min(whole)}
 
 
 def evaluation_seconds(model, images, labels, batch_size: int, device: torch.device, repeats: int = 3) -> float:
