@@ -36,6 +36,17 @@ def main(argv: list[str] | None = None) -> int:
         if not d.is_dir():
             print(f"error: {d} is not a directory", file=sys.stderr)
             return 2
+    from mixupexp.analysis.tune_report import is_tune_sweep, report
+
+    if len(args.dirs) == 1 and args.out is None and is_tune_sweep(args.dirs[0]):
+        try:
+            lines = report(args.dirs[0], plots=args.plots)
+        except SummaryError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print("\n".join(lines))
+        print(f"wrote {args.dirs[0] / 'summary.md'}, trials.csv")
+        return 0
     try:
         summary = write_summary(args.dirs, args.out or args.dirs[0], plots=args.plots, families=args.families)
     except SummaryError as e:

@@ -27,6 +27,7 @@ class SequentialSweeperConf:
     seeds_per_round: int = seq.SEEDS_PER_ROUND
     smallest_effect: float = seq.SMALLEST_EFFECT
     alpha: float = seq.ALPHA
+    first_seed: int = 0  # the seed of round 0's first run
     # A preset's sweep (experiment=...), as for Hydra's basic sweeper; the seed is the sweeper's to choose.
     params: Optional[Dict[str, str]] = None
 
@@ -39,11 +40,11 @@ class SequentialSweeper(Sweeper):
     """Runs the swept configurations in rounds of seeds until each comparison with its baseline is settled."""
 
     def __init__(self, min_seeds: int, max_seeds: int, seeds_per_round: int, smallest_effect: float, alpha: float,
-                 params: Optional[Dict[str, str]] = None) -> None:
+                 first_seed: int = 0, params: Optional[Dict[str, str]] = None) -> None:
         from mixupexp.runs.sequential_design import Settings
 
         self.settings = Settings(min_seeds=min_seeds, max_seeds=max_seeds, seeds_per_round=seeds_per_round,
-                                 smallest_effect=smallest_effect, alpha=alpha)
+                                 smallest_effect=smallest_effect, alpha=alpha, first_seed=first_seed)
         self.params = dict(params or {})
         self.hydra_context: Optional[HydraContext] = None
         self.config: Optional[DictConfig] = None

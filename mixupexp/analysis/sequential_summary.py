@@ -57,16 +57,19 @@ def is_sequential_summary(summary: pd.DataFrame) -> bool:
     return ATTRS_KEY in summary.attrs
 
 
-def _results(runs: pd.DataFrame, row: pd.Series, keys: list[str]) -> dict[int, float]:
-    """{seed: test accuracy} of a configuration's runs: NaN for a failed run (it ran; its pair drops out),
-    unfinished runs left out, as the sweeper reads them."""
+def _results(runs: pd.DataFrame, row: pd.Series, keys: list[str], first_seed: int = 0) -> dict[int, float]:
+    """{run index: test accuracy} of a configuration's runs (index = seed - first_seed, as the rounds count
+    them): NaN for a failed run (it ran; its pair drops out), unfinished runs left out, as the sweeper reads them."""
     mine = runs[_matching(runs, row, keys)]
     results = {}
     for _, run in mine.iterrows():
+        index = int(run["seed"]) - first_seed
+        if index < 0:
+            continue
         if run["status"] == RunStatus.OK:
-            results[int(run["seed"])] = float(run["test_acc"])
+            results[index] = float(run["test_acc"])
         elif run["status"] in FAILURES:
-            results[int(run["seed"])] = math.nan
+            results[index] = math.nan
     return results
 
 
@@ -75,7 +78,7 @@ def sequential_summary(summary: pd.DataFrame, runs: pd.DataFrame, settings: Sett
     comparison of the summary in one family, as the sweep judged them (Design.decisions)."""
     summary = summary.drop(columns=[c for c in FIXED_N_COLUMNS if c in summary]).copy()
     keys = summary_parameters(summary)
-    results = {index: _results(runs, row, keys) for index, row in summary.iterrows()}
+    results = {index: _results(runs, row, keys, settings.first_seed) for index, row in summary.iterrows()}
     columns = {c: pd.Series([math.nan] * len(summary), index=summary.index, dtype=object) for c in SEQUENTIAL_COLUMNS}
     columns["seeds"] = pd.Series({index: len(found) for index, found in results.items()})
     columns["runs_saved"] = settings.max_seeds - columns["seeds"]
@@ -126,7 +129,7 @@ def _finished_sizes(runs: pd.DataFrame) -> list:
 
 def settings_record(settings: Settings) -> dict:
     """The sequential design, for summary_settings.json."""
-    return {**settings.decide_kwargs(), "e_value": seq.DEFAULT_E_VALUE.text,
+    return {**settings.decide_kwargs(), "first_seed": settings.first_seed, "e_value": seq.DEFAULT_E_VALUE.text,
             "family": "every comparison of the sweep, each at alpha / K"}
 
 

@@ -33,6 +33,13 @@ class SummarizeSweep(Callback):
         from mixupexp.analysis.report import caveat_lines, verdict_lines, write_summary
 
         sweep_dir = Path(config.hydra.sweep.dir)
+        from mixupexp.analysis.tune_report import is_tune_sweep, report
+
+        if is_tune_sweep(sweep_dir):  # trials on validation, the chosen one confirmed on the test set
+            for line in report(sweep_dir):
+                print(line)
+            log.info("tuning report written to %s (trials.csv, plots)", sweep_dir / "summary.md")
+            return
         try:
             summary = write_summary([sweep_dir], sweep_dir, require_finished=True)
         except SummaryError as e:

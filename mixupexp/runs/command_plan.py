@@ -37,6 +37,7 @@ from mixupexp.config.validate import validate
 from mixupexp.data.datasets import DataError, check_available
 from mixupexp.runs.identity import flatten, plain_config, run_name
 from mixupexp.runs.sequential_plan import check_sequential, is_sequential, plan_rounds
+from mixupexp.runs.tune_plan import is_tune, plan_tune
 
 
 def one_line(error: BaseException, overrides: list[str] = ()) -> str:
@@ -105,6 +106,7 @@ class CommandPlan:
     base_dir: Optional[Path]  # the sweep's directory, or the single run's
     jobs: list[Job] = field(default_factory=list)
     sequential: Optional[object] = None  # a sequential sweep's Design and runs (runs/sequential_plan.py)
+    tune: Optional[object] = None  # a tuning sweep's settings, space and record (runs/tune_plan.py)
 
     @property
     def distinct(self) -> list[Job]:
@@ -134,8 +136,8 @@ def _resolved(node: DictConfig, key: str) -> Optional[str]:
 
 def job_overrides(overrides: list[str], multirun: bool) -> tuple[list[list[str]], DictConfig]:
     """The overrides of every job the command line starts (one list for a single run), the sweeper's
-    `hydra.sweeper.params` from presets included, as Hydra's basic sweeper expands them; and the first job's
-    config with its `hydra` node."""
+    `hydra.sweeper.params` from presets included, as Hydra's basic sweeper expands them (none for a tuning
+    sweep, whose sampler chooses them); and the first job's config with its `hydra` node."""
     parser = OverridesParser.create()
     every = parser.parse_overrides(overrides)
     parsed = [o for o in every if not o.get_key_element().lstrip("+~").startswith("hydra")]
@@ -143,13 +145,15 @@ def job_overrides(overrides: list[str], multirun: bool) -> tuple[list[list[str]]
     first = [
         f"{o.get_key_element()}={next(iter(o.sweep_string_iterator()))}"
         if o.is_sweep_override() and o.is_discrete_sweep() else o.input_line
-        for o in every
+        for o in every if not (o.is_sweep_override() and not o.is_discrete_sweep())  # interval(): a tuner's
     ]
     first_cfg = compose(config_name=CONFIG_NAME, overrides=first, return_hydra_config=True)
     hydra_cfg = first_cfg.hydra
     # The composed node holds RunMode.MULTIRUN (an Enum), which never equals the string "MULTIRUN".
     if not (multirun or hydra_cfg.mode == RunMode.MULTIRUN):
         return [[o.input_line for o in parsed]], first_cfg
+    if is_tune(hydra_cfg):
+        return [], first_cfg
     params = hydra_cfg.sweeper.get("params")
     params = OmegaConf.to_container(params, resolve=False) if params else {}
     from_presets = [f"{k}={v}" for k, v in params.items()]
@@ -234,6 +238,8 @@ def plan_command(argv: list[str], check_data: bool = True) -> Optional[CommandPl
         if base is not None and "${now:" in raw_dir and not _given(args.overrides, f"hydra.{dir_key}"):
             pinned.append(f"hydra.{dir_key}={base}")  # the timestamp, fixed: the same command finds it again
         plan = CommandPlan(list(argv), pinned, multirun, Path(base) if base else None)
+        if multirun and is_tune(first.hydra):  # its jobs are the runs of the trials started so far
+            return _plan_tune(plan, args.overrides, first.hydra, check_data)
         by_name = OmegaConf.to_container(first.hydra.sweep, resolve=False)["subdir"] == "${mixupexp.run_name:}"
         for overrides in job_lists:
             cfg = compose(config_name=CONFIG_NAME, overrides=overrides)
@@ -248,6 +254,22 @@ def plan_command(argv: list[str], check_data: bool = True) -> Optional[CommandPl
             plan.sequential = plan_rounds(plan.base_dir, [(job.overrides, job.cfg) for job in plan.jobs], first.hydra)
             plan.jobs = [Job(*job) for job in plan.sequential.jobs]
         return plan
+
+
+def _composed(overrides: list[str]) -> DictConfig:
+    cfg = compose(config_name=CONFIG_NAME, overrides=overrides)
+    validate(cfg)
+    return cfg
+
+
+def _plan_tune(plan: CommandPlan, overrides: list[str], hydra_cfg: DictConfig, check_data: bool) -> CommandPlan:
+    plan.tune = plan_tune(plan.base_dir, overrides, hydra_cfg, _composed)
+    corners = [Job(corner, cfg, run_name(cfg), None) for corner, cfg in plan.tune.corners]
+    check_ignored_overrides(overrides, corners)
+    if check_data:
+        check_data_once(corners)
+    plan.jobs = [Job(*job) for job in plan.tune.jobs]
+    return plan
 
 
 def check_command_line(argv: list[str]) -> Optional[CommandPlan]:

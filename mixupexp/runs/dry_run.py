@@ -114,6 +114,8 @@ def describe(plan: CommandPlan) -> list[str]:
     lines.append(summary)
     if plan.sequential is not None:  # its jobs are the rounds so far and the next one: say so, and the bound
         lines += plan.sequential.lines()
+    if plan.tune is not None:  # its jobs are the trials' runs so far: the sampler chooses the next ones
+        lines += plan.tune.lines()
     if plan.pinned:
         lines.append(f"(the default directory is new for every command: {plan.pinned[0]} here; add "
                      f"hydra.{'sweep' if plan.multirun else 'run'}.dir=DIR to plan against an earlier one)")

@@ -56,6 +56,8 @@ class Settings:
     seeds_per_round: int = seq.SEEDS_PER_ROUND
     smallest_effect: float = seq.SMALLEST_EFFECT
     alpha: float = seq.ALPHA
+    # The seed of round 0's first run: a confirmation on fresh seeds starts above the seeds a search used.
+    first_seed: int = 0
 
     @classmethod
     def of(cls, sweeper: Any) -> "Settings":
@@ -68,6 +70,8 @@ class Settings:
             seq.check_settings(self.alpha, self.smallest_effect, self.min_seeds, self.max_seeds, self.seeds_per_round)
         except ValueError as e:
             raise ConfigError(f"{e}; set it on the command line, e.g. {self._example(str(e))}") from None
+        if self.first_seed < 0:
+            raise ConfigError(f"{KEY_FIRST_SEED}={self.first_seed} must be >= 0; e.g. {KEY_FIRST_SEED}=0 (the default)")
 
     def _example(self, message: str) -> str:
         key = message.split("=", 1)[0]
@@ -85,13 +89,19 @@ class Settings:
     def decide_kwargs(self) -> dict[str, Any]:
         return {"alpha": self.alpha, "smallest_effect": self.smallest_effect, **self.schedule()}
 
+    def seed(self, index: int) -> int:
+        """The seed of the index-th run of an arm (the rounds count runs from 0)."""
+        return self.first_seed + index
+
     def text(self) -> str:
-        return (f"{self.min_seeds} seeds, then {self.seeds_per_round} a round while a comparison is open, up to "
+        seeds = f" from seed {self.first_seed}" if self.first_seed else ""
+        return (f"{self.min_seeds} seeds{seeds}, then {self.seeds_per_round} a round while a comparison is open, up to "
                 f"{self.max_seeds}; settled better/worse when the anytime-valid interval excludes 0, within "
                 f"±{self.smallest_effect:g} points when it lies inside; {_percent(self.alpha)} over every "
                 "comparison of the sweep")
 
 
+KEY_FIRST_SEED = "hydra.sweeper.first_seed"
 _EXAMPLES = {seq.KEY_MIN_SEEDS: f"{seq.KEY_MIN_SEEDS}={seq.MIN_SEEDS}",
              seq.KEY_MAX_SEEDS: f"{seq.KEY_MAX_SEEDS}={seq.MAX_SEEDS}",
              seq.KEY_SEEDS_PER_ROUND: f"{seq.KEY_SEEDS_PER_ROUND}={seq.SEEDS_PER_ROUND}",
@@ -141,18 +151,19 @@ class Arm:
     overrides: list[str]  # its jobs' overrides, without the seed
     config: dict  # its resolved config (the seed as composed)
     is_baseline: bool
+    first_seed: int = 0  # the seed of run 0: the rounds count an arm's runs 0, 1, ... and run seeds first_seed + i
 
-    def run_name(self, seed: int) -> str:
-        return run_name({**self.config, SEED: seed})
+    def run_name(self, index: int) -> str:
+        return run_name({**self.config, SEED: self.first_seed + index})
 
-    def job_config(self, cfg: DictConfig, seed: int) -> DictConfig:
-        """A copy of the composed config `cfg` of this arm with `seed`."""
+    def job_config(self, cfg: DictConfig, index: int) -> DictConfig:
+        """A copy of the composed config `cfg` of this arm, for its index-th run."""
         job = copy.deepcopy(cfg)
-        job[SEED] = seed
+        job[SEED] = self.first_seed + index
         return job
 
-    def job_overrides(self, seed: int) -> list[str]:
-        return [*self.overrides, f"{SEED}={seed}"]
+    def job_overrides(self, index: int) -> list[str]:
+        return [*self.overrides, f"{SEED}={self.first_seed + index}"]
 
 
 @dataclass
@@ -218,7 +229,8 @@ class Design:
             key = identity_hash(ident)
             if key not in arms:
                 is_baseline = flatten(config).get(BASELINE_KEY) == BASELINE
-                arms[key] = Arm(key, _label(overrides, config, swept), list(overrides), config, is_baseline)
+                arms[key] = Arm(key, _label(overrides, config, swept), list(overrides), config, is_baseline,
+                                settings.first_seed)
                 configs[key] = cfg
         baselines = [arm for arm in arms.values() if arm.is_baseline]
         if not baselines:
@@ -343,7 +355,7 @@ class Design:
         if planned:
             count = sum(len(seeds) for seeds in planned.values())
             lines.append(f"next: round {self.round_of(planned)}, {count} run{'s' * (count != 1)} ("
-                         + "; ".join(f"{self.arm(key).label}: seeds {_seed_range(seeds)}"
+                         + "; ".join(f"{self.arm(key).label}: seeds {_seed_range(self._seeds(seeds))}"
                                      for key, seeds in planned.items()) + ")")
         else:
             lines.append("every comparison is settled: no round left to run")
@@ -353,6 +365,10 @@ class Design:
         lines.append(f"at most (K + 1) · max_seeds = ({k} + 1) · {self.settings.max_seeds} = {self.max_runs()} runs "
                      f"in all; {self.runs_used(runs)} run{'s' * (self.runs_used(runs) != 1)} so far")
         return lines
+
+
+    def _seeds(self, indices: list[int]) -> list[int]:
+        return [self.settings.seed(i) for i in indices]
 
 
 def _seed_range(seeds: list[int]) -> str:

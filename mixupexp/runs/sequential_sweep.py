@@ -52,10 +52,17 @@ def sweep_in_rounds(settings: Settings, params: dict[str, Any], arguments: list[
     OmegaConf.save(config, sweep_dir / "multirun.yaml")  # as the basic sweeper does: the summary reads it
     log.info("sequential sweep of %d configurations (%d compared with a baseline): %s; at most %d runs",
              len(design.arms), design.compared, settings.text(), design.max_runs())
+    return run_rounds(design, launcher)[0]
+
+
+def run_rounds(design: Design, launcher, job_index: int = 0,
+               extra_overrides: Sequence[str] = ()) -> tuple[list[Sequence[JobReturn]], int]:
+    """The rounds of `design` through `launcher`, each job with `extra_overrides` too (a tuning sweep's
+    confirmation puts its runs in a folder of its own); returns every round's job returns and the next job
+    index."""
     returns: list[Sequence[JobReturn]] = []
     launched: set[tuple[str, int]] = set()
     batch: list[tuple[str, int]] = []
-    job_index = 0
     while True:
         runs = design.read_runs(count_failed=launched)
         decisions = design.decisions(runs)
@@ -76,16 +83,17 @@ def sweep_in_rounds(settings: Settings, params: dict[str, Any], arguments: list[
             break
         round_index = design.round_of(planned)
         log.info("round %d: %d runs (%s)", round_index, len(batch), "; ".join(
-            f"{design.arm(key).label} seed{'s' * (len(seeds) != 1)} {', '.join(map(str, seeds))}"
+            f"{design.arm(key).label} seed{'s' * (len(seeds) != 1)} "
+            f"{', '.join(str(design.settings.seed(i)) for i in seeds)}"
             for key, seeds in planned.items()))
-        overrides = [design.arm(key).job_overrides(seed) for key, seed in batch]
+        overrides = [[*design.arm(key).job_overrides(seed), *extra_overrides] for key, seed in batch]
         results = launcher.launch(overrides, initial_job_idx=job_index)
         for result in results:
             _ = result.return_value  # raises the job's exception, as the basic sweeper does
         job_index += len(overrides)
         launched |= set(batch)
         returns.append(results)
-    return returns
+    return returns, job_index
 
 
 def decisions_record(design: Design, runs: Runs, decisions: dict[str, seq.Decision],
@@ -103,7 +111,8 @@ def decisions_record(design: Design, runs: Runs, decisions: dict[str, seq.Decisi
                 "n": decision.n, "seeds": design.seeds_used(runs, arm), "mean_delta": _finite(decision.mean),
                 "interval_low": _finite(decision.low), "interval_high": _finite(decision.high),
                 "log_e_value": decision.log_e, "round": decision.round, "settled_round": decision.settled_round,
-                "testable": decision.testable, "next_seeds": planned.get(arm.key, []),
+                "testable": decision.testable,
+                "next_seeds": [design.settings.seed(i) for i in planned.get(arm.key, [])],
             })
         families.append({"baseline": family.baseline.label, "baseline_seeds": design.seeds_used(runs, family.baseline),
                          "compared": len(family.members), "configurations": members})

@@ -1,0 +1,78 @@
+"""The Hydra side of `hydra/sweeper=tune`: its config node and the Sweeper class Hydra instantiates.
+
+Hydra imports every module of the `hydra_plugins` namespace at start-up, single runs included, so this one stays
+thin and imports neither Optuna (an optional extra) nor the study: mixupexp/runs/tune_sweep.py, when a sweep
+starts.
+
+No `from __future__ import annotations` here: Hydra executes this module before it is in sys.modules, where
+dataclasses cannot resolve string annotations.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig
+
+from mixupexp.analysis import sequential as seq
+
+
+@dataclass
+class ConfirmConf:
+    """The sequential design that confirms the best trial against augment=none on fresh seeds."""
+
+    min_seeds: int = seq.MIN_SEEDS
+    max_seeds: int = seq.MAX_SEEDS
+    seeds_per_round: int = seq.SEEDS_PER_ROUND
+    smallest_effect: float = seq.SMALLEST_EFFECT
+    alpha: float = seq.ALPHA
+
+
+@dataclass
+class TuneSweeperConf:
+    _target_: str = "hydra_plugins.mixupexp_tune_sweeper.tune_sweeper.TuneSweeper"
+    n_trials: int = 20
+    seeds_per_trial: int = 3  # every trial runs seeds 0..seeds_per_trial-1; its objective is their mean val_acc
+    sampler: str = "tpe"  # tpe, random or grid
+    sampler_seed: int = 0
+    trials_per_batch: int = 1  # trials launched together (their seeds side by side where the launcher allows)
+    confirm: ConfirmConf = field(default_factory=ConfirmConf)
+    # A preset's search space, as for Hydra's sweepers: {key: "interval(0.05,2.0)"}.
+    params: Optional[Dict[str, str]] = None
+
+
+ConfigStore.instance().store(group="hydra/sweeper", name="tune", node=TuneSweeperConf, provider="mixupexp")
+
+
+class TuneSweeper(Sweeper):
+    """Searches the space on validation accuracy over seeds, then confirms the best trial on fresh seeds."""
+
+    def __init__(self, n_trials: int, seeds_per_trial: int, sampler: str, sampler_seed: int, trials_per_batch: int,
+                 confirm: Any, params: Optional[Dict[str, str]] = None) -> None:
+        from mixupexp.runs.tune_design import TuneSettings
+
+        self.settings = TuneSettings.of({"n_trials": n_trials, "seeds_per_trial": seeds_per_trial,
+                                         "sampler": sampler, "sampler_seed": sampler_seed,
+                                         "trials_per_batch": trials_per_batch, "confirm": dict(confirm)})
+        self.params = dict(params or {})
+        self.hydra_context: Optional[HydraContext] = None
+        self.config: Optional[DictConfig] = None
+        self.launcher = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        from hydra.core.plugins import Plugins
+
+        self.hydra_context = hydra_context
+        self.config = config
+        self.launcher = Plugins.instance().instantiate_launcher(hydra_context=hydra_context,
+                                                                task_function=task_function, config=config)
+
+    def sweep(self, arguments: List[str]) -> Any:
+        from mixupexp.runs.tune_space import read_space
+        from mixupexp.runs.tune_sweep import tune
+
+        assert self.config is not None and self.launcher is not None and self.hydra_context is not None
+        return tune(self.settings, read_space(arguments, self.params), config=self.config,
+                    config_loader=self.hydra_context.config_loader, launcher=self.launcher)

@@ -1,0 +1,209 @@
+"""The report of a tuning sweep (`hydra/sweeper=tune`): trials.csv, summary.md and two plots in its directory.
+
+Every number is recomputed from the runs tune.json names: a trial's objective is the plain mean of its runs'
+validation accuracies (`val_acc` in each result.json); the chosen configuration's mean validation accuracy on
+fresh seeds is the mean over its confirmation runs, and the difference of the two is the selection bias, measured
+(the best of many noisy trials is, on average, luckier than it is good). The comparison with the baseline on the
+test set is the confirmation's own sequential summary (its directory's summary.csv), as
+`python -m mixupexp.summarize DIR/confirm-trialN` writes it.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+
+from mixupexp.analysis.collect import SummaryError, is_baseline_row
+from mixupexp.runs.checkpoint import RESULT
+from mixupexp.runs.files import atomic_write_text
+from mixupexp.runs.result import UnreadableResult, read_result
+from mixupexp.runs.status import RunStatus
+from mixupexp.runs.tune_design import COMPLETE, OBJECTIVE, RECORD_FILE, Record
+
+TRIALS_FILE = "trials.csv"
+HISTORY_PLOT = "tune_history.png"
+OBJECTIVE_PLOT = "tune_objective.png"
+
+
+def is_tune_sweep(sweep_dir: Path) -> bool:
+    return (Path(sweep_dir) / RECORD_FILE).is_file()
+
+
+def _val_acc(run_dir: Path) -> Optional[float]:
+    try:
+        result = read_result(run_dir / RESULT)
+    except UnreadableResult:
+        return None
+    if result is None or result.get("status") != RunStatus.OK or not isinstance(result.get(OBJECTIVE), (int, float)):
+        return None
+    return float(result[OBJECTIVE])
+
+
+def trials_table(record: Record, sweep_dir: Path) -> pd.DataFrame:
+    """One row per trial: its number, state, values, objective recomputed from its runs, and each seed's val_acc."""
+    rows = []
+    for trial in record.trials:
+        row = {"trial": trial.number, "state": trial.state, **trial.values}
+        accuracies = [_val_acc(sweep_dir / run["run_dir"]) for run in trial.runs]
+        for run, accuracy in zip(trial.runs, accuracies):
+            row[f"val_acc_seed{run['seed']}"] = accuracy
+        found = [a for a in accuracies if a is not None]
+        row["objective"] = sum(found) / len(found) if found and len(found) == len(trial.runs) else math.nan
+        row["runs"] = " ".join(run["run_dir"] for run in trial.runs)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if len(table):
+        table["best_so_far"] = table["objective"].cummax()
+    return table
+
+
+def _fresh(record: Record, sweep_dir: Path, role: str) -> list[float]:
+    runs = (record.confirm or {}).get("runs", [])
+    return [a for a in (_val_acc(sweep_dir / run["run_dir"]) for run in runs if run["role"] == role) if a is not None]
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else math.nan
+
+
+def report(sweep_dir: Path, plots: bool = True) -> list[str]:
+    """Write trials.csv, summary.md (and the plots, and the confirmation's summary); return the lines to print."""
+    from mixupexp.analysis.report import write_summary
+    from mixupexp.analysis.sequential_summary import verdict_lines
+
+    sweep_dir = Path(sweep_dir)
+    record = Record.read(sweep_dir)
+    if record is None:
+        raise SummaryError(f"{sweep_dir} holds no {RECORD_FILE}: not a tuning sweep's directory")
+    table = trials_table(record, sweep_dir)
+    table.to_csv(sweep_dir / TRIALS_FILE, index=False)  # recomputed from the runs at every call
+    settings = record.settings
+    best = record.best()
+    lines: list[str] = []
+    md = [f"# Tuning sweep: {record.space_text}", "",
+          f"{len(record.finished())} of {settings['n_trials']} trials done, {settings['seeds_per_trial']} seeds "
+          f"each (seeds 0-{settings['seeds_per_trial'] - 1}, the same for every trial), sampler {settings['sampler']} "
+          f"(seed {settings['sampler_seed']}). A trial's objective is the mean of its runs' validation accuracy "
+          f"(`{OBJECTIVE}` of the last epoch, on the images `data.val_size` holds out of the training set); the "
+          "test set played no part in the search. Every trial: "
+          f"[{TRIALS_FILE}]({TRIALS_FILE}).", ""]
+    if best is None:
+        lines.append("no trial finished: nothing chosen, nothing confirmed")
+        md.append(lines[-1])
+        atomic_write_text(sweep_dir / "summary.md", "\n".join(md) + "\n")
+        return lines
+    objective = table.set_index("trial").loc[best.number, "objective"]
+    chosen = ", ".join(f"{k}={v}" for k, v in best.values.items())
+    fresh, fresh_base = _fresh(record, sweep_dir, "chosen"), _fresh(record, sweep_dir, "baseline")
+    bias = objective - _mean(fresh)
+    md += ["## The chosen configuration", "", f"Trial {best.number}: {chosen}.", "",
+           "| validation accuracy | mean | seeds |", "| --- | --- | --- |",
+           f"| in the search | {objective:.2f} % | {len(best.runs)} (0-{len(best.runs) - 1}) |"]
+    lines.append(f"chosen: trial {best.number}, {chosen}; mean validation accuracy {objective:.2f} % in the search")
+    if fresh:
+        first = record.confirm["first_seed"]
+        md += [f"| on fresh seeds | {_mean(fresh):.2f} % | {len(fresh)} (from seed {first}) |",
+               f"| selection bias (search − fresh) | {bias:+.2f} points | |"]
+        if fresh_base:
+            md.append(f"| augment=none, fresh seeds | {_mean(fresh_base):.2f} % | {len(fresh_base)} |")
+        lines.append(f"on {len(fresh)} fresh seeds: {_mean(fresh):.2f} % (selection bias, search − fresh: "
+                     f"{bias:+.2f} points)")
+    md.append("")
+    if record.confirm:
+        confirm_dir = sweep_dir / record.confirm["dir"]
+        try:
+            confirmed = write_summary([confirm_dir], confirm_dir, plots=plots)
+        except SummaryError as e:
+            confirmed = None
+            md.append(f"No confirmation summary: {e}")
+        if confirmed is not None:
+            verdicts = [f"test set, fresh seeds, against augment=none: {line}" for line in verdict_lines(confirmed)]
+            lines += verdicts
+            md += ["## On the test set, on fresh seeds, against the baseline", "",
+                   f"The chosen configuration and augment=none (its other settings the same), run as a sequential "
+                   f"sweep in [{confirm_dir.name}/]({confirm_dir.name}/summary.md): seeds were added while the "
+                   "comparison was open.", "", *(f"- {line}" for line in verdict_lines(confirmed)), "",
+                   _confirm_table(confirmed), ""]
+    else:
+        md.append("Not confirmed yet: the search has not finished.")
+    md += ["## Trials", "", _trials_markdown(table, list(best.values)), ""]
+    if plots:
+        write_plots(table, list(best.values), sweep_dir, fresh_mean=_mean(fresh), best=best.number)
+        md += [f"![optimisation history]({HISTORY_PLOT})", f"![objective over the space]({OBJECTIVE_PLOT})", ""]
+    atomic_write_text(sweep_dir / "summary.md", "\n".join(md))
+    return lines
+
+
+def _confirm_table(summary: pd.DataFrame) -> str:
+    rows = ["| configuration | seeds | test accuracy (mean ± sd) | Δ vs baseline | verdict |",
+            "| --- | --- | --- | --- | --- |"]
+    for index, row in summary.iterrows():
+        label = "augment=none" if is_baseline_row(summary).loc[index] else "chosen"
+        delta = row.get("delta_acc_vs_baseline")
+        delta = "" if delta is None or pd.isna(delta) else f"{delta:+.2f}"
+        stopped = row.get("stopped")
+        rows.append(f"| {label} | {int(row['n'])} | {row['acc_mean']:.2f} ± {row['acc_std']:.2f} | {delta} | "
+                    f"{'' if stopped is None or pd.isna(stopped) else stopped} |")
+    return "\n".join(rows)
+
+
+def _trials_markdown(table: pd.DataFrame, keys: list[str]) -> str:
+    seeds = [c for c in table if c.startswith("val_acc_seed")]
+    rows = ["| trial | " + " | ".join(keys) + " | state | objective | " + " | ".join(seeds) + " |",
+            "| --- " * (3 + len(keys) + len(seeds)) + "|"]
+    for _, row in table.iterrows():
+        cells = [str(int(row["trial"]))] + [_cell(row.get(k)) for k in keys] + [row["state"], _cell(row["objective"])]
+        rows.append("| " + " | ".join(cells + [_cell(row.get(s)) for s in seeds]) + " |")
+    return "\n".join(rows)
+
+
+def _cell(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def write_plots(table: pd.DataFrame, keys: list[str], out_dir: Path, fresh_mean: float, best: int) -> None:
+    """tune_history.png (each trial's objective, the best so far, the chosen one on fresh seeds) and
+    tune_objective.png (the objective over the searched values: a map for two numeric keys, else one panel
+    per key)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mixupexp.analysis.plots import _save
+
+    done = table[table["state"] == COMPLETE]
+    figure, ax = plt.subplots(figsize=(6.4, 4))
+    ax.scatter(done["trial"], done["objective"], color="tab:blue", label="trial (mean over its seeds)")
+    ax.step(table["trial"], table["best_so_far"], where="post", color="tab:orange", label="best so far")
+    if not math.isnan(fresh_mean):
+        ax.scatter([best], [fresh_mean], marker="x", s=80, color="tab:red",
+                   label=f"trial {best} on fresh seeds (validation)")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.legend(fontsize="small")
+    _save(figure, out_dir / HISTORY_PLOT)
+    numeric = [k for k in keys if pd.to_numeric(done[k], errors="coerce").notna().all()] if len(done) else []
+    if len(numeric) == 2 and len(keys) == 2:
+        figure, ax = plt.subplots(figsize=(6.4, 4.8))
+        x, y = (pd.to_numeric(done[k]) for k in numeric)
+        points = ax.scatter(x, y, c=done["objective"], cmap="viridis", s=60)
+        ax.scatter(x[done["trial"] == best], y[done["trial"] == best], marker="*", s=250, facecolor="none",
+                   edgecolor="red", label=f"chosen (trial {best})")
+        figure.colorbar(points, ax=ax, label="mean validation accuracy (%)")
+        ax.set_xlabel(numeric[0])
+        ax.set_ylabel(numeric[1])
+        ax.legend(fontsize="small")
+    else:
+        figure, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.6), squeeze=False)
+        for ax, key in zip(axes[0], keys):
+            values = pd.to_numeric(done[key], errors="coerce")
+            ax.scatter(values if values.notna().all() else done[key].astype(str), done["objective"])
+            ax.set_xlabel(key)
+            ax.set_ylabel("mean validation accuracy (%)")
+    _save(figure, out_dir / OBJECTIVE_PLOT)

@@ -1,0 +1,216 @@
+"""The design of a tuning sweep (`hydra/sweeper=tune`): its settings, where its runs go, and its record.
+
+A trial is one point of the search space run on seeds 0..k-1 (k = seeds_per_trial, the same seeds for every
+trial, so trials are compared on equal terms); its objective is the mean of its runs' validation accuracy
+(`val_acc` of the last epoch, on the `data.val_size` images held out of the training set). The test set plays no
+part in the search. When the trials are done, the best trial's configuration and its baseline (augment=none with
+the same other settings) are run on fresh seeds k, k+1, ... as a sequential sweep (runs/sequential_design.py), and
+compared on the test set.
+
+The sweep's directory holds `study.db` (Optuna's storage: what the sampler needs to go on), `tune.json` (every
+trial with its values, state, objective and runs; the report reads it), `search/<run>` (the trials' runs) and
+`confirm/` (a sequential sweep's directory: `python -m mixupexp.summarize DIR/confirm` summarises it on its own).
+Run directories are named by the run, as in every sweep, so a study started again finds every finished run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import DictConfig, OmegaConf
+
+from mixupexp.config.schema import ConfigError
+from mixupexp.runs.identity import SEED
+from mixupexp.runs.sequential_design import BASELINE, RUN_NAME_SUBDIR, Settings
+from mixupexp.runs.tune_space import SWEEPER_CHOICE, Space, read_space
+
+SWEEPER_TARGET = "hydra_plugins.mixupexp_tune_sweeper.tune_sweeper.TuneSweeper"
+STUDY_FILE = "study.db"
+RECORD_FILE = "tune.json"
+SEARCH_DIR = "search"
+CONFIRM_DIR = "confirm"  # confirm-trialN: the confirmation of trial N
+SAMPLERS = ("tpe", "random", "grid")
+OBJECTIVE = "val_acc"  # what a trial's runs are judged by: never the test set
+COMPLETE, FAILED, RUNNING = "complete", "failed", "running"
+TUNE_EXTRA = 'pip install -e ".[tune]"'
+
+
+@dataclass(frozen=True)
+class TuneSettings:
+    """hydra.sweeper.* of a tuning sweep; `confirm` is the sequential design of the confirmation."""
+
+    n_trials: int = 20
+    seeds_per_trial: int = 3
+    sampler: str = "tpe"
+    sampler_seed: int = 0
+    trials_per_batch: int = 1
+    confirm: Settings = field(default_factory=Settings)
+
+    @classmethod
+    def of(cls, sweeper: Any) -> "TuneSettings":
+        """From a composed `hydra.sweeper` node (or a mapping) of the tune sweeper."""
+        plain = OmegaConf.to_container(sweeper, resolve=True) if isinstance(sweeper, DictConfig) else dict(sweeper)
+        values = {key: plain[key] for key in asdict(cls()) if key in plain and key != "confirm"}
+        confirm = plain.get("confirm") or {}
+        return cls(**values, confirm=Settings(**{key: confirm[key] for key in asdict(Settings()) if key in confirm}))
+
+    def confirmation(self) -> Settings:
+        """The confirmation's design: its seeds start above the search's."""
+        return Settings(**{**asdict(self.confirm), "first_seed": self.seeds_per_trial})
+
+    def check(self) -> None:
+        """ConfigError, one line naming the key as typed, for the first setting that cannot work."""
+        for key, value, least in (("n_trials", self.n_trials, 1), ("seeds_per_trial", self.seeds_per_trial, 1),
+                                  ("trials_per_batch", self.trials_per_batch, 1), ("sampler_seed", self.sampler_seed, 0)):
+            if not isinstance(value, int) or value < least:
+                raise ConfigError(f"hydra.sweeper.{key}={value} must be an integer >= {least}; e.g. "
+                                  f"hydra.sweeper.{key}={getattr(TuneSettings(), key)} (the default)")
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"hydra.sweeper.sampler={self.sampler} is not a sampler; choose one of "
+                              f"{', '.join(SAMPLERS)} (tpe, the default, learns from the trials so far)")
+        try:
+            self.confirmation().check()
+        except ConfigError as e:
+            raise ConfigError(str(e).replace("hydra.sweeper.", "hydra.sweeper.confirm.")) from None
+
+    def text(self) -> str:
+        return (f"{self.n_trials} trials of {self.seeds_per_trial} seeds (0-{self.seeds_per_trial - 1}), sampler "
+                f"{self.sampler} (seed {self.sampler_seed}), objective the mean validation accuracy")
+
+    def max_runs(self) -> int:
+        return self.n_trials * self.seeds_per_trial + 2 * self.confirm.max_seeds
+
+
+def is_tune(hydra_cfg: Any) -> bool:
+    """Whether a composed `hydra` node selects the tune sweeper."""
+    sweeper = hydra_cfg.get("sweeper") if hydra_cfg is not None else None
+    return sweeper is not None and sweeper.get("_target_") == SWEEPER_TARGET
+
+
+def check_command(overrides: list[str], hydra_cfg: DictConfig) -> tuple[TuneSettings, Space]:
+    """What a tuning sweep needs of its command line before anything runs: settings that can work, a space
+    that can be searched (by this sampler) and run directories named by the run. The configs at the space's
+    ends are checked by the caller (command_plan.py), which composes them."""
+    settings = TuneSettings.of(hydra_cfg.sweeper)
+    settings.check()
+    params = hydra_cfg.sweeper.get("params")
+    space = read_space(overrides, OmegaConf.to_container(params, resolve=False) if params else {})
+    if settings.sampler == "grid":
+        for parameter in space.parameters:
+            parameter.grid()
+    subdir = OmegaConf.to_container(hydra_cfg.sweep, resolve=False).get("subdir")
+    if subdir != RUN_NAME_SUBDIR:
+        raise ConfigError(f"hydra.sweep.subdir={subdir} cannot be used with {SWEEPER_CHOICE}: it finds each run by "
+                          f"its name; leave hydra.sweep.subdir at its default, {RUN_NAME_SUBDIR}")
+    return settings, space
+
+
+def check_validation(cfg: DictConfig) -> None:
+    """The objective is measured on a validation split: without one there is nothing to tune on but the test set."""
+    if not cfg.data.get("val_size"):
+        raise ConfigError(f"{SWEEPER_CHOICE} tunes on validation accuracy and the test set stays out of the search: "
+                          "hold out a validation split, e.g. data.val_size=5000 (of CIFAR-10's 50 000 training "
+                          "images; data=synthetic: data.val_size=200)")
+
+
+def baseline_overrides(overrides: list[str]) -> list[str]:
+    """The baseline of a configuration: its overrides without those of the augmentation, and augment=none."""
+    return [o for o in overrides if not o.split("=", 1)[0].lstrip("+~").startswith("augment")] + [f"augment={BASELINE}"]
+
+
+def seed_overrides(overrides: list[str], seed: int, run_dir_parent: Path) -> list[str]:
+    """A job's overrides: its configuration's, its seed, and the folder its run goes in."""
+    return [*overrides, f"{SEED}={seed}", f"hydra.sweep.dir={run_dir_parent}"]
+
+
+# ---- the record: tune.json ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Trial:
+    number: int
+    values: dict[str, Any]  # the searched keys' values
+    overrides: list[str]  # the trial's configuration, without seed
+    state: str = RUNNING
+    objective: Optional[float] = None  # mean val_acc over its runs
+    runs: list[dict[str, Any]] = field(default_factory=list)  # seed, run_dir (relative), status, val_acc
+    why: str = ""  # why it failed
+
+
+@dataclass
+class Record:
+    """tune.json: the settings, the space, the trials and the confirmation, as the sweeper left them."""
+
+    settings: dict[str, Any]
+    space: list[dict[str, Any]]
+    space_text: str
+    trials: list[Trial] = field(default_factory=list)
+    chosen: Optional[int] = None  # the trial confirmed
+    confirm: Optional[dict[str, Any]] = None  # dir, first_seed, chosen and baseline overrides, runs
+
+    def write(self, sweep_dir: Path) -> None:
+        from mixupexp.runs.files import write_json
+
+        write_json(sweep_dir / RECORD_FILE, {**asdict(self), "objective": OBJECTIVE,
+                                              "trials": [asdict(t) for t in self.trials]})
+
+    @classmethod
+    def read(cls, sweep_dir: Path) -> Optional["Record"]:
+        """The record of a sweep directory; None if it has none. ConfigError for one that cannot be read."""
+        path = Path(sweep_dir) / RECORD_FILE
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"{path} cannot be read ({type(e).__name__}: {e}); move it away to start the "
+                              "study's record afresh (study.db keeps the trials)") from None
+        data.pop("objective", None)
+        data["trials"] = [Trial(**t) for t in data.get("trials", [])]
+        return cls(**data)
+
+    def finished(self) -> list[Trial]:
+        return [t for t in self.trials if t.state in (COMPLETE, FAILED)]
+
+    def best(self) -> Optional[Trial]:
+        """The trial with the highest objective (the first of equals)."""
+        complete = [t for t in self.trials if t.state == COMPLETE and t.objective is not None
+                    and math.isfinite(t.objective)]
+        return max(complete, key=lambda t: (t.objective, -t.number)) if complete else None
+
+    def run_jobs(self) -> list[tuple[list[str], str]]:
+        """(overrides with seed, run directory relative to the sweep's) of every run the study started."""
+        jobs = [([*t.overrides, f"{SEED}={run['seed']}"], run["run_dir"]) for t in self.trials for run in t.runs]
+        if self.confirm:
+            jobs += [(run["overrides"], run["run_dir"]) for run in self.confirm.get("runs", [])]
+        return jobs
+
+    def plan_lines(self, settings: TuneSettings) -> list[str]:
+        lines = [f"tuning sweep ({SWEEPER_CHOICE}): {self.space_text}; {settings.text()}"]
+        done = self.finished()
+        best = self.best()
+        state = f"{len(done)} of {settings.n_trials} trials done"
+        if best is not None:
+            state += (f"; best so far: trial {best.number} ({', '.join(f'{k}={v}' for k, v in best.values.items())}), "
+                      f"mean validation accuracy {best.objective:.2f} %")
+        lines.append(state)
+        if self.confirm:
+            lines.append(f"confirmation of trial {self.confirm['trial']}: {len(self.confirm.get('runs', []))} runs "
+                         f"so far in {self.confirm['dir']}/")
+        return lines
+
+
+def new_record(settings: TuneSettings, space: Space) -> Record:
+    return Record(settings={**asdict(settings), "confirm": asdict(settings.confirmation())},
+                  space=space.record(), space_text=space.text())
+
+
+def plan_lines_new(settings: TuneSettings, space: Space) -> list[str]:
+    return [f"tuning sweep ({SWEEPER_CHOICE}): {space.text()}; {settings.text()}",
+            f"then the best trial's configuration and augment=none on fresh seeds from seed {settings.seeds_per_trial} "
+            f"({settings.confirmation().text()}); at most {settings.n_trials} · {settings.seeds_per_trial} + 2 · "
+            f"{settings.confirm.max_seeds} = {settings.max_runs()} runs"]
