@@ -50,3 +50,19 @@ class FailAtSeed(Callback):
 
         if self._saved is not None:
             run._train, self._saved = self._saved, None
+
+
+INTERRUPT_JOB_ENV = "INTERRUPT_AT_JOB"
+INTERRUPT_JOB_TARGET = "tests.sweep_callbacks.InterruptAtJob"
+
+
+class InterruptAtJob(Callback):
+    """Ctrl-C at the start of the sweep's job number INTERRUPT_AT_JOB (hydra.job.num counts every job the
+    sweeper launched, across its launches)."""
+
+    def on_job_start(self, config: DictConfig, **kwargs) -> None:
+        from hydra.core.hydra_config import HydraConfig
+
+        at = os.environ.get(INTERRUPT_JOB_ENV)
+        if at is not None and HydraConfig.get().job.num == int(at):
+            raise KeyboardInterrupt

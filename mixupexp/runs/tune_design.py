@@ -64,8 +64,8 @@ class TuneSettings:
 
     def check(self) -> None:
         """ConfigError, one line naming the key as typed, for the first setting that cannot work."""
-        for key, value, least in (("n_trials", self.n_trials, 1), ("seeds_per_trial", self.seeds_per_trial, 1),
-                                  ("trials_per_batch", self.trials_per_batch, 1), ("sampler_seed", self.sampler_seed, 0)):
+        for key, least in (("n_trials", 1), ("seeds_per_trial", 1), ("trials_per_batch", 1), ("sampler_seed", 0)):
+            value = getattr(self, key)
             if not isinstance(value, int) or value < least:
                 raise ConfigError(f"hydra.sweeper.{key}={value} must be an integer >= {least}; e.g. "
                                   f"hydra.sweeper.{key}={getattr(TuneSettings(), key)} (the default)")

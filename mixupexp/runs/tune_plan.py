@@ -8,6 +8,7 @@ started so far (tune.json), since the sampler chooses the next ones only as the 
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -17,6 +18,7 @@ from omegaconf import DictConfig
 from mixupexp.config.schema import ConfigError
 from mixupexp.runs.identity import run_name
 from mixupexp.runs.tune_design import (
+    TUNE_EXTRA,
     Record,
     TuneSettings,
     check_command,
@@ -49,6 +51,8 @@ def plan_tune(sweep_dir: Optional[Path], overrides: list[str], hydra_cfg: DictCo
     """Check the command line of a tuning sweep and list the runs it has started; `compose_job` composes and
     validates one job's config. ConfigError (one line) for what cannot work."""
     settings, space = check_command(overrides, hydra_cfg)
+    if importlib.util.find_spec("optuna") is None:
+        raise ConfigError(f"{SWEEPER_CHOICE} needs Optuna, which is not installed; install it with {TUNE_EXTRA}")
     if sweep_dir is None:
         raise ConfigError(f"{SWEEPER_CHOICE} keeps its study in the sweep's directory, and hydra.sweep.dir names "
                           "values only a running job has; give it a fixed one, hydra.sweep.dir=DIR")

@@ -159,13 +159,20 @@ def tune(settings: TuneSettings, space: Space, *, config: DictConfig, config_loa
     job_index = 0
     while True:
         trials = study.get_trials(deepcopy=False)
-        record.trials = [_trial(t, space) for t in trials]
+        # A trial a kill cut short while it was being asked lacks values: failed, and not counted as one.
+        for frozen in trials:
+            if frozen.state == TrialState.RUNNING and set(frozen.params) != set(distributions):
+                study.tell(frozen.number, state=TrialState.FAIL)
+        trials = study.get_trials(deepcopy=False)
+        record.trials = [_trial(t, space) for t in trials if set(t.params) == set(distributions)]
         for trial in record.trials:
             runs.read(trial)
         record.write(sweep_dir)
-        done = sum(t.state in (TrialState.COMPLETE, TrialState.FAIL) for t in trials)
+        done = sum(t.state in (TrialState.COMPLETE, TrialState.FAIL) and set(t.params) == set(distributions)
+                   for t in trials)
         # Trials asked by a run of this command that stopped before telling them: their values are fixed.
-        batch = [t for t in record.trials if t.state == RUNNING][:settings.trials_per_batch]
+        untold = {t.number for t in trials if t.state == TrialState.RUNNING}
+        batch = [t for t in record.trials if t.number in untold][:settings.trials_per_batch]
         if not batch:
             left = min(settings.trials_per_batch, n_trials - done)
             if left <= 0:
@@ -174,15 +181,22 @@ def tune(settings: TuneSettings, space: Space, *, config: DictConfig, config_loa
                 study.sampler = make_sampler(settings, space, len(study.get_trials(deepcopy=False)))
                 asked = study.ask(distributions)
                 batch.append(Trial(asked.number, dict(asked.params), space.trial_overrides(asked.params)))
-        jobs = [job for trial in batch for job in runs.job_overrides(trial.overrides)]
+            record.trials += batch  # recorded before they run: the dry run and the account at the end name them
+            record.write(sweep_dir)
+        for trial in batch:
+            runs.read(trial)
+        # Runs a stopped study finished are not launched again (on a cluster, each job waits in the queue).
+        jobs = [job for trial in batch for job, run in zip(runs.job_overrides(trial.overrides), trial.runs)
+                if run["status"] != RunStatus.OK]
         for trial in batch:
             log.info("trial %d of %d: %s, seeds 0-%d", trial.number, n_trials, " ".join(
                 p.override(trial.values[p.key]) for p in space.parameters), settings.seeds_per_trial - 1)
-        results = launcher.launch(jobs, initial_job_idx=job_index)
-        for result in results:
-            _ = result.return_value  # raises the job's exception, as the basic sweeper does
-        job_index += len(jobs)
-        returns.append(results)
+        if jobs:
+            results = launcher.launch(jobs, initial_job_idx=job_index)
+            for result in results:
+                _ = result.return_value  # raises the job's exception, as the basic sweeper does
+            job_index += len(jobs)
+            returns.append(results)
         stuck = []
         for trial in batch:
             runs.read(trial)
@@ -196,7 +210,8 @@ def tune(settings: TuneSettings, space: Space, *, config: DictConfig, config_loa
             else:
                 stuck.append(trial)
         if stuck:  # a clash with another process, a refusal: the account at the end names the runs
-            record.trials = [_trial(t, space) for t in study.get_trials(deepcopy=False)]
+            record.trials = [_trial(t, space) for t in study.get_trials(deepcopy=False)
+                             if set(t.params) == set(distributions)]
             for trial in record.trials:
                 runs.read(trial)
             record.write(sweep_dir)
