@@ -168,3 +168,43 @@ def test_a_requeued_job_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted
     again = run_cli(args, cwd=tmp_path)  # the same command: the finished run is found, not trained again
     assert (run_dir / "result.json").stat().st_mtime_ns == stamp and trained_times(run_dir) == 2
     assert "every run finished" in again.stdout
+
+
+def test_the_plan_shows_which_jobs_the_cluster_runs_and_queues(cluster, tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["--multirun", *slurm_launcher(cluster, array_parallelism=1), *QUICK, "trainer.epochs=400", "seed=0,1",
+            f"hydra.sweep.dir={sweep}"]
+    proc = subprocess.Popen([sys.executable, "-m", "mixupexp.train", *args], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: glob.glob(str(sweep / "*" / "checkpoint.pt")), 120, "checkpoint", proc)
+        jobs = queue(cluster)
+        assert sorted(jobs.values()) == ["PENDING", "RUNNING"]  # one at a time: array_parallelism=1
+        array = next(iter(jobs)).split("_")[0]
+        plan = run_cli(args, cwd=tmp_path, module="mixupexp.plan").stdout.strip().splitlines()
+    finally:
+        cluster.command("scancel", "--full", array, check=False)
+        proc.terminate()
+        proc.communicate(timeout=120)
+    assert plan[1].endswith(f"; SLURM job {array}_0: running on localhost") and "running elsewhere" in plan[1]
+    assert plan[3].endswith(f": new; SLURM job {array}_1: queued (JobArrayTaskLimit)"), plan[3]
+    assert plan[-1] == "SLURM: 1 running, 1 queued"
+    wait_for(lambda: queue(cluster) == {}, 60, "empty queue")
+    # Once the jobs have left the queue (and without accounting to say how), the plan says so.
+    plan = run_cli(args, cwd=tmp_path, module="mixupexp.plan").stdout.strip().splitlines()
+    assert plan[-1] == "SLURM: 2 left the queue" and "resumable (epoch " in plan[1]
+
+
+def test_the_sequential_sweepers_rounds_go_through_slurm(cluster, tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = run_cli(["--multirun", "hydra/sweeper=sequential", *slurm_launcher(cluster), *QUICK, "augment=none,mixup",
+                    "hydra.sweeper.max_seeds=5", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    found = results(sweep)
+    rounds = glob.glob(str(sweep / ".submitit" / "*" / "*_submission.sh"))  # one job array per round
+    assert len(rounds) >= 1 and all(r["status"] == "ok" for r in found.values())
+    seeds = {name: sorted(r["config"]["seed"] for r in found.values() if r["config"]["augment"]["name"] == name)
+             for name in ("none", "mixup")}
+    assert seeds["none"][:3] == [0, 1, 2] and seeds["mixup"][:3] == [0, 1, 2] and len(seeds["none"]) <= 5
+    assert f"{len(found)} jobs" in proc.stdout and "every run finished" in proc.stdout
+    jobs_per_round = sorted(int(Path(r).read_text().split("--array=0-")[1].split("%")[0]) + 1 for r in rounds)
+    assert sum(jobs_per_round) == len(found) and jobs_per_round[-1] == 6  # the first round: 3 seeds of each arm
