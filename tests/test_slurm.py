@@ -208,3 +208,27 @@ def test_the_sequential_sweepers_rounds_go_through_slurm(cluster, tmp_path):
     assert f"{len(found)} jobs" in proc.stdout and "every run finished" in proc.stdout
     jobs_per_round = sorted(int(Path(r).read_text().split("--array=0-")[1].split("%")[0]) + 1 for r in rounds)
     assert sum(jobs_per_round) == len(found) and jobs_per_round[-1] == 6  # the first round: 3 seeds of each arm
+
+
+def test_the_signal_before_the_time_limit_requeues_the_job_and_it_resumes(cluster, tmp_path):
+    """SLURM sends USR2 signal_delay_s before a job's time limit (`#SBATCH --signal=USR2@...`); submitit then
+    requeues the job itself. The signal is sent here as SLURM would, without waiting for a limit."""
+    sweep = tmp_path / "sweep"
+    args = ["--multirun", *slurm_launcher(cluster), *QUICK, "trainer.epochs=40", "seed=4", f"hydra.sweep.dir={sweep}"]
+    proc = subprocess.Popen([sys.executable, "-m", "mixupexp.train", *args], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        checkpoint = Path(wait_for(lambda: glob.glob(str(sweep / "*" / "checkpoint.pt")), 120, "checkpoint", proc)[0])
+        (job,) = queue(cluster)
+        cluster.command("scancel", "--signal=USR2", job)
+        wait_for(lambda: queue(cluster).get(job) == "PENDING", 60, "requeued job pending")
+        cluster.command("scontrol", "update", f"JobId={job}", "StartTime=now")
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    log = (checkpoint.parent / "train.log").read_text()
+    assert "from the checkpoint of epoch " in log and trained_times(checkpoint.parent) == 2
+    assert json.loads((checkpoint.parent / "result.json").read_text())["status"] == "ok"
+    assert "every run finished" in out
