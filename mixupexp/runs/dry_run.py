@@ -18,6 +18,7 @@ from typing import Optional
 import pandas as pd
 
 from mixupexp.runs.checkpoint import CHECKPOINT, RESULT, config_differences
+from mixupexp.runs.cluster import cluster_view
 from mixupexp.runs.command_plan import CommandPlan, Job
 from mixupexp.runs.identity import plain_config
 from mixupexp.runs.lock import live_holder
@@ -82,6 +83,7 @@ def describe(plan: CommandPlan) -> list[str]:
     first_job: dict[object, int] = {}
     states: dict[int, JobState] = {}
     lines = []
+    cluster = cluster_view(plan)  # where hydra/launcher=slurm submitted them: what squeue/sacct say
     for number, job in enumerate(plan.jobs):
         key = job.run_dir or job.name
         if key in first_job:
@@ -91,6 +93,7 @@ def describe(plan: CommandPlan) -> list[str]:
             states[number] = job_state(job)
             state = states[number].state
         where = job.run_dir if job.run_dir is not None else job.name
+        state += cluster.note(number)
         lines.append(f"job {number}: {' '.join(job.overrides) or '(defaults)'}\n    {where}: {state}")
     counts: dict[str, int] = {}
     for state in states.values():
@@ -112,6 +115,7 @@ def describe(plan: CommandPlan) -> list[str]:
     else:
         summary += f"; {epochs_left} epochs to train (no finished run here to estimate the time from)"
     lines.append(summary)
+    lines += cluster.lines()
     if plan.sequential is not None:  # its jobs are the rounds so far and the next one: say so, and the bound
         lines += plan.sequential.lines()
     if plan.tune is not None:  # its jobs are the trials' runs so far: the sampler chooses the next ones
