@@ -232,3 +232,45 @@ def test_the_signal_before_the_time_limit_requeues_the_job_and_it_resumes(cluste
     assert "from the checkpoint of epoch " in log and trained_times(checkpoint.parent) == 2
     assert json.loads((checkpoint.parent / "result.json").read_text())["status"] == "ok"
     assert "every run finished" in out
+
+
+def test_a_cancelled_job_ends_the_sweep_naming_it_and_the_same_command_trains_it(cluster, tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["--multirun", *slurm_launcher(cluster, array_parallelism=1), *QUICK, "trainer.epochs=2", "seed=0,1",
+            f"hydra.sweep.dir={sweep}"]
+    proc = subprocess.Popen([sys.executable, "-m", "mixupexp.train", *args], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        jobs = wait_for(lambda: queue(cluster) if len(queue(cluster)) == 2 else None, 60, "two jobs queued", proc)
+        # scancel, as a user or an administrator does: the job leaves the queue and never writes a result.
+        cancelled = sorted(jobs, key=lambda job: int(job.split("_")[1]))[1]
+        cluster.command("scancel", cancelled)
+        out, err = proc.communicate(timeout=240)  # submitit alone waits for its result for ever
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"error: 1 of 2 distinct runs (2 jobs) in {sweep} did not finish: "), last
+    assert "none_seed1_" in last and "resume with: python -m mixupexp.train" in last
+    assert sorted(r["config"]["seed"] for r in results(sweep).values() if r["status"] == "ok") == [0]
+    again = run_cli(args, cwd=tmp_path)  # the same command: seed 0 is found finished, seed 1 is trained
+    assert sorted(r["config"]["seed"] for r in results(sweep).values() if r["status"] == "ok") == [0, 1]
+    assert "every run finished" in again.stdout
+
+
+def test_a_tuning_sweeps_trials_and_confirmation_go_through_slurm(cluster, tmp_path):
+    pytest.importorskip("optuna")
+    sweep = tmp_path / "sweep"
+    proc = run_cli(["--multirun", "hydra/sweeper=tune", *slurm_launcher(cluster), *QUICK, "data.val_size=64",
+                    "augment=mixup", "augment.alpha=interval(0.05,2.0)", "hydra.sweeper.n_trials=2",
+                    "hydra.sweeper.seeds_per_trial=2", "hydra.sweeper.confirm.min_seeds=2",
+                    "hydra.sweeper.confirm.max_seeds=2", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    record = json.loads((sweep / "tune.json").read_text())
+    assert [t["state"] for t in record["trials"]] == ["complete", "complete"]
+    confirm = sweep / record["confirm"]["dir"]
+    assert sorted((r["config"]["augment"]["name"], r["config"]["seed"]) for r in results(confirm).values()) == [
+        ("mixup", 2), ("mixup", 3), ("none", 2), ("none", 3)]
+    # One job array per launch: each trial's seeds, then the confirmation's round.
+    assert len(glob.glob(str(sweep / ".submitit" / "*" / "*_submission.sh"))) == 3
+    assert "every run finished" in proc.stdout

@@ -34,6 +34,7 @@ class JobOutcome(str, Enum):
     DUPLICATE = "duplicate"  # another job of this command trains the same run
     CLASH = "clash"  # another live command trains it
     REFUSED = "refused"  # bad input, or a directory holding another config's run
+    LOST = "lost"  # its cluster job left the queue without a result (cancelled, a lost node)
 
     def __str__(self) -> str:
         return self.value
