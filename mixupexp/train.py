@@ -13,6 +13,12 @@ if __name__ == "__main__":  # before the imports below, which take seconds: Ctrl
 
     sys.excepthook = _interrupted
 
+from mixupexp.config.completion import complete, wants_completion  # noqa: E402
+
+if wants_completion(sys.argv[1:]):  # a TAB in the shell: answered from the config alone, without torch
+    complete()
+    sys.exit(0)
+
 import logging
 import os
 from pathlib import Path

@@ -53,3 +53,17 @@ def test_tab_completion_offers_groups_presets_and_keys():
     assert "experiment=seed_study" in completions("mixupexp-train experiment=")
     assert "augment=cutmix" in completions("mixupexp-train augment=")
     assert completions("mixupexp-train augment.al") == ["augment.alpha="]
+
+
+def test_tab_completion_answers_without_importing_the_training_stack():
+    # At every TAB the shell runs the command: torch and pandas would cost seconds each time.
+    code = ("import atexit, sys; atexit.register(lambda: print('imported:', sorted({'torch', 'pandas'} & "
+            "set(sys.modules)))); sys.argv = ['mixupexp-train', '-sc', 'query=bash']; import mixupexp.train")
+    line = "mixupexp-train augment="
+    proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, "COMP_LINE": line,
+                          "COMP_POINT": str(len(line))}, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    offered, imported = proc.stdout.strip().splitlines()
+    assert offered.split() == ["augment=cutmix", "augment=manifold_mixup", "augment=mixup", "augment=mixup_batch",
+                               "augment=none"]
+    assert imported == "imported: []"
