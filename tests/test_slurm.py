@@ -92,6 +92,12 @@ def queue(cluster) -> dict[str, str]:
     return dict(line.split() for line in lines if line.strip())
 
 
+def start_sweep(args: list[str], cwd: Path) -> subprocess.Popen:
+    """`python -m mixupexp.train ARGS` started in the background, its output captured."""
+    return subprocess.Popen([sys.executable, "-m", "mixupexp.train", *args], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
 def test_cluster_starts_with_one_idle_node_and_stops_leaving_nothing_running(tmp_path):
     other = start_cluster()
     try:
@@ -133,8 +139,7 @@ def test_a_sweep_lands_every_run_in_one_job_array_and_accounts_for_a_failing_job
 def test_a_requeued_job_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_run(cluster, tmp_path):
     sweep = tmp_path / "sweep"
     args = ["--multirun", *slurm_launcher(cluster), *QUICK, "trainer.epochs=40", "seed=3", f"hydra.sweep.dir={sweep}"]
-    proc = subprocess.Popen([sys.executable, "-m", "mixupexp.train", *args], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = start_sweep(args, tmp_path)
     try:
         checkpoint = Path(wait_for(lambda: glob.glob(str(sweep / "*" / "checkpoint.pt")), 120, "checkpoint", proc)[0])
         (job,) = queue(cluster)
@@ -174,8 +179,7 @@ def test_the_plan_shows_which_jobs_the_cluster_runs_and_queues(cluster, tmp_path
     sweep = tmp_path / "sweep"
     args = ["--multirun", *slurm_launcher(cluster, array_parallelism=1), *QUICK, "trainer.epochs=400", "seed=0,1",
             f"hydra.sweep.dir={sweep}"]
-    proc = subprocess.Popen([sys.executable, "-m", "mixupexp.train", *args], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = start_sweep(args, tmp_path)
     try:
         wait_for(lambda: glob.glob(str(sweep / "*" / "checkpoint.pt")), 120, "checkpoint", proc)
         jobs = queue(cluster)
@@ -215,8 +219,7 @@ def test_the_signal_before_the_time_limit_requeues_the_job_and_it_resumes(cluste
     requeues the job itself. The signal is sent here as SLURM would, without waiting for a limit."""
     sweep = tmp_path / "sweep"
     args = ["--multirun", *slurm_launcher(cluster), *QUICK, "trainer.epochs=40", "seed=4", f"hydra.sweep.dir={sweep}"]
-    proc = subprocess.Popen([sys.executable, "-m", "mixupexp.train", *args], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = start_sweep(args, tmp_path)
     try:
         checkpoint = Path(wait_for(lambda: glob.glob(str(sweep / "*" / "checkpoint.pt")), 120, "checkpoint", proc)[0])
         (job,) = queue(cluster)
@@ -238,8 +241,7 @@ def test_a_cancelled_job_ends_the_sweep_naming_it_and_the_same_command_trains_it
     sweep = tmp_path / "sweep"
     args = ["--multirun", *slurm_launcher(cluster, array_parallelism=1), *QUICK, "trainer.epochs=2", "seed=0,1",
             f"hydra.sweep.dir={sweep}"]
-    proc = subprocess.Popen([sys.executable, "-m", "mixupexp.train", *args], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = start_sweep(args, tmp_path)
     try:
         jobs = wait_for(lambda: queue(cluster) if len(queue(cluster)) == 2 else None, 60, "two jobs queued", proc)
         # scancel, as a user or an administrator does: the job leaves the queue and never writes a result.
