@@ -36,6 +36,9 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
+from mixupexp.package_check import refuse_shadowed_package  # noqa: E402
+
+refuse_shadowed_package()  # before any import that the shadowing folder would break
 from mixupexp.augment.batch import BatchMixer
 from mixupexp.augment.loaders import DeviceBatches
 from mixupexp.config.schema import DEFAULT_CACHE_DIR, ConfigError

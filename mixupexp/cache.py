@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from mixupexp.package_check import refuse_shadowed_package  # noqa: E402
+
+refuse_shadowed_package()  # before any import that the shadowing folder would break
 from mixupexp.data.cache import DEFAULT_DIR, clear, list_caches
 
 

@@ -7,6 +7,9 @@ import logging
 import sys
 from pathlib import Path
 
+from mixupexp.package_check import refuse_shadowed_package  # noqa: E402
+
+refuse_shadowed_package()  # before any import that the shadowing folder would break
 from mixupexp.config.schema import ConfigError
 from mixupexp.data.datasets import DataError
 from mixupexp.runs.reevaluate import EvaluateError, evaluate_run

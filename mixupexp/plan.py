@@ -5,6 +5,9 @@ from __future__ import annotations
 import sys
 from typing import Optional
 
+from mixupexp.package_check import refuse_shadowed_package  # noqa: E402
+
+refuse_shadowed_package()  # before any import that the shadowing folder would break
 from mixupexp.runs.command_plan import check_command_line
 from mixupexp.runs.dry_run import describe
 

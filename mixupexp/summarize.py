@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from mixupexp.package_check import refuse_shadowed_package  # noqa: E402
+
+refuse_shadowed_package()  # before any import that the shadowing folder would break
 from mixupexp.analysis.collect import SummaryError, duplicates_line, left_out_lines
 from mixupexp.analysis.report import caveat_lines, verdict_lines, write_summary
 from mixupexp.analysis.table import FAMILIES, summary_parameters

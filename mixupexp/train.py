@@ -13,11 +13,12 @@ if __name__ == "__main__":  # before the imports below, which take seconds: Ctrl
 
     sys.excepthook = _interrupted
 
-from mixupexp.config.completion import complete, wants_completion  # noqa: E402
+from mixupexp.package_check import refuse_shadowed_package  # noqa: E402
 
-if wants_completion(sys.argv[1:]):  # a TAB in the shell: answered from the config alone, without torch
-    complete()
-    sys.exit(0)
+refuse_shadowed_package()  # before any import that the shadowing folder would break
+from mixupexp.config.completion import answer_completion  # noqa: E402
+
+answer_completion(sys.argv[1:])  # a TAB in the shell: answered from the config alone (it exits), without torch
 
 import logging
 import os

@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -257,3 +259,20 @@ def test_a_sweep_whose_subset_is_too_large_is_refused_before_any_directory(tmp_p
     assert proc.stderr.strip().splitlines() == [
         "error: data.train_subset=200 is larger than the training set of synthetic after the 100 validation images "
         "(156 images); use at most 156, or null for all"]
+
+
+def test_run_above_a_clone_named_mixupexp_is_one_line_not_an_import_error(tmp_path):
+    # A clone's own folders (data/ holds the downloaded images) shadow the package's from the folder above it.
+    (tmp_path / "mixupexp" / "data" / "cifar10").mkdir(parents=True)
+    (tmp_path / "mixupexp" / "conf").mkdir()
+    probe = subprocess.run([sys.executable, "-c", "import mixupexp; print(getattr(mixupexp, '__file__', None))"],
+                           cwd=tmp_path, capture_output=True, text=True, check=True)
+    for command in ("mixupexp.train", "mixupexp.cache"):
+        proc = run_cli(["--help"], cwd=tmp_path, module=command, check=False)
+        if probe.stdout.strip() != "None":  # a regular install is found before the folder: nothing is shadowed
+            assert proc.returncode == 0
+            continue
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert proc.stderr.strip().splitlines() == [
+            f"error: Python takes the folder {tmp_path / 'mixupexp'} for the mixupexp package, since the command "
+            "runs in the folder above it; run it from inside that folder (cd mixupexp) or from any other"]

@@ -14,8 +14,10 @@ def wants_completion(argv: list[str]) -> bool:
     return any(arg == "-sc" or arg.startswith("--shell-completion") for arg in argv)
 
 
-def complete() -> None:
-    """Let Hydra answer the shell's completion request (it prints, then exits) with the project's config."""
+def answer_completion(argv: list[str]) -> None:
+    """For a completion request, let Hydra answer it with the project's config and exit; else return."""
+    if not wants_completion(argv):
+        return
     import hydra
 
     import mixupexp.config.schema  # noqa: F401  (registers the structured config)
@@ -26,3 +28,4 @@ def complete() -> None:
         raise SystemExit(f"{sys.argv[0]}: a completion request ran a job")
 
     never_runs()
+    sys.exit(0)
