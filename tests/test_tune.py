@@ -283,3 +283,20 @@ def test_a_study_killed_at_any_moment_resumes_with_every_trial_once(tmp_path):
     assert {t["state"] for t in record["trials"]} == {"complete"}
     assert all(not math.isnan(t["objective"]) for t in record["trials"])
     assert len({json.dumps(t["values"], sort_keys=True) for t in record["trials"]}) == 3
+
+
+@pytest.mark.slow
+def test_the_grid_sampler_runs_each_point_once_two_trials_a_batch_through_the_parallel_launcher(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = run_cli(["--multirun", "hydra/sweeper=tune", "hydra/launcher=parallel", "augment=mixup",
+                    "augment.alpha=choice(0.2,1.0)", "augment.ratio=choice(0.5,1.0)", *QUICK,
+                    "hydra.sweeper.sampler=grid", "hydra.sweeper.n_trials=10", "hydra.sweeper.seeds_per_trial=1",
+                    "hydra.sweeper.trials_per_batch=2", "hydra.sweeper.confirm.min_seeds=2",
+                    "hydra.sweeper.confirm.max_seeds=2", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    values = trial_values(sweep)
+    assert sorted((v["augment.alpha"], v["augment.ratio"]) for v in values) == [
+        ("0.2", "0.5"), ("0.2", "1.0"), ("1.0", "0.5"), ("1.0", "1.0")]  # the grid has 4 points: 4 trials, not 10
+    log = proc.stdout + proc.stderr
+    # Trials 0 and 1 are asked, then launched together: both start before either is told.
+    assert log.index("trial 1 of 4:") < log.index("trial 0: mean validation accuracy")
+    assert log.index("trial 3 of 4:") < log.index("trial 2: mean validation accuracy")

@@ -62,12 +62,13 @@ def import_optuna():
 
 
 def make_sampler(settings: TuneSettings, space: Space, number: int):
-    """The sampler for trial `number`, seeded from (sampler_seed, number): the same trials after a restart."""
+    """The sampler for trial `number`, seeded from (sampler_seed, number): the same trials after a restart (the
+    grid sampler draws from the points no trial has taken, which the study records)."""
     from optuna import samplers
 
+    if settings.sampler == "grid":  # its seed orders the grid, so it stays one; the study records what was visited
+        return samplers.GridSampler({p.key: p.grid() for p in space.parameters}, seed=settings.sampler_seed)
     seed = settings.sampler_seed * 1_000_003 + number
-    if settings.sampler == "grid":
-        return samplers.GridSampler({p.key: p.grid() for p in space.parameters}, seed=seed)
     if settings.sampler == "random":
         return samplers.RandomSampler(seed=seed)
     return samplers.TPESampler(seed=seed)
@@ -162,7 +163,7 @@ def tune(settings: TuneSettings, space: Space, *, config: DictConfig, config_loa
         # A trial a kill cut short while it was being asked lacks values: failed, and not counted as one.
         for frozen in trials:
             if frozen.state == TrialState.RUNNING and set(frozen.params) != set(distributions):
-                study.tell(frozen.number, state=TrialState.FAIL)
+                tell(study, frozen.number, state=TrialState.FAIL)
         trials = study.get_trials(deepcopy=False)
         record.trials = [_trial(t, space) for t in trials if set(t.params) == set(distributions)]
         for trial in record.trials:
@@ -201,11 +202,11 @@ def tune(settings: TuneSettings, space: Space, *, config: DictConfig, config_loa
         for trial in batch:
             runs.read(trial)
             if trial.state == COMPLETE:
-                study.tell(trial.number, trial.objective)
+                tell(study, trial.number, trial.objective)
                 log.info("trial %d: mean validation accuracy %.2f %% (%s)", trial.number, trial.objective,
                          ", ".join(f"{run[OBJECTIVE]:.2f}" for run in trial.runs))
             elif trial.state == FAILED:
-                study.tell(trial.number, state=TrialState.FAIL)
+                tell(study, trial.number, state=TrialState.FAIL)
                 log.error("trial %d failed: %s", trial.number, trial.why)
             else:
                 stuck.append(trial)
@@ -222,6 +223,15 @@ def tune(settings: TuneSettings, space: Space, *, config: DictConfig, config_loa
     confirm_returns, _ = confirm(record, settings, config=config, config_loader=config_loader, launcher=launcher,
                                  job_index=job_index)
     return returns + confirm_returns
+
+
+def tell(study, number: int, value: float | None = None, state=None) -> None:
+    """study.tell, through a sampler whose after_trial does nothing: the grid sampler's calls study.stop() once
+    the grid is exhausted, which raises outside study.optimize, before the trial's value is stored."""
+    from optuna.samplers import RandomSampler
+
+    study.sampler = RandomSampler()
+    study.tell(number, value, state=state)
 
 
 def _trial(frozen, space: Space) -> Trial:
