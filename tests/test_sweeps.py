@@ -190,7 +190,7 @@ def test_ctrl_c_in_a_sweep_names_its_directory_in_the_resume_command(tmp_path):
     proc.send_signal(signal.SIGINT)
     err = proc.communicate(timeout=120)[1]
     (sweep,) = (tmp_path / "outputs" / "multirun").iterdir()
-    assert proc.returncode == 130 and "Traceback" not in err
+    assert proc.returncode == 130 and "Traceback" not in err, err
     assert err.strip().splitlines()[-1].endswith(f"seed=0,1 hydra.sweep.dir=outputs/multirun/{sweep.name}")
 
 
