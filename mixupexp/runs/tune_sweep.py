@@ -216,9 +216,8 @@ def tune(settings: TuneSettings, space: Space, *, config: DictConfig, config_loa
             for trial in record.trials:
                 runs.read(trial)
             record.write(sweep_dir)
-            log.error("trial%s %s cannot go on: %s of %s runs did not finish; the account below names them",
-                      "s" * (len(stuck) != 1), ", ".join(str(t.number) for t in stuck),
-                      "some" if len(stuck) > 1 else "one", "their" if len(stuck) > 1 else "its")
+            log.error("trial%s %s cannot go on: not every run finished; the account below names them",
+                      "s" * (len(stuck) != 1), ", ".join(str(t.number) for t in stuck))
             return returns
     confirm_returns, _ = confirm(record, settings, config=config, config_loader=config_loader, launcher=launcher,
                                  job_index=job_index)
@@ -265,18 +264,23 @@ def confirm(record: Record, settings: TuneSettings, *, config: DictConfig, confi
     OmegaConf.save(_sequential_config(config, design_settings, confirm_dir), confirm_dir / "multirun.yaml")
     log.info("best trial: %d (mean validation accuracy %.2f %%); confirming it against augment=none on fresh "
              "seeds in %s: %s", best.number, best.objective, confirm_dir, design_settings.text())
-    returns, job_index = run_rounds(design, launcher, job_index, [f"hydra.sweep.dir={confirm_dir}"])
-    found = design.read_runs()
     record.chosen = best.number
-    record.confirm = {
-        "dir": confirm_dir.name, "trial": best.number, "first_seed": design_settings.first_seed,
-        "chosen": chosen, "baseline": baseline,
-        "runs": [{"overrides": arm.job_overrides(index), "run_dir": str(design.run_dir(arm, index)
-                                                                        .relative_to(sweep_dir)),
-                  "role": "baseline" if arm.is_baseline else "chosen"}
-                 for arm, index in design.jobs(found, {})],
-    }
-    record.write(sweep_dir)
+
+    def write_record(planned: dict[str, list[int]]) -> None:  # the runs so far, and those of the next round
+        record.confirm = {
+            "dir": confirm_dir.name, "trial": best.number, "first_seed": design_settings.first_seed,
+            "chosen": chosen, "baseline": baseline,
+            "runs": [{"overrides": arm.job_overrides(index),
+                      "run_dir": str(design.run_dir(arm, index).relative_to(sweep_dir)),
+                      "role": "baseline" if arm.is_baseline else "chosen"}
+                     for arm, index in design.jobs(design.read_runs(), planned)],
+        }
+        record.write(sweep_dir)
+
+    found = design.read_runs(count_failed=set())
+    write_record(design.next_round(found, design.decisions(found)))
+    returns, job_index = run_rounds(design, launcher, job_index, [f"hydra.sweep.dir={confirm_dir}"])
+    write_record({})
     return returns, job_index
 
 
