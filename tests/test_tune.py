@@ -300,3 +300,20 @@ def test_the_grid_sampler_runs_each_point_once_two_trials_a_batch_through_the_pa
     # Trials 0 and 1 are asked, then launched together: both start before either is told.
     assert log.index("trial 1 of 4:") < log.index("trial 0: mean validation accuracy")
     assert log.index("trial 3 of 4:") < log.index("trial 2: mean validation accuracy")
+
+
+@pytest.mark.slow
+def test_a_study_stopped_in_its_confirmation_names_the_confirmation_runs_and_resumes_them(tmp_path):
+    sweep = tmp_path / "sweep"
+    command = [*STUDY, "hydra.sweeper.confirm.max_seeds=3", f"hydra.sweep.dir={sweep}",
+               f"+hydra.callbacks.interrupt._target_={INTERRUPT_JOB_TARGET}"]
+    env = {"PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    # Jobs 0-5 are the 3 trials' 2 seeds each; job 6 is the confirmation's first.
+    assert run_cli(command, cwd=tmp_path, check=False, env={**env, INTERRUPT_JOB_ENV: "6"}).returncode == 130
+    record = json.loads((sweep / "tune.json").read_text())
+    planned = sorted((run["role"], run["overrides"][-1]) for run in record["confirm"]["runs"])
+    assert planned == [("baseline", f"seed={s}") for s in (2, 3, 4)] + [("chosen", f"seed={s}") for s in (2, 3, 4)]
+    plan = run_cli(command, cwd=tmp_path, module="mixupexp.plan", env=env).stdout
+    assert "12 jobs, 12 distinct runs: 6 finished, 6 new" in plan
+    run_cli(command, cwd=tmp_path, env=env)
+    assert len(list(sweep.glob("confirm-trial*/*/result.json"))) == 6
