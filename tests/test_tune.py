@@ -33,7 +33,8 @@ STUDY = ["--multirun", "hydra/sweeper=tune", *SPACE, *QUICK, "hydra.sweeper.n_tr
 def test_the_space_reads_hydras_sweep_grammar():
     space = read_space(["augment=mixup", "augment.alpha=interval(0.05,2.0)",
                         "optimizer.lr=tag(log,interval(1e-4,1e-1))", "trainer.epochs=tag(int,interval(1,4))",
-                        "augment.ratio=choice(0.1,0.2)", "model.hidden=range(16,64,16)", "hydra.sweeper.n_trials=5"])
+                        "augment.ratio=choice(0.1,0.2)", "model.hidden=range(16,64,16)", "hydra.sweeper.n_trials=5",
+                        "hydra/sweeper=tune"])
     by_key = {p.key: p for p in space.parameters}
     assert space.fixed == ["augment=mixup"]  # hydra.* overrides are Hydra's, not the space's
     alpha, epochs = by_key["augment.alpha"], by_key["trainer.epochs"]
@@ -125,7 +126,8 @@ def test_hydra_finds_the_tune_sweeper_and_the_preset_composes(tmp_path):
     assert SWEEPER_TARGET in {f"{c.__module__}.{c.__name__}" for c in Plugins.instance().discover(Sweeper)}
     cfg = compose_with_hydra(["hydra/sweeper=tune", "hydra.sweeper.n_trials=5"], return_hydra_config=True)
     sweeper = cfg.hydra.sweeper
-    assert (sweeper._target_, sweeper.n_trials, sweeper.seeds_per_trial, sweeper.sampler) == (SWEEPER_TARGET, 5, 3, "tpe")
+    assert (sweeper._target_, sweeper.n_trials, sweeper.seeds_per_trial, sweeper.sampler) == (
+        SWEEPER_TARGET, 5, 3, "tpe")
     plan = plan_command(["experiment=tune_mixup", *TINY, f"hydra.sweep.dir={tmp_path / 'sweep'}"], check_data=False)
     assert plan.tune.space.text() == "augment.alpha in [0.05, 2]; augment.ratio in [0.05, 1]"
     assert plan.tune.corners[0][1].data.val_size == 5000 and plan.jobs == []
@@ -317,3 +319,31 @@ def test_a_study_stopped_in_its_confirmation_names_the_confirmation_runs_and_res
     assert "12 jobs, 12 distinct runs: 6 finished, 6 new" in plan
     run_cli(command, cwd=tmp_path, env=env)
     assert len(list(sweep.glob("confirm-trial*/*/result.json"))) == 6
+
+
+def test_a_study_directory_of_another_space_is_refused_before_anything_runs(tmp_path, capsys):
+    from mixupexp.runs.command_plan import check_command_line
+    from mixupexp.runs.tune_design import RECORD_FILE, TuneSettings, new_record
+
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    new_record(TuneSettings(), read_space(["augment=mixup", "augment.alpha=interval(0.05,1.0)"])).write(sweep)
+    before = (sweep / RECORD_FILE).read_text()
+    with pytest.raises(SystemExit) as info:
+        check_command_line(["--multirun", "hydra/sweeper=tune", "augment=mixup", "augment.alpha=interval(0.05,2.0)",
+                            *TINY, "data.val_size=64", f"hydra.sweep.dir={sweep}"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is the record of a study of another space" in err[0]
+    assert (sweep / RECORD_FILE).read_text() == before
+
+
+def test_the_same_study_in_another_order_of_overrides_is_the_same_study(tmp_path):
+    from mixupexp.runs.tune_design import TuneSettings, new_record
+
+    settings = TuneSettings()
+    study = ["augment=mixup", "optimizer.lr=0.01", "augment.alpha=interval(0.05,1.0)", "augment.ratio=choice(0.1,0.5)"]
+    record = new_record(settings, read_space(study))
+    record.check_same_study(settings, read_space(study[::-1]), tmp_path)
+    with pytest.raises(ConfigError, match="another space"):
+        record.check_same_study(TuneSettings(seeds_per_trial=5), read_space(study), tmp_path)

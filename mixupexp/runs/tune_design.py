@@ -151,6 +151,7 @@ class Record:
     trials: list[Trial] = field(default_factory=list)
     chosen: Optional[int] = None  # the trial confirmed
     confirm: Optional[dict[str, Any]] = None  # dir, first_seed, chosen and baseline overrides, runs
+    fixed: list[str] = field(default_factory=list)  # the overrides every trial shares
 
     def write(self, sweep_dir: Path) -> None:
         from mixupexp.runs.files import write_json
@@ -172,6 +173,15 @@ class Record:
         data.pop("objective", None)
         data["trials"] = [Trial(**t) for t in data.get("trials", [])]
         return cls(**data)
+
+    def check_same_study(self, settings: TuneSettings, space: Space, sweep_dir: Path) -> None:
+        """ConfigError, before anything runs, when this directory's study searched another space or ran other
+        seeds a trial: its trials cannot be mixed with this command's."""
+        if study_signature(self.space, self.fixed, self.settings.get("seeds_per_trial")) != study_signature(
+                space.record(), space.fixed, settings.seeds_per_trial):
+            raise ConfigError(f"{Path(sweep_dir) / RECORD_FILE} is the record of a study of another space, other "
+                              f"fixed overrides or another seeds_per_trial ({self.space_text}); run this command "
+                              "in another directory (hydra.sweep.dir=DIR), or that study's own command again")
 
     def finished(self) -> list[Trial]:
         return [t for t in self.trials if t.state in (COMPLETE, FAILED)]
@@ -204,9 +214,14 @@ class Record:
         return lines
 
 
+def study_signature(space: list[dict[str, Any]], fixed: list[str], seeds_per_trial: Any) -> dict[str, Any]:
+    """What a study's trials depend on, whatever the order the command line gave it in."""
+    return {"space": sorted(space, key=lambda p: p["key"]), "fixed": sorted(fixed), "seeds_per_trial": seeds_per_trial}
+
+
 def new_record(settings: TuneSettings, space: Space) -> Record:
     return Record(settings={**asdict(settings), "confirm": asdict(settings.confirmation())},
-                  space=space.record(), space_text=space.text())
+                  space=space.record(), space_text=space.text(), fixed=list(space.fixed))
 
 
 def plan_lines_new(settings: TuneSettings, space: Space) -> list[str]:

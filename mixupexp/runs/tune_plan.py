@@ -62,6 +62,8 @@ def plan_tune(sweep_dir: Optional[Path], overrides: list[str], hydra_cfg: DictCo
         check_validation(cfg)
         corners.append((corner, cfg))
     record = Record.read(sweep_dir)
+    if record is not None:
+        record.check_same_study(settings, space, sweep_dir)
     jobs = []
     for job_overrides, run_dir in (record.run_jobs() if record is not None else []):
         cfg = compose_job(job_overrides)

@@ -119,7 +119,7 @@ def read_space(arguments: list[str], params: dict[str, Any] | None = None) -> Sp
     parameters, fixed = [], []
     for override in OverridesParser.create().parse_overrides(lines):
         key = override.get_key_element().lstrip("+~")
-        if key.startswith("hydra.") or key == "hydra":
+        if key == "hydra" or key.startswith(("hydra.", "hydra/")):  # Hydra's own: hydra/sweeper=tune, ...
             continue
         if key == SEED:
             raise ConfigError(f"{override.input_line} cannot be given with {SWEEPER_CHOICE}: every trial runs seeds "

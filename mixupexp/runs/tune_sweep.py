@@ -44,6 +44,7 @@ from mixupexp.runs.tune_design import (
     baseline_overrides,
     new_record,
     seed_overrides,
+    study_signature,
 )
 from mixupexp.runs.tune_space import SWEEPER_CHOICE, Space
 
@@ -84,7 +85,7 @@ def open_study(sweep_dir: Path, settings: TuneSettings, space: Space):
     optuna = import_optuna()
     study = optuna.create_study(study_name=STUDY_NAME, storage=f"sqlite:///{sweep_dir / STUDY_FILE}",
                                 direction="maximize", load_if_exists=True)
-    signature = {"space": space.record(), "fixed": space.fixed, "seeds_per_trial": settings.seeds_per_trial}
+    signature = study_signature(space.record(), space.fixed, settings.seeds_per_trial)
     found = study.user_attrs.get("signature")
     if found is None:
         study.set_user_attr("signature", signature)
