@@ -36,14 +36,23 @@ def compose_config(overrides: list[str] = ()):
     return compose.compose_config(without_preset_plus(list(overrides)))
 
 
+def checkout_first(env: dict | None = None) -> dict:
+    """The environment with this checkout first on PYTHONPATH: a command started by a test runs the code (and so,
+    through mixupexp.config.compose, the configs) of the checkout the test stands in, whatever checkout the
+    virtual environment's editable install points at."""
+    env = {**os.environ, **(env or {})}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
+    return env
+
+
 def run_cli(args: list[str], cwd: Path, module: str = "mixupexp.train", check: bool = True, env=None):
-    """Run `python -m MODULE ARGS` as a user would; return the CompletedProcess."""
+    """Run `python -m MODULE ARGS` as a user would, from this checkout; return the CompletedProcess."""
     proc = subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=cwd,
         capture_output=True,
         text=True,
-        env={**os.environ, "HYDRA_FULL_ERROR": "0", **(env or {})},
+        env=checkout_first({"HYDRA_FULL_ERROR": "0", **(env or {})}),
         timeout=600,
     )
     if check and proc.returncode != 0:

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import difflib
 import re
-from importlib import resources
 
 from omegaconf import OmegaConf
 
-from mixupexp.config.compose import CONFIG_MODULE
+from mixupexp.config.compose import config_folder
 
 
 def groups_and_options() -> dict[str, list[str]]:
@@ -26,7 +25,7 @@ def groups_and_options() -> dict[str, list[str]]:
             elif entry.name.endswith(".yaml") and prefix:
                 found.setdefault(prefix.rstrip("/"), []).append(entry.name[: -len(".yaml")])
 
-    walk(resources.files(CONFIG_MODULE), "")
+    walk(config_folder(), "")
     return {group: sorted(options) for group, options in sorted(found.items())}
 
 
