@@ -151,3 +151,48 @@ def test_a_run_trained_in_bf16_is_evaluated_in_fp32(tmp_path):
     nll = torch.nn.functional.cross_entropy(logits, data.test_labels).item()
     assert result["test_acc"] == pytest.approx(accuracy, abs=1e-9)
     assert result["test_loss"] == pytest.approx(nll, rel=1e-5)
+
+
+def reference_evaluation(model, images, labels, batch_size):
+    """The evaluation as it was before BatchNorm was folded: the model itself, in eval mode, under no_grad."""
+    model.eval()
+    logits = []
+    with torch.no_grad():
+        for start in range(0, len(labels), batch_size):
+            x = images[start : start + batch_size].float().div(255).contiguous(memory_format=torch.channels_last)
+            logits.append(model(x).float())
+    model.train()
+    logits = torch.cat(logits)
+    confidence, predicted = logits.softmax(1).max(1)
+    return (torch.nn.functional.cross_entropy(logits, labels).item(), predicted,
+            expected_calibration_error(confidence, predicted == labels))
+
+
+@pytest.mark.parametrize("name", ["simple_cnn", "preact_resnet18"])
+def test_folded_evaluation_gives_the_predictions_of_the_model_itself(name):
+    from mixupexp.models.networks import build_model
+    from mixupexp.training.metrics import folded_for_inference
+
+    torch.manual_seed(0)
+    overrides = [f"model={name}"] + (["model.widths=[8,16,16,16]", "model.hidden=32"] if name == "simple_cnn" else [])
+    cfg = compose_config(overrides)
+    model = build_model(cfg.model, num_classes=10, image_shape=(3, 32, 32), mean=torch.full((3,), 0.45),
+                        std=torch.full((3,), 0.25)).to(memory_format=torch.channels_last)
+    for module in model.modules():  # statistics and affine parameters far from their initial 0/1
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            nn.init.uniform_(module.weight, 0.5, 1.5)
+            nn.init.uniform_(module.bias, -0.2, 0.2)
+    images = torch.randint(0, 256, (300, 3, 32, 32), dtype=torch.uint8)
+    labels = torch.randint(0, 10, (300,))
+    nll, predicted, ece = reference_evaluation(model, images, labels, 128)
+
+    metrics = evaluate(model, images, labels, 128, CPU)
+    assert metrics.acc == 100.0 * (predicted == labels).sum().item() / len(labels)
+    assert metrics.loss == pytest.approx(nll, rel=1e-5)
+    assert metrics.ece == pytest.approx(ece, abs=1e-4)
+    assert model.training  # left in training mode, its BatchNorm layers where they were
+    folded = folded_for_inference(model.eval())
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules()) or name == "preact_resnet18"
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) > 0

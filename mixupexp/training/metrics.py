@@ -6,12 +6,15 @@ Images arrive as uint8 tensors on the device and are scaled to [0, 1] here; the 
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 from torch.nn import functional as F
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 log = logging.getLogger("mixupexp")
 
@@ -52,16 +55,42 @@ def _logits(model, x: torch.Tensor) -> torch.Tensor:
         return model(x).float()
 
 
-@torch.no_grad()
+def _conv_norm_pairs(model: nn.Module) -> list[tuple[nn.Sequential, int]]:
+    """(sequential, k) for each Conv2d at position k of an nn.Sequential directly followed by a BatchNorm2d that
+    uses running statistics."""
+    return [(seq, k) for seq in model.modules() if isinstance(seq, nn.Sequential)
+            for k in range(len(seq) - 1)
+            if isinstance(seq[k], nn.Conv2d) and isinstance(seq[k + 1], nn.BatchNorm2d)
+            and seq[k + 1].track_running_stats]
+
+
+def folded_for_inference(model: nn.Module) -> nn.Module:
+    """`model` (in eval mode) with the BatchNorm layers that directly follow a convolution folded into it, as a
+    copy: w' = w·γ/σ, b' = (b − μ)·γ/σ + β. In eval mode BatchNorm is that affine map, so the copy computes the
+    same function with one pass over each activation instead of two; on a CPU those passes were about a sixth of
+    an evaluation of the study's CNN. The outputs differ from the model's by float rounding only
+    (tests/test_evaluation.py checks the metrics on a fixed model). A model with nothing to fold is returned as
+    it is."""
+    if not _conv_norm_pairs(model):
+        return model
+    folded = copy.deepcopy(model)
+    for seq, k in _conv_norm_pairs(folded):
+        seq[k] = fuse_conv_bn_eval(seq[k], seq[k + 1]).to(memory_format=torch.channels_last)
+        seq[k + 1] = nn.Identity()
+    return folded
+
+
+@torch.inference_mode()
 def evaluate(model, images, labels, batch_size: int, device) -> EvalMetrics:
     """NLL, accuracy (%) and ECE (%) on (images, labels), uint8 images already on `device`."""
     model.eval()
+    net = folded_for_inference(model)
     loss_sum = torch.zeros((), device=device)
     confidences, corrects = [], []
     for start in range(0, len(labels), batch_size):
         x = _as_input(images[start : start + batch_size])
         y = labels[start : start + batch_size]
-        logits = _logits(model, x)
+        logits = _logits(net, x)
         loss_sum += F.cross_entropy(logits, y, reduction="sum")
         confidence, predicted = logits.softmax(1).max(1)
         confidences.append(confidence)
