@@ -30,6 +30,8 @@ def test_device_and_dataloader_paths_reach_the_same_accuracy(tmp_path):
     assert ttest_ind(acc["device"], acc["dataloader"], equal_var=False).pvalue > 0.01 or gap < 2.0, acc
 
 
+# A whole benchmark, every arm: in the slow set (CI runs it), out of the default suite's time.
+@pytest.mark.slow
 def test_benchmark_runs_and_reports_one_json_line(capsys):
     assert bench.main(["--device", "cpu", "--num-train", "64", "--batch-size", "32", "--repeats", "1"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
@@ -51,6 +53,8 @@ def test_benchmark_turns_the_order_of_the_arms_each_round():
                                                             ["a", "b", "c"]]
 
 
+# A whole benchmark, every arm: in the slow set (CI runs it), out of the default suite's time.
+@pytest.mark.slow
 def test_benchmark_says_when_the_configured_arm_is_the_fp32_eager_one(capsys):
     args = ["--device", "cpu", "--num-train", "64", "--batch-size", "32", "--repeats", "1", "--no-profile"]
     assert bench.main([*args, "--precision", "fp32"]) == 0
@@ -96,6 +100,8 @@ def test_shipped_launcher_presets_compose(launcher):
     assert target.endswith("JoblibLauncher" if launcher == "parallel" else "SlurmLauncher")
 
 
+# A whole benchmark, every arm: in the slow set (CI runs it), out of the default suite's time.
+@pytest.mark.slow
 def test_benchmark_reports_the_hardware_share(capsys):
     assert bench.main(["--device", "cpu", "--num-train", "64", "--num-test", "40", "--batch-size", "32",
                        "--repeats", "1", "--profile-steps", "2", "--eval-batch-size", "16"]) == 0
