@@ -141,7 +141,8 @@ def main(argv: list[str] | None = None) -> None:
             r = by_key[(sd, k, name, effect)]
             cells += [f"{r['runs_mean']:.1f} / {r['runs_p90']:.0f} ({100 * r['share']:.0f} %)",
                       f"{100 * r['power']:.1f} %", f"{100 * r['wrong']:.2f} %"]
-        print(f"| {sd:g} | {k} | {row['fixed_n']:g} ({row['fixed_runs']:g}) | {effect:g} δ | " + " | ".join(cells) + " |")
+        print(f"| {sd:g} | {k} | {row['fixed_n']:g} ({row['fixed_runs']:g}) | {effect:g} δ | "
+              + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

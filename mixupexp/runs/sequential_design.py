@@ -109,7 +109,8 @@ class Settings:
     def text(self) -> str:
         seeds = f" from seed {self.first_seed}" if self.first_seed else ""
         return (f"{self.min_seeds} seeds{seeds}, then {self.seeds_per_round} a round while a comparison is open, up to "
-                f"{self.max_seeds}; settled better/worse when the {interval_name(self.design)} interval excludes 0, within "
+                f"{self.max_seeds}; settled better/worse when the {interval_name(self.design)} interval excludes 0, "
+                "within "
                 f"±{self.smallest_effect:g} points when it lies inside; {_percent(self.alpha)} over every "
                 "comparison of the sweep")
 

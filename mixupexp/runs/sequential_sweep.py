@@ -111,7 +111,8 @@ def decisions_record(design: Design, runs: Runs, decisions: dict[str, seq.Decisi
                 "configuration": arm.label, "run_key": arm.key, "verdict": decision.verdict, "stopped": decision.text,
                 "n": decision.n, "seeds": design.seeds_used(runs, arm), "mean_delta": _finite(decision.mean),
                 "interval_low": _finite(decision.low), "interval_high": _finite(decision.high),
-                "log_e_value": _finite(decision.log_e), "round": decision.round, "settled_round": decision.settled_round,
+                "log_e_value": _finite(decision.log_e), "round": decision.round,
+                "settled_round": decision.settled_round,
                 "testable": decision.testable,
                 "next_seeds": [design.settings.seed(i) for i in planned.get(arm.key, [])],
             })

@@ -73,7 +73,7 @@ def measure(cfg) -> Calibration:
     threads = pin_threads(cfg.trainer.threads)
     with training_device(cfg.trainer.device) as device:
         run = build_run(cfg, device)
-        stream = _endless(run.batches)  # one pass goes on across the steps: a new pass would reshuffle, or start workers
+        stream = _endless(run.batches)  # one pass across the steps: a new pass would reshuffle, or start workers
         batches = lambda count: itertools.islice(stream, count)
         train_epoch(run.step, batches(WARMUP_STEPS), run.augmentation.batch, device, "calibration")
         times = []
