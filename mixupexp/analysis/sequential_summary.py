@@ -3,9 +3,9 @@
 The decisions are recomputed from the runs found, with the settings of the sweep's multirun.yaml, by the same
 code the sweeper used (analysis/sequential.py), so `python -m mixupexp.summarize DIR` says what the sweep said.
 Per configuration: the seeds it used, why it stopped (better / worse / within ±δ / not settled at N seeds, or
-still open), the anytime-valid interval of Δ (at alpha / K, so that the family's intervals hold together with
-probability 1 - alpha at every round), and the runs saved against the fixed design that runs every
-configuration and the baseline to max_seeds.
+still open), the interval of Δ of its design, planned or anytime-valid (at alpha / K, so that the family's
+intervals hold together with probability 1 - alpha at every round), and the runs saved against the fixed design
+that runs every configuration and the baseline to max_seeds.
 
 Δ is the mean paired difference over the seeds the decision used (the baseline may have run more seeds, for
 the other configurations). The fixed-n t-test's p-values, its intervals of Δ, its verdicts, its seeds advice
