@@ -3,6 +3,7 @@ fixed t and the anytime-valid test, and its family error by
 simulation against the fixed t-test re-run at every look."""
 
 import dataclasses
+import json
 import math
 
 import numpy as np
@@ -12,6 +13,8 @@ from scipy import stats
 from mixupexp.analysis import planned
 from mixupexp.analysis import sequential as seq
 from mixupexp.analysis import sequential_simulation as sim
+from mixupexp.analysis.sequential_summary import sweep_settings
+from mixupexp.runs.sequential_design import SWEEPER_TARGET
 
 LOOKS = tuple(seq.round_bounds())  # 3, 5, ..., 19, 20
 
@@ -78,3 +81,13 @@ def test_the_planned_design_keeps_the_family_error_at_alpha_and_the_fixed_t_reru
 def test_a_bad_design_names_the_key():
     with pytest.raises(ValueError, match=r"hydra.sweeper.design=sequential must be anytime or planned"):
         seq.decide_sweep({"none": {}, "mixup": {}}, "none", design="sequential")
+
+
+@pytest.mark.parametrize("recorded, judged", [({}, seq.ANYTIME), ({"design": seq.PLANNED}, seq.PLANNED),
+                                              ({"design": seq.ANYTIME}, seq.ANYTIME)])
+def test_summarize_judges_a_sweep_by_the_design_it_ran(tmp_path, recorded, judged):
+    # A sweep from before the planned design recorded none in its multirun.yaml: it ran with the anytime design.
+    sweeper = {"_target_": SWEEPER_TARGET, "max_seeds": 7, **recorded}
+    (tmp_path / "multirun.yaml").write_text(json.dumps({"hydra": {"sweeper": sweeper}}))
+    settings = sweep_settings([tmp_path])
+    assert settings.design == judged and settings.max_seeds == 7

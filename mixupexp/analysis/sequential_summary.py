@@ -49,7 +49,8 @@ def sweep_settings(sweep_dirs: list[Path]) -> Optional[Settings]:
         except Exception:  # no multirun.yaml, or one this version cannot read: not a sequential sweep here
             continue
         if is_sequential(hydra_cfg):
-            return Settings.of(hydra_cfg.sweeper)
+            # A sweep from before the planned design recorded no design: it ran, and is judged, with the anytime one.
+            return Settings.of({"design": seq.ANYTIME, **OmegaConf.to_container(hydra_cfg.sweeper)})
     return None
 
 
