@@ -352,8 +352,9 @@ def test_bad_settings_name_the_key(settings, message):
 # ---- simulations -------------------------------------------------------------------------------------------
 
 
-def test_the_vectorised_simulation_takes_the_decisions_of_decide_sweep():
-    setting = sim.Setting(k=3, noise_sd=0.5, test_size=2000)
+@pytest.mark.parametrize("design", seq.DESIGNS)
+def test_the_vectorised_simulation_takes_the_decisions_of_decide_sweep(design):
+    setting = sim.Setting(k=3, noise_sd=0.5, test_size=2000, design=design)
     effects = np.array([0.0, 1.5, -2.0]) * setting.difference_sd
     base, configs = sim.simulate_accuracies(setting, 40, effects, rng_seed=1)
     out = sim.run_sequential(setting, base, configs)
@@ -361,7 +362,7 @@ def test_the_vectorised_simulation_takes_the_decisions_of_decide_sweep():
     for i in range(40):
         results = {"none": dict(enumerate(base[i]))}
         results.update({f"c{j}": dict(enumerate(configs[i, j])) for j in range(3)})
-        decisions = seq.decide_sweep(results, "none", resolution=setting.resolution)
+        decisions = seq.decide_sweep(results, "none", resolution=setting.resolution, design=design)
         for j in range(3):
             decision = decisions[f"c{j}"]
             assert decision.verdict == seq._CODES[out.code[i, j]]

@@ -29,9 +29,10 @@ SEQUENTIAL = ["--multirun", "hydra/sweeper=sequential"]
 # exactly like the baseline: the same accuracy at every seed, no spread to test with, so it stays open to the
 # budget. At ratio 1 it trains differently (these settings learn a little in 2 epochs); alpha 0.2 lets 5 pairs
 # settle a comparison, and a smallest effect of 50 points makes "within" the verdict its spread allows.
+# The rounds below are worked out for the anytime design (test_a_planned_sweep_... runs the planned one).
 DESIGN = ["augment=none,mixup", "augment.ratio=0.0,1.0", "augment.alpha=1.0", "data.num_test=500", "data.signal=20",
           "optimizer.lr=0.01", "trainer.epochs=2", "hydra.sweeper.max_seeds=7", "hydra.sweeper.smallest_effect=50",
-          "hydra.sweeper.alpha=0.2"]
+          "hydra.sweeper.alpha=0.2", "hydra.sweeper.design=anytime"]
 SETTINGS = {"alpha": 0.2, "smallest_effect": 50.0, "min_seeds": 3, "seeds_per_round": 2, "max_seeds": 7}
 RESOLUTION = 100 / 500  # accuracies on 500 test images
 
@@ -164,6 +165,29 @@ def test_rounds_add_seeds_only_where_the_comparison_is_open(tmp_path):
     plan = run_cli(args, cwd=tmp_path, module="mixupexp.plan").stdout
     assert "19 jobs, 19 distinct runs: 19 finished; nothing left to train" in plan
     assert "every comparison is settled: no round left to run" in plan
+
+
+@pytest.mark.slow
+def test_a_planned_sweep_takes_the_planned_decisions_and_keeps_its_schedule(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = [*SEQUENTIAL, *QUICK, *DESIGN[:-1], "hydra.sweeper.design=planned", f"hydra.sweep.dir={sweep}"]
+    proc = run_cli(args, cwd=tmp_path)
+    results = arms(sweep)
+    expected, decisions = replayed_rounds(results, {**SETTINGS, "design": seq.PLANNED})
+    assert {name: sorted(runs) for name, runs in results.items()} == expected
+    record = json.loads((sweep / DECISIONS_FILE).read_text())
+    assert record["settings"]["design"] == seq.PLANNED
+    assert "repeated confidence intervals" in record["settings"]["e_value"]
+    assert any("planned interval [" in line for line in printed(proc.stdout))
+    assert "planned interval of Δ" in (sweep / "summary.md").read_text()
+    # Started again with another budget: refused in one line before anything runs; the anytime design goes on.
+    refused = run_cli([*args, "hydra.sweeper.max_seeds=9"], cwd=tmp_path, check=False)
+    assert refused.returncode == 2 and refused.stderr.startswith(
+        "error: hydra.sweeper.max_seeds=9: this sweep's planned boundaries are for max_seeds=7")
+    assert arms(sweep) == results
+    anytime = [a for a in args if a != "hydra.sweeper.design=planned"] + ["hydra.sweeper.design=anytime"]
+    assert "price: at most" in run_cli([*anytime, "hydra.sweeper.max_seeds=9"], cwd=tmp_path,
+                                       module="mixupexp.plan").stdout
 
 
 @pytest.mark.slow

@@ -102,7 +102,8 @@ def test_plan_of_an_unfinished_run_says_it_resumes(tmp_path):
     (run_dir / "result.json").write_text(json.dumps({"status": "interrupted", "config": config}))
     proc = run_cli([*QUICK, "trainer.epochs=3", f"hydra.run.dir={run_dir}"], cwd=tmp_path, module="mixupexp.plan")
     assert f"{run_dir}: resumable (epoch 1 of 3 done)" in proc.stdout
-    assert proc.stdout.strip().splitlines()[-1].startswith("1 job, 1 distinct run: 1 resumable; 2 epochs to train")
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("1 job, 1 distinct run: 1 resumable; about ") and " left (2 epochs at " in last
 
 
 @pytest.mark.slow

@@ -28,6 +28,11 @@ class SequentialSweeperConf:
     smallest_effect: float = seq.SMALLEST_EFFECT
     alpha: float = seq.ALPHA
     first_seed: int = 0  # the seed of round 0's first run
+    design: str = seq.DESIGN  # seq.PLANNED: boundaries for these rounds; seq.ANYTIME: valid under any change
+    # The sd of a paired difference (points) that `python -m mixupexp.plan` prices the sweep with; None: estimated
+    # from the finished runs, else the simulations' default. Typed Any so that a bad value gets the sweeper's own
+    # one-line error, naming the key.
+    assumed_sd: Any = None
     # A preset's sweep (experiment=...), as for Hydra's basic sweeper; the seed is the sweeper's to choose.
     params: Optional[Dict[str, str]] = None
 
@@ -40,11 +45,13 @@ class SequentialSweeper(Sweeper):
     """Runs the swept configurations in rounds of seeds until each comparison with its baseline is settled."""
 
     def __init__(self, min_seeds: int, max_seeds: int, seeds_per_round: int, smallest_effect: float, alpha: float,
-                 first_seed: int = 0, params: Optional[Dict[str, str]] = None) -> None:
+                 first_seed: int = 0, params: Optional[Dict[str, str]] = None, design: str = seq.DESIGN,
+                 assumed_sd: Any = None) -> None:
         from mixupexp.runs.sequential_design import Settings
 
         self.settings = Settings(min_seeds=min_seeds, max_seeds=max_seeds, seeds_per_round=seeds_per_round,
-                                 smallest_effect=smallest_effect, alpha=alpha, first_seed=first_seed)
+                                 smallest_effect=smallest_effect, alpha=alpha, first_seed=first_seed, design=design,
+                                 assumed_sd=assumed_sd)
         self.params = dict(params or {})
         self.hydra_context: Optional[HydraContext] = None
         self.config: Optional[DictConfig] = None

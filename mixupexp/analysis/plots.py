@@ -159,7 +159,7 @@ def forest_plot(summary: pd.DataFrame, params: list[str]) -> Figure | None:
     ax.set_ylim(-0.7, len(rows) - 0.3)
     ax.set_xlabel("Δ test accuracy vs baseline (points)")
     if sequential:
-        ax.set_title("Difference to the baseline, anytime-valid interval (alpha / K)\nfilled: settled better/worse; "
+        ax.set_title("Difference to the baseline, sequential interval (alpha / K)\nfilled: settled better/worse; "
                      "hollow: within, not settled or open; to the edge: unbounded", fontsize="medium")
         ax.set_xlim(-1.2 * span, 1.2 * span)
     else:

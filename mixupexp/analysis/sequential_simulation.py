@@ -70,15 +70,21 @@ class Setting:
     seed_sd: float = SEED_SD
     noise_sd: float = NOISE_SD
     test_size: int | None = None  # N test images: accuracies rounded to k/N, resolution 100/N; None: no rounding
+    design: str = seq.ANYTIME  # seq.ANYTIME (the e-value above) or seq.PLANNED (boundaries for these rounds)
 
     @property
     def resolution(self) -> float | None:
         return None if self.test_size is None else 100.0 / self.test_size
 
     @property
-    def test(self) -> seq.EValue:
+    def test(self):
         default = seq.DESIGN_EFFECT if self.e_value == seq.POINT else seq.PRIOR_SCALE
-        return seq.EValue(self.e_value, default if self.scale is None else self.scale)
+        return seq.design_test(self.design, self.rounds, seq.EValue(self.e_value,
+                                                                    default if self.scale is None else self.scale))
+
+    @property
+    def rounds(self) -> list[int]:
+        return seq.round_bounds(self.min_seeds, self.seeds_per_round, self.max_seeds)
 
     @property
     def difference_sd(self) -> float:
@@ -120,7 +126,7 @@ def run_sequential(setting: Setting, base: np.ndarray, configs: np.ndarray) -> S
     """Judge every simulated sweep round by round with `sequential.look`, freezing each comparison at the first
     round it settles (the last round always settles: the budget)."""
     d = configs - base[:, None, :]
-    bounds = seq.round_bounds(setting.min_seeds, setting.seeds_per_round, setting.max_seeds)
+    bounds = setting.rounds
     level = setting.alpha / setting.k
     codes, lows, highs = [], [], []
     for r, below in enumerate(bounds):

@@ -3,9 +3,9 @@
 The decisions are recomputed from the runs found, with the settings of the sweep's multirun.yaml, by the same
 code the sweeper used (analysis/sequential.py), so `python -m mixupexp.summarize DIR` says what the sweep said.
 Per configuration: the seeds it used, why it stopped (better / worse / within ±δ / not settled at N seeds, or
-still open), the anytime-valid interval of Δ (at alpha / K, so that the family's intervals hold together with
-probability 1 - alpha at every round), and the runs saved against the fixed design that runs every
-configuration and the baseline to max_seeds.
+still open), the interval of Δ of its design, planned or anytime-valid (at alpha / K, so that the family's
+intervals hold together with probability 1 - alpha at every round), and the runs saved against the fixed design
+that runs every configuration and the baseline to max_seeds.
 
 Δ is the mean paired difference over the seeds the decision used (the baseline may have run more seeds, for
 the other configurations). The fixed-n t-test's p-values, its intervals of Δ, its verdicts, its seeds advice
@@ -25,7 +25,7 @@ import pandas as pd
 from mixupexp.analysis import sequential as seq
 from mixupexp.analysis.collect import BASELINE, is_baseline_row
 from mixupexp.analysis.table import _configuration, _matching, summary_parameters
-from mixupexp.runs.sequential_design import Settings, is_sequential, resolution
+from mixupexp.runs.sequential_design import Settings, interval_name, is_sequential, resolution
 from mixupexp.runs.status import FAILURES, RunStatus
 
 # Columns of the plain summary that hold only after a fixed number of seeds.
@@ -49,7 +49,8 @@ def sweep_settings(sweep_dirs: list[Path]) -> Optional[Settings]:
         except Exception:  # no multirun.yaml, or one this version cannot read: not a sequential sweep here
             continue
         if is_sequential(hydra_cfg):
-            return Settings.of(hydra_cfg.sweeper)
+            # A sweep from before the planned design recorded no design: it ran, and is judged, with the anytime one.
+            return Settings.of({"design": seq.ANYTIME, **OmegaConf.to_container(hydra_cfg.sweeper)})
     return None
 
 
@@ -129,7 +130,7 @@ def _finished_sizes(runs: pd.DataFrame) -> list:
 
 def settings_record(settings: Settings) -> dict:
     """The sequential design, for summary_settings.json."""
-    return {**settings.decide_kwargs(), "first_seed": settings.first_seed, "e_value": seq.DEFAULT_E_VALUE.text,
+    return {**settings.decide_kwargs(), "first_seed": settings.first_seed, "e_value": settings.test().text,
             "family": "every comparison of the sweep, each at alpha / K"}
 
 
@@ -195,7 +196,8 @@ def verdict_lines(summary: pd.DataFrame) -> list[str]:
         level = f"{100 * settings.alpha:g} %" + (f"/{k}" if k > 1 else "")
         delta = "" if pd.isna(row["delta_acc_vs_baseline"]) else f"Δ = {row['delta_acc_vs_baseline']:+.2f} points, "
         interval = interval_text(row)
-        detail = f"{delta}anytime-valid interval {interval} at {level}" if interval else f"{delta}no pairs"
+        detail = (f"{delta}{interval_name(settings.design)} interval {interval} at {level}" if interval
+                  else f"{delta}no pairs")
         if not pd.isna(row["settled_round"]):
             detail += f", stopped in round {int(row['settled_round'])}"
         if interval == "[-∞, +∞]" and NO_SPREAD not in row["stopped"]:
@@ -204,6 +206,15 @@ def verdict_lines(summary: pd.DataFrame) -> list[str]:
                      f"{settings.max_seeds} seeds)")
     lines.append(totals_line(summary))
     return lines
+
+
+def interval_meaning(settings: Settings) -> str:
+    """What summary.md says the interval of Δ is, for the sweep's design."""
+    level = f"{100 * settings.alpha:g} % / K for a family of K configurations ({settings.test().text})"
+    if settings.design == seq.PLANNED:
+        return (f"Planned interval: the repeated confidence interval of Δ at {level}, valid at every round of "
+                "this schedule")
+    return f"Anytime-valid interval: the confidence sequence of Δ at {level}, valid however many rounds were looked at"
 
 
 def markdown(summary: pd.DataFrame, fixed_text: str = "", duplicates: str = "") -> str:
@@ -223,7 +234,7 @@ def markdown(summary: pd.DataFrame, fixed_text: str = "", duplicates: str = "") 
     columns["accuracy %"] = mean_ci
     columns["Δ accuracy vs baseline"] = lambda row: ("" if pd.isna(row.get("delta_acc_vs_baseline"))
                                                      else f"{row['delta_acc_vs_baseline']:+.2f}")
-    columns["anytime-valid interval of Δ"] = interval_text
+    columns[f"{interval_name(settings.design)} interval of Δ"] = interval_text
     columns["stopped"] = lambda row: row["stopped"] if _compared(row) else ""
     columns["runs saved"] = lambda row: str(int(row["runs_saved"]))
 
@@ -235,10 +246,9 @@ def markdown(summary: pd.DataFrame, fixed_text: str = "", duplicates: str = "") 
         f"max_seeds = {settings.max_seeds} seeds: {fixed - used} saved ({100 * (fixed - used) / fixed:.0f} %). "
         "seeds: runs made (finished or failed); n: finished runs (and runs left unfinished, not counted). Accuracy: "
         "mean over seeds with its 95 % t interval, in %. Δ: accuracy minus the baseline's (augment=none with the "
-        "same other settings), in points, paired by seed. Anytime-valid interval: the confidence sequence of Δ at "
-        f"{percent:g} % / K for a family of K configurations ({seq.DEFAULT_E_VALUE.text}), valid however many "
-        f"rounds were looked at: with probability at least {100 - percent:g} % every interval of the family holds "
-        "the true Δ at every round. Runs saved: max_seeds minus the seeds used."
+        f"same other settings), in points, paired by seed. {interval_meaning(settings)}: with probability at "
+        f"least {100 - percent:g} % every interval of the family holds the true Δ at every round. Runs saved: "
+        "max_seeds minus the seeds used."
     )
     lines = ["# Summary", "", intro]
     if fixed_text:
@@ -248,7 +258,8 @@ def markdown(summary: pd.DataFrame, fixed_text: str = "", duplicates: str = "") 
     lines += ["", "| " + " | ".join(columns) + " |", "|" + "|".join(" --- " for _ in columns) + "|"]
     lines += ["| " + " | ".join(cell(row) for cell in columns.values()) + " |" for _, row in summary.iterrows()]
     lines += ["", "## Verdicts", "",
-              f"Each comparison stopped as soon as its anytime-valid interval excluded 0 (better or worse) or lay "
+              f"Each comparison stopped as soon as its {interval_name(settings.design)} interval excluded 0 (better "
+              "or worse) or lay "
               f"inside ±{settings.smallest_effect:g} points (within: no difference larger than that), or at max_seeds "
               f"(not settled). Every comparison of the sweep is one family of K: the chance of any wrong verdict "
               f"among them is at most {percent:g} % (Bonferroni, each comparison at {percent:g} % / K, each valid "

@@ -4,12 +4,15 @@ Every job of the command line (a sweep's preset included) is composed and checke
 listed with its run directory and what the command would do with it: nothing (`finished`), continue it from its
 last checkpoint (`resumable`), train it again after a failure (`failed: retry`), train it (`new`), leave it to
 another job of the same command (`duplicate of job K`), or stop at it (`running elsewhere`, `refused`). The last
-line counts them and estimates the time left from the finished runs' time per epoch, where there are some.
-Nothing is written.
+line counts them and estimates the time left from the finished runs' time per epoch, where there are some, else
+from a calibration of this machine (training/calibration.py); what a sweep costs and buys (runs/pricing.py) comes
+before it, for a sequential sweep after its rounds.
+Nothing is written but the calibration's cache.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +25,7 @@ from mixupexp.runs.cluster import cluster_view
 from mixupexp.runs.command_plan import CommandPlan, Job
 from mixupexp.runs.identity import plain_config
 from mixupexp.runs.lock import live_holder
+from mixupexp.runs.pricing import duration, fixed_lines, sequential_lines
 from mixupexp.runs.result import UnreadableResult, read_result
 from mixupexp.runs.status import FAILURES, RunStatus
 
@@ -70,12 +74,17 @@ def job_state(job: Job) -> JobState:
     return JobState(f"resumable (epoch {done} of {epochs} done)" if done else "new", epochs - done)
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+def seconds_per_epoch(plan: CommandPlan, states: dict[int, JobState]) -> tuple[float, str]:
+    """(seconds per epoch, where from): the finished runs' mean where there are some, else the calibration of the
+    first job to train (or the first job)."""
+    measured = [s.seconds_per_epoch for s in states.values() if s.seconds_per_epoch]
+    if measured:
+        return statistics.mean(measured), f"measured on {len(measured)} finished run{'s' * (len(measured) != 1)}"
+    number = next((n for n, state in states.items() if state.epochs_left), next(iter(states), 0))
+    from mixupexp.training.calibration import calibration  # imports the training stack only where it is needed
+
+    calibrated = calibration(plan.jobs[number].cfg)
+    return calibrated.seconds_per_epoch, f"{calibrated.text()}, job {number}'s configuration"
 
 
 def describe(plan: CommandPlan) -> list[str]:
@@ -103,21 +112,23 @@ def describe(plan: CommandPlan) -> list[str]:
     summary = f"{plan.counts()}: " + ", ".join(f"{n} {kind}" for kind, n in counts.items())
     if duplicates:
         summary += f", {duplicates} duplicate{'s' * (duplicates != 1)}"
-    measured = [s.seconds_per_epoch for s in states.values() if s.seconds_per_epoch]
     epochs_left = sum(s.epochs_left for s in states.values())
+    per_epoch, source = seconds_per_epoch(plan, states) if plan.jobs and plan.tune is None else (math.nan, "")
     if not epochs_left:
         summary += "; nothing left to train"
-    elif measured:
-        per_epoch = statistics.mean(measured)
-        summary += (f"; about {_duration(per_epoch * epochs_left)} left ({epochs_left} epochs at "
-                    f"{per_epoch:.1f} s per epoch, measured on {len(measured)} finished "
-                    f"run{'s' * (len(measured) != 1)})")
-    else:
-        summary += f"; {epochs_left} epochs to train (no finished run here to estimate the time from)"
+    elif plan.tune is None:
+        summary += f"; about {duration(per_epoch * epochs_left)} left ({epochs_left} epochs at {per_epoch:.1f} s " \
+                   f"per epoch, {source})"
+    else:  # a tuning sweep's trials are the sampler's to choose: its jobs are not all of its runs
+        summary += f"; {epochs_left} epochs to train"
+    run_seconds = per_epoch * int(plan.jobs[0].cfg.trainer.epochs) if plan.jobs else math.nan
+    if plan.multirun and plan.sequential is None and plan.tune is None:  # what its runs buy, before the count
+        lines += fixed_lines(plan, run_seconds)
     lines.append(summary)
     lines += cluster.lines()
     if plan.sequential is not None:  # its jobs are the rounds so far and the next one: say so, and the bound
         lines += plan.sequential.lines()
+        lines += sequential_lines(plan.sequential.design, run_seconds)
     if plan.tune is not None:  # its jobs are the trials' runs so far: the sampler chooses the next ones
         lines += plan.tune.lines()
     if plan.pinned:

@@ -58,6 +58,8 @@ class Settings:
     alpha: float = seq.ALPHA
     # The seed of round 0's first run: a confirmation on fresh seeds starts above the seeds a search used.
     first_seed: int = 0
+    design: str = seq.DESIGN
+    assumed_sd: Any = None  # points, for `python -m mixupexp.plan` only; None: from the runs, else a default
 
     @classmethod
     def of(cls, sweeper: Any) -> "Settings":
@@ -72,6 +74,13 @@ class Settings:
             raise ConfigError(f"{e}; set it on the command line, e.g. {self._example(str(e))}") from None
         if self.first_seed < 0:
             raise ConfigError(f"{KEY_FIRST_SEED}={self.first_seed} must be >= 0; e.g. {KEY_FIRST_SEED}=0 (the default)")
+        try:
+            seq.check_design(self.design)
+        except ValueError as e:
+            raise ConfigError(f"{e}; e.g. {seq.KEY_DESIGN}={seq.DESIGN} (the default)") from None
+        if self.assumed_sd is not None and not _positive_number(self.assumed_sd):
+            raise ConfigError(f"{KEY_ASSUMED_SD}={self.assumed_sd} must be a number > 0 (the sd of a paired "
+                              f"difference, in accuracy points), e.g. {KEY_ASSUMED_SD}=1.41")
 
     def _example(self, message: str) -> str:
         key = message.split("=", 1)[0]
@@ -87,7 +96,11 @@ class Settings:
         return {"min_seeds": self.min_seeds, "seeds_per_round": self.seeds_per_round, "max_seeds": self.max_seeds}
 
     def decide_kwargs(self) -> dict[str, Any]:
-        return {"alpha": self.alpha, "smallest_effect": self.smallest_effect, **self.schedule()}
+        return {"alpha": self.alpha, "smallest_effect": self.smallest_effect, **self.schedule(), "design": self.design}
+
+    def test(self):
+        """What the comparisons are judged by (sequential.design_test): the e-value, or the planned boundaries."""
+        return seq.design_test(self.design, self.rounds)
 
     def seed(self, index: int) -> int:
         """The seed of the index-th run of an arm (the rounds count runs from 0)."""
@@ -96,12 +109,27 @@ class Settings:
     def text(self) -> str:
         seeds = f" from seed {self.first_seed}" if self.first_seed else ""
         return (f"{self.min_seeds} seeds{seeds}, then {self.seeds_per_round} a round while a comparison is open, up to "
-                f"{self.max_seeds}; settled better/worse when the anytime-valid interval excludes 0, within "
+                f"{self.max_seeds}; settled better/worse when the {interval_name(self.design)} interval excludes 0, "
+                "within "
                 f"±{self.smallest_effect:g} points when it lies inside; {_percent(self.alpha)} over every "
                 "comparison of the sweep")
 
 
 KEY_FIRST_SEED = "hydra.sweeper.first_seed"
+KEY_ASSUMED_SD = "hydra.sweeper.assumed_sd"
+
+
+def _positive_number(value: Any) -> bool:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return False
+    return not isinstance(value, bool) and math.isfinite(number) and number > 0
+
+
+def interval_name(design: str) -> str:
+    """How the lines name a design's interval of Δ."""
+    return "planned" if design == seq.PLANNED else "anytime-valid"
 _EXAMPLES = {seq.KEY_MIN_SEEDS: f"{seq.KEY_MIN_SEEDS}={seq.MIN_SEEDS}",
              seq.KEY_MAX_SEEDS: f"{seq.KEY_MAX_SEEDS}={seq.MAX_SEEDS}",
              seq.KEY_SEEDS_PER_ROUND: f"{seq.KEY_SEEDS_PER_ROUND}={seq.SEEDS_PER_ROUND}",
@@ -369,6 +397,37 @@ class Design:
 
     def _seeds(self, indices: list[int]) -> list[int]:
         return [self.settings.seed(i) for i in indices]
+
+
+SCHEDULE_KEYS = ("min_seeds", "seeds_per_round", "max_seeds", "alpha")
+
+
+def planned_schedule(settings: Settings, k: int) -> dict[str, Any]:
+    """What a planned design's boundaries are made for: the rounds, the level and K, the comparisons."""
+    return {**{key: getattr(settings, key) for key in SCHEDULE_KEYS}, "k": k}
+
+
+def check_schedule(design: Design) -> None:
+    """A planned sweep started again must keep the schedule its boundaries were made for: ConfigError with one
+    line naming the first key that changed, where the sweep's sequential.json records a round that ran with
+    another one (the anytime design holds under any change, and is never refused)."""
+    if design.settings.design != seq.PLANNED:
+        return
+    try:
+        record = json.loads((design.sweep_dir / DECISIONS_FILE).read_text())
+        before = planned_schedule(Settings.of(record["settings"]), int(record["k"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # a new sweep, or one that has not recorded a round
+    if not record.get("runs"):
+        return  # nothing has been looked at yet
+    now = planned_schedule(design.settings, design.compared)
+    for key, value in now.items():
+        if before[key] != value:
+            what = (f"this sweep compares {value} configurations with a baseline and its planned boundaries are for "
+                    f"the {before[key]} it started with" if key == "k" else
+                    f"hydra.sweeper.{key}={value}: this sweep's planned boundaries are for {key}={before[key]}")
+            raise ConfigError(f"{what} ({DECISIONS_FILE}); keep its schedule, or add {seq.KEY_DESIGN}={seq.ANYTIME}, "
+                              "which holds under any change of plan")
 
 
 def _seed_range(seeds: list[int]) -> str:

@@ -21,6 +21,7 @@ from mixupexp.runs.sequential_design import (
     Runs,
     Settings,
     check_command,
+    check_schedule,
     is_sequential,
 )
 
@@ -51,6 +52,7 @@ def plan_rounds(sweep_dir: Optional[Path], configurations: list[tuple[list[str],
         raise ConfigError(f"{SWEEPER_CHOICE} needs the sweep's directory before it starts, and hydra.sweep.dir "
                           "names values only a running job has; give it a fixed one, hydra.sweep.dir=DIR")
     design = Design.build(Settings.of(hydra_cfg.sweeper), sweep_dir, configurations)
+    check_schedule(design)
     runs = design.read_runs(count_failed=set())
     planned = design.next_round(runs, design.decisions(runs))
     jobs = [(arm.job_overrides(seed), arm.job_config(design.configs[arm.key], seed), arm.run_name(seed),

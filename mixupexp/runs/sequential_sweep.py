@@ -1,7 +1,7 @@
 """The rounds of a sequential sweep (`hydra/sweeper=sequential`), run through the configured launcher.
 
 Round 0 runs min_seeds seeds of every configuration; after each round the comparisons with the baseline are
-judged (analysis/sequential.py: anytime-valid, so looking after every round costs no error), the decisions
+judged (analysis/sequential.py: by a test made for looking after every round), the decisions
 written to `<sweep dir>/sequential.json` and logged one line per configuration, and the next round runs more
 seeds only for the configurations still open and their baseline, up to max_seeds. Each job is an ordinary run
 of `python -m mixupexp.train`: its directory is named by the run, so a sweep started again finds every finished
@@ -24,7 +24,7 @@ from mixupexp.analysis import sequential as seq
 from mixupexp.config.schema import ConfigError
 from mixupexp.runs.files import write_json
 from mixupexp.runs.identity import SEED
-from mixupexp.runs.sequential_design import DECISIONS_FILE, Design, Runs, Settings
+from mixupexp.runs.sequential_design import DECISIONS_FILE, Design, Runs, Settings, check_schedule, interval_name
 
 log = logging.getLogger("mixupexp")
 
@@ -60,6 +60,7 @@ def run_rounds(design: Design, launcher, job_index: int = 0,
     """The rounds of `design` through `launcher`, each job with `extra_overrides` too (a tuning sweep's
     confirmation puts its runs in a folder of its own); returns every round's job returns and the next job
     index."""
+    check_schedule(design)
     returns: list[Sequence[JobReturn]] = []
     launched: set[tuple[str, int]] = set()
     batch: list[tuple[str, int]] = []
@@ -110,14 +111,15 @@ def decisions_record(design: Design, runs: Runs, decisions: dict[str, seq.Decisi
                 "configuration": arm.label, "run_key": arm.key, "verdict": decision.verdict, "stopped": decision.text,
                 "n": decision.n, "seeds": design.seeds_used(runs, arm), "mean_delta": _finite(decision.mean),
                 "interval_low": _finite(decision.low), "interval_high": _finite(decision.high),
-                "log_e_value": decision.log_e, "round": decision.round, "settled_round": decision.settled_round,
+                "log_e_value": _finite(decision.log_e), "round": decision.round,
+                "settled_round": decision.settled_round,
                 "testable": decision.testable,
                 "next_seeds": [design.settings.seed(i) for i in planned.get(arm.key, [])],
             })
         families.append({"baseline": family.baseline.label, "baseline_seeds": design.seeds_used(runs, family.baseline),
                          "compared": len(family.members), "configurations": members})
     return {
-        "settings": {**design.settings.decide_kwargs(), "e_value": seq.DEFAULT_E_VALUE.text},
+        "settings": {**design.settings.decide_kwargs(), "e_value": design.settings.test().text},
         # One error budget over every comparison of the sweep (Bonferroni): each at alpha / k.
         "k": design.compared, "level": design.settings.alpha / max(design.compared, 1),
         "rounds": design.settings.rounds,
@@ -132,7 +134,7 @@ def _finite(value: float):
     return value if math.isfinite(value) else None  # JSON has no infinity: null is an unbounded side
 
 
-def decision_line(label: str, decision: seq.Decision, seeds: int) -> str:
+def decision_line(label: str, decision: seq.Decision, seeds: int, interval_kind: str = "anytime-valid") -> str:
     """`augment=mixup augment.alpha=0.1: better after 7 seeds (Δ = +1.97, anytime-valid [+0.98, +2.96] points)`."""
     if decision.verdict == seq.OPEN:
         state = f"open after {seeds} seeds"
@@ -143,7 +145,7 @@ def decision_line(label: str, decision: seq.Decision, seeds: int) -> str:
     if decision.n == 0:
         return f"{label}: {state} (no pairs yet)"
     interval = f"[{_signed(decision.low)}, {_signed(decision.high)}]"
-    return f"{label}: {state} (n = {decision.n}, Δ = {_signed(decision.mean)}, anytime-valid {interval} points)"
+    return f"{label}: {state} (n = {decision.n}, Δ = {_signed(decision.mean)}, {interval_kind} {interval} points)"
 
 
 def _signed(value: float) -> str:
@@ -162,4 +164,5 @@ def record(design: Design, runs: Runs, decisions: dict[str, seq.Decision], plann
     for family in design.families:
         for arm in family.members:
             if arm.key in decisions:
-                log.info("%s", decision_line(arm.label, decisions[arm.key], design.seeds_used(runs, arm)))
+                log.info("%s", decision_line(arm.label, decisions[arm.key], design.seeds_used(runs, arm),
+                                             interval_name(design.settings.design)))
