@@ -60,6 +60,16 @@ def run_cli(args: list[str], cwd: Path, module: str = "mixupexp.train", check: b
     return proc
 
 
+@pytest.fixture(scope="session", autouse=True)
+def home_of_the_tests(tmp_path_factory):
+    """A home directory of the tests' own: what the commands keep under ~ (the decoded-image caches, `plan`'s
+    calibration of this machine) is written there, never into the home of the user who runs the tests."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
+    yield
+    patch.undo()
+
+
 @pytest.fixture
 def tiny():
     return list(TINY)
