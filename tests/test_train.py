@@ -1,6 +1,8 @@
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -10,7 +12,7 @@ from mixupexp.data.datasets import DataError
 from mixupexp.training.device import available_cores
 from mixupexp.training.run import train
 
-from .conftest import TINY, compose_config, run_cli
+from .conftest import REPO, TINY, compose_config, run_cli
 
 
 def test_one_run_writes_metrics_and_result(tmp_path):
@@ -262,17 +264,31 @@ def test_a_sweep_whose_subset_is_too_large_is_refused_before_any_directory(tmp_p
 
 
 def test_run_above_a_clone_named_mixupexp_is_one_line_not_an_import_error(tmp_path):
-    # A clone's own folders (data/ holds the downloaded images) shadow the package's from the folder above it.
+    # A clone's own folders (data/ holds the downloaded images) shadow the package's from the folder above it: the
+    # current folder comes first on Python's path and an editable install's finder is asked only after it. The
+    # check is this checkout's package_check, loaded by its path, so no other install decides the outcome.
     (tmp_path / "mixupexp" / "data" / "cifar10").mkdir(parents=True)
     (tmp_path / "mixupexp" / "conf").mkdir()
-    probe = subprocess.run([sys.executable, "-c", "import mixupexp; print(getattr(mixupexp, '__file__', None))"],
-                           cwd=tmp_path, capture_output=True, text=True, check=True)
-    for command in ("mixupexp.train", "mixupexp.cache"):
-        proc = run_cli(["--help"], cwd=tmp_path, module=command, check=False)
-        if probe.stdout.strip() != "None":  # a regular install is found before the folder: nothing is shadowed
-            assert proc.returncode == 0
-            continue
-        assert proc.returncode == 2 and "Traceback" not in proc.stderr
-        assert proc.stderr.strip().splitlines() == [
-            f"error: Python takes the folder {tmp_path / 'mixupexp'} for the mixupexp package, since the command "
-            "runs in the folder above it; run it from inside that folder (cd mixupexp) or from any other"]
+    check = REPO / "mixupexp" / "package_check.py"
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    proc = subprocess.run(
+        [sys.executable, "-c", "import importlib.util as u; spec = u.spec_from_file_location('check', "
+         f"{str(check)!r}); module = u.module_from_spec(spec); spec.loader.exec_module(module); "
+         "module.refuse_shadowed_package()"], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"error: Python takes the folder {tmp_path / 'mixupexp'} for the mixupexp package, since the command "
+        "runs in the folder above it; run it from inside that folder (cd mixupexp) or from any other"]
+
+
+@pytest.mark.parametrize("command", ["mixupexp.train", "mixupexp.cache"])
+def test_the_commands_check_the_package_before_they_import_a_stage(tmp_path, command):
+    # The commands reach the check before any import that a shadowing folder would break.
+    source = (REPO / Path(*command.split("."))).with_suffix(".py").read_text()
+    lines = source.splitlines()
+    first_stage = next(i for i, line in enumerate(lines)
+                       if line.startswith(("from mixupexp", "import mixupexp")) and "package_check" not in line)
+    assert any(line.startswith("refuse_shadowed_package()") for line in lines[:first_stage])
+    # And with the package found (this checkout first on the path), the same folder changes nothing.
+    (tmp_path / "mixupexp" / "data").mkdir(parents=True)
+    assert run_cli(["--help"], cwd=tmp_path, module=command, check=False).returncode == 0
