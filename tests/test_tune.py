@@ -178,6 +178,25 @@ def test_a_trial_is_judged_by_its_runs_mean_validation_accuracy_and_never_reads_
     assert trial.state == FAILED and trial.objective is None and "seed 1: diverged" in trial.why
 
 
+def test_a_trial_with_some_seeds_finished_is_not_told_a_partial_mean(tmp_path):
+    import mixupexp.runs.tune_sweep as tune_sweep
+    from mixupexp.runs.tune_design import COMPLETE, RUNNING, Trial
+
+    search = tmp_path / "search"
+    runs = tune_sweep.TrialRuns(config=None, config_loader=None, search_dir=search, seeds=3)
+    overrides = ["augment=mixup", "augment.alpha=0.3"]
+    runs._dirs[tuple(overrides)] = [search / f"run{seed}" for seed in range(3)]
+    trial = Trial(0, {"augment.alpha": 0.3}, overrides)
+    for seed, val in enumerate([61.25, 58.5, 60.0]):
+        (search / f"run{seed}").mkdir(parents=True)
+        (search / f"run{seed}" / "result.json").write_text(json.dumps(
+            {"status": "ok", "val_acc": val, "test_acc": 50.0, "config": {"seed": seed}}))
+        runs.read(trial)
+        # Until the last seed has finished, the trial is running and has no objective to tell the study.
+        expected = (COMPLETE, (61.25 + 58.5 + 60.0) / 3) if seed == 2 else (RUNNING, None)
+        assert (trial.state, trial.objective) == expected
+
+
 # ---- a study through the command line ----------------------------------------------------------------------
 
 
