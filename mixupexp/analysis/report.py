@@ -42,6 +42,8 @@ from mixupexp.analysis.table import (
     summary_parameters,
     sweep_value_order,
 )
+from mixupexp.config.schema import ConfigError
+from mixupexp.runs import sequential_family
 from mixupexp.runs.files import atomic_write_text, write_csv, write_json
 from mixupexp.runs.status import RunStatus
 
@@ -344,7 +346,11 @@ def write_summary(sweep_dirs: list[Path], out_dir: Path, plots: bool = True,
     test_images = int(sizes[0]) if len(sizes) == 1 else None
     sequential = sequential_summary.sweep_settings(sweep_dirs)
     if sequential is not None:  # the seeds depended on the data: judged as the sweep judged them
-        summary = sequential_summary.sequential_summary(summary, runs, sequential)
+        try:
+            family_size = sequential_family.recorded_size(sweep_dirs)
+        except ConfigError as e:
+            raise SummaryError(str(e)) from None
+        summary = sequential_summary.sequential_summary(summary, runs, sequential, family_size)
     out_dir = Path(out_dir)
     write_csv(out_dir / "runs.csv", runs)
     write_csv(out_dir / "summary.csv", summary)

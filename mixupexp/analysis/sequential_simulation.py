@@ -70,6 +70,10 @@ class Setting:
     seed_sd: float = SEED_SD
     noise_sd: float = NOISE_SD
     test_size: int | None = None  # N test images: accuracies rounded to k/N, resolution 100/N; None: no rounding
+    # Rare collapses, outside the normal model: each run, of every arm alike, loses collapse_points with
+    # probability collapse_share (the means stay equal across arms).
+    collapse_share: float = 0.0
+    collapse_points: float = 0.0
 
     @property
     def resolution(self) -> float | None:
@@ -94,6 +98,9 @@ def simulate_accuracies(setting: Setting, sims: int, effects=None, rng_seed: int
     seed_effect = rng.normal(0.0, setting.seed_sd, size=(sims, 1, n))
     base = BASE_ACCURACY + seed_effect[:, 0] + rng.normal(0.0, setting.noise_sd, size=(sims, n))
     configs = BASE_ACCURACY + effects[None, :, None] + seed_effect + rng.normal(0.0, setting.noise_sd, (sims, k, n))
+    if setting.collapse_share:  # drawn only then: the streams of the other settings stay as they were
+        base = base - setting.collapse_points * (rng.random(base.shape) < setting.collapse_share)
+        configs = configs - setting.collapse_points * (rng.random(configs.shape) < setting.collapse_share)
     if setting.test_size is not None:
         grid = setting.test_size / 100.0
         base = np.round(base * grid) / grid
@@ -146,6 +153,42 @@ def error_rate(setting: Setting = Setting(), sims: int = 2000, rng_seed: int = 0
     rate = float(wrong.mean())
     return {"rate": rate, "se": math.sqrt(max(rate * (1 - rate), 1e-12) / sims), "sims": sims,
             "within": float((out.code == 3).mean()), "mean_runs": float(out.total_runs.mean())}
+
+
+def pruned_error_rate(setting: Setting = Setting(), sims: int = 2000, prune_after_round: int = 0,
+                      keep_family: bool = True, rng_seed: int = 0) -> dict:
+    """No true effect; the sweep of K configurations runs to round `prune_after_round`, then a second command in
+    the same directory compares only the configuration with the best mean difference so far. The share of
+    sweeps with any better/worse verdict: those the full sweep gave by then, or the kept configuration's
+    afterwards, judged at alpha / K when the directory's family is kept (`keep_family`) or, re-derived from
+    the second command line, at alpha / 1 (its rounds replayed at that level, as a command run again does)."""
+    base, configs = simulate_accuracies(setting, sims, rng_seed=rng_seed)
+    bounds = seq.round_bounds(setting.min_seeds, setting.seeds_per_round, setting.max_seeds)
+    full = run_sequential(setting, base, configs)
+    settled_by_then = full.seeds <= bounds[prune_after_round]
+    wrong = (np.isin(full.code, (1, 2)) & settled_by_then).any(axis=1)
+    seen = (configs - base[:, None, :])[..., :bounds[prune_after_round]].mean(axis=-1)
+    best = np.argmax(seen, axis=1)
+    kept = configs[np.arange(sims), best][:, None, :]
+    judge = setting if keep_family else Setting(**{**setting.__dict__, "k": 1})
+    wrong |= np.isin(run_sequential(judge, base, kept).code[:, 0], (1, 2))
+    rate = float(wrong.mean())
+    return {"rate": rate, "se": math.sqrt(max(rate * (1 - rate), 1e-12) / sims), "sims": sims}
+
+
+def confirmations_error_rate(setting: Setting = Setting(k=1), sims: int = 2000, confirmations: int = 4,
+                             split: bool = True, rng_seed: int = 0) -> dict:
+    """A tuning study extended `confirmations` times, each extension confirming a new best configuration that
+    is no better than its baseline, on fresh seeds: the share of studies with any better/worse verdict among
+    the confirmations, each at alpha / 2^j (`split`, tune_design.confirmation_alpha) or each at alpha."""
+    wrong = np.zeros(sims, dtype=bool)
+    for j in range(1, confirmations + 1):
+        level = setting.alpha / 2**j if split else setting.alpha
+        one = Setting(**{**setting.__dict__, "k": 1, "alpha": level})
+        base, configs = simulate_accuracies(one, sims, rng_seed=rng_seed * 1000 + j)
+        wrong |= np.isin(run_sequential(one, base, configs).code[:, 0], (1, 2))
+    rate = float(wrong.mean())
+    return {"rate": rate, "se": math.sqrt(max(rate * (1 - rate), 1e-12) / sims), "sims": sims}
 
 
 def fixed_rerun_error_rate(setting: Setting = Setting(), sims: int = 2000, rng_seed: int = 0) -> dict:

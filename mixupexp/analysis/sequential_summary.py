@@ -73,9 +73,11 @@ def _results(runs: pd.DataFrame, row: pd.Series, keys: list[str], first_seed: in
     return results
 
 
-def sequential_summary(summary: pd.DataFrame, runs: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+def sequential_summary(summary: pd.DataFrame, runs: pd.DataFrame, settings: Settings,
+                       family_size: int = 0) -> pd.DataFrame:
     """The plain summary with the fixed-n judgement replaced by the sequential one (SEQUENTIAL_COLUMNS): every
-    comparison of the summary in one family, as the sweep judged them (Design.decisions)."""
+    comparison of the summary in one family, as the sweep judged them (Design.decisions), of at least
+    `family_size` (the configurations ever compared in the sweep's directory, runs/sequential_family.py)."""
     summary = summary.drop(columns=[c for c in FIXED_N_COLUMNS if c in summary]).copy()
     keys = summary_parameters(summary)
     results = {index: _results(runs, row, keys, settings.first_seed) for index, row in summary.iterrows()}
@@ -89,7 +91,7 @@ def sequential_summary(summary: pd.DataFrame, runs: pd.DataFrame, settings: Sett
             base = [i for i in summary[is_baseline].index if _configuration(summary.loc[i], keys) == baseline_text]
             if len(base) == 1:
                 families.append((base[0], list(members.index)))
-    k_total = sum(len(members) for _, members in families)
+    k_total = max(sum(len(members) for _, members in families), family_size)
     for base, members in families:
         family = {str(i): results[i] for i in [base, *members]}
         family_runs = pd.concat([runs[_matching(runs, summary.loc[i], keys)] for i in [base, *members]])
