@@ -198,7 +198,8 @@ def _optimism(row: pd.Series, candidates: int, params: list[str]) -> str:
     """Why the selected configuration's test accuracy is still optimistic, by how much at most, and the command
     that measures it on seeds the choice never saw."""
     bound = row.get("selection_bias_bound")
-    size = (f"by up to +{_number(bound)} points: E[max of {candidates} normals] x the candidates' validation sd "
+    size = (f"on average by up to +{_number(bound)} points (the expected optimism: in one sweep it can be larger): "
+            f"E[max of {candidates} normals] x the candidates' validation sd "
             f"({_number(row['val_acc_sd_pooled'])} points) / sqrt(seeds)" if not pd.isna(bound) else "")
     seeds = int(row["n"]) + int(row.get("n_failed", 0)) + int(row.get("n_interrupted", 0))
     fresh = ",".join(str(seed) for seed in range(seeds, seeds + max(seeds, 3)))

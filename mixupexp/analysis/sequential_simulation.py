@@ -53,6 +53,7 @@ from mixupexp.analysis import sequential as seq
 BASE_ACCURACY = 77.0  # percent; only matters for the rounding to the grid
 SEED_SD = 1.0  # points: the part of a run's accuracy shared by every run of the seed
 NOISE_SD = 1.0  # points: the run's own noise; a paired difference has sd NOISE_SD * sqrt(2)
+POWER_CAP = 0.99  # the highest power a same-power fixed design is matched to (see runs_saved)
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,9 @@ class Setting:
     seed_sd: float = SEED_SD
     noise_sd: float = NOISE_SD
     test_size: int | None = None  # N test images: accuracies rounded to k/N, resolution 100/N; None: no rounding
-    # Rare collapses, outside the normal model: each run, of every arm alike, loses collapse_points with
-    # probability collapse_share (the means stay equal across arms).
+    # Rare collapses, outside the normal model: each run of a configuration (not the baseline's) loses
+    # collapse_points with probability collapse_share, and the others gain share * points, so that the means
+    # stay those of `effects`: skewed differences at equal means.
     collapse_share: float = 0.0
     collapse_points: float = 0.0
 
@@ -99,8 +101,8 @@ def simulate_accuracies(setting: Setting, sims: int, effects=None, rng_seed: int
     base = BASE_ACCURACY + seed_effect[:, 0] + rng.normal(0.0, setting.noise_sd, size=(sims, n))
     configs = BASE_ACCURACY + effects[None, :, None] + seed_effect + rng.normal(0.0, setting.noise_sd, (sims, k, n))
     if setting.collapse_share:  # drawn only then: the streams of the other settings stay as they were
-        base = base - setting.collapse_points * (rng.random(base.shape) < setting.collapse_share)
-        configs = configs - setting.collapse_points * (rng.random(configs.shape) < setting.collapse_share)
+        collapsed = rng.random(configs.shape) < setting.collapse_share
+        configs = configs + setting.collapse_points * (setting.collapse_share - collapsed)
     if setting.test_size is not None:
         grid = setting.test_size / 100.0
         base = np.round(base * grid) / grid
@@ -232,8 +234,8 @@ def runs_saved(effect_sd: float, setting: Setting = Setting(k=3), sims: int = 20
     to the baseline (effect_sd = 0: all equal). Returns the seeds used per configuration (mean, 90th
     percentile; the effect's and the null ones'), total runs (mean, 90th percentile), the power (share of
     sweeps calling the effect better), the share of null configurations ending within +-delta, the share of
-    sweeps with any wrong verdict, and the fixed design's n (at alpha/K, reaching the same power, or
-    1 - 1/sims where every sweep found the effect) with its (K+1) n runs and the share of them the sequential
+    sweeps with any wrong verdict, and the fixed design's n (at alpha/K, reaching the same power by the exact
+    noncentral t, at most POWER_CAP) with its (K+1) n runs and the share of them the sequential
     sweep saves on average (negative: it used more)."""
     effects = np.zeros(setting.k)
     effects[0] = effect_sd * setting.difference_sd
@@ -255,8 +257,9 @@ def runs_saved(effect_sd: float, setting: Setting = Setting(k=3), sims: int = 20
         effect_code = out.code[:, 0]
         wrong_effect = (effect_code == 2) | ((effect_code == 3) & (abs(effects[0]) >= setting.smallest_effect))
         power = float((effect_code == 1).mean())
-        # A power of 100 % in `sims` sweeps is known only to about 1 - 1/sims: match that, not an exact 1.
-        fixed_n = fixed_n_for_power(effect_sd, min(power, 1.0 - 1.0 / sims), setting.alpha / setting.k)
+        # The fixed design's power is exact (noncentral t); the sequential one's is measured, and a measured
+        # 100 % would ask for 1 - 1/sims, a target that moves with the number of sweeps: at most POWER_CAP.
+        fixed_n = fixed_n_for_power(effect_sd, min(power, POWER_CAP), setting.alpha / setting.k)
         result.update(power=power, effect_seeds_mean=float(out.seeds[:, 0].mean()),
                       effect_seeds_p90=float(np.percentile(out.seeds[:, 0], 90)), fixed_n=fixed_n)
         if fixed_n is not None:
