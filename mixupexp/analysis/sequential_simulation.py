@@ -27,7 +27,7 @@ to 20, seed sd 1, run noise sd 1 so a paired difference has sd 1.41 points, accu
   0 sd: null configurations 19.7 / 20, 8.6 % of them within +-1, 79.0 runs;
   1 sd: power 83.7 %, the effect's configuration 14.4 / 20 seeds, 73.7 runs; the fixed design with that power
   at alpha/3 needs n = 15 (60 runs): the sequential sweep used 23 % more;
-  2 sd: power 100 %, 9.1 / 11 seeds, 68.4 runs; fixed n = 12 (48 runs): 43 % more.
+  2 sd: power 100 %, 9.1 / 11 seeds, 68.4 runs; fixed n = 9 at 99 % power (36 runs): 90 % more.
   The runs go to the equal configurations, which cannot be shown within +-1 point with a difference sd of 1.41
   points by 20 seeds and run to the budget. With run noise sd 0.3 (`--noise-sd 0.3 --test-size 10000`,
   difference sd 0.42) they end within +-1 after 8.9 seeds on average (99.9 %), and a 2 sd effect costs
