@@ -100,3 +100,22 @@ def test_the_conditional_estimate_takes_out_the_bias_of_better_stops():
     raw_bias = means[better].mean() / mu - 1
     bias = np.nanmean(conditional) / mu - 1
     assert raw_bias > 0.08 and abs(bias) < 0.1 and abs(bias) < raw_bias / 2
+
+
+def test_runs_saved_against_the_budget_and_the_same_power_fixed_design(tmp_path):
+    from mixupexp.analysis import sequential_estimate as estimate
+    from mixupexp.analysis.sequential_summary import totals_line
+
+    rng = np.random.default_rng(0)
+    base = list(50 + rng.normal(0, 1, 7))
+    mixup = [b + d for b, d in zip(base, rng.normal(0.5, 1.0, 7))]
+    summary = sequential_dir(tmp_path, {("none", 0.2, 0.2): base, ("mixup", 0.2, 0.2): mixup})
+    sd = float(np.std(np.subtract(mixup, base), ddof=1))
+    design = estimate.Design(0.05, 1.0, min_seeds=3, seeds_per_round=2, max_seeds=7)  # as the sweep ran
+    power = float((estimate.Simulated(design).stops(sd, sd)[0] == 1).mean())
+    n = sim.fixed_n_for_power(1.0, min(power, sim.POWER_CAP), 0.05)
+    assert totals_line(summary) == (
+        "sequential sweep: 14 runs against the fixed design's 14 (all 2 configurations, baseline included, at "
+        f"max_seeds = 7 seeds): 0 saved (0 %); against the same-power fixed design's {2 * n} ({n} seeds each, the "
+        f"fixed paired t-test with this design's power at 1 sd of a paired difference, {100 * power:.0f} % "
+        f"simulated): {2 * n - 14} saved")

@@ -40,6 +40,7 @@ SEQUENTIAL_COLUMNS = ("seeds", "verdict", "stopped", "settled_round", "delta_acc
                       "log_e_value", "runs_saved", "delta_acc_conditional")
 ATTRS_KEY = "sequential"
 OUTLIERS_KEY = "sequential_outliers"
+FIXED_KEY = "sequential_same_power"
 NO_SPREAD = "every seed gave the same difference: nothing to test"
 IDENTICAL = "identical to the baseline at every seed"
 BELOW_GRID = "the differences spread less than half a step of the accuracy grid: nothing to test"
@@ -99,6 +100,7 @@ def sequential_summary(summary: pd.DataFrame, runs: pd.DataFrame, settings: Sett
                 families.append((base[0], list(members.index)))
     k_total = max(sum(len(members) for _, members in families), family_size)
     far, without = [], []  # runs far from the rest of their arm, and the verdicts with them left out
+    spreads = []  # the sd of each testable comparison's paired differences, for the same-power fixed design
     for base, members in families:
         family = {str(i): results[i] for i in [base, *members]}
         family_runs = pd.concat([runs[_matching(runs, summary.loc[i], keys)] for i in [base, *members]])
@@ -128,6 +130,8 @@ def sequential_summary(summary: pd.DataFrame, runs: pd.DataFrame, settings: Sett
             differences = (seq.paired_differences(results[index], family[str(base)], settings.rounds[decision.round])
                            if decision.round >= 0 else [])
             columns["stopped"][index] = stop_text(decision, len(results[index]), _all_same(differences))
+            if decision.testable and decision.n >= 2:
+                spreads.append(float(np.std(differences, ddof=1)))
             if decision.settled and decision.testable:
                 simulated = simulated or estimate.Simulated(estimate.Design(
                     settings.alpha / k_total, settings.smallest_effect, **settings.schedule()))
@@ -148,6 +152,7 @@ def sequential_summary(summary: pd.DataFrame, runs: pd.DataFrame, settings: Sett
         summary[name] = pd.to_numeric(summary[name]).round(4)
     summary.attrs[ATTRS_KEY] = settings
     summary.attrs[OUTLIERS_KEY] = (far, without)
+    summary.attrs[FIXED_KEY] = same_power_fixed(settings, k_total, spreads)
     return summary
 
 
@@ -204,6 +209,22 @@ def _unfinished(failed: int, interrupted: int) -> str:
     return f" ({', '.join(parts)})" if parts else ""
 
 
+def same_power_fixed(settings: Settings, k: int, spreads: list[float]) -> Optional[tuple[int, float]]:
+    """(n, power): the fixed paired t-test at alpha / K whose exact power at an effect of DESIGN_EFFECT sd of a
+    paired difference equals this design's there (simulated with the sd of the differences, the median over the
+    comparisons, and matched up to POWER_CAP); None without a comparison to take that sd from."""
+    from mixupexp.analysis.sequential_simulation import POWER_CAP, fixed_n_for_power
+
+    if not spreads:
+        return None
+    sd = float(np.median(spreads))
+    simulated = estimate.Simulated(estimate.Design(settings.alpha / k, settings.smallest_effect,
+                                                   **settings.schedule()))
+    power = float((simulated.stops(seq.DESIGN_EFFECT * sd, sd)[0] == 1).mean())
+    n = fixed_n_for_power(seq.DESIGN_EFFECT, min(power, POWER_CAP), settings.alpha / k)
+    return (n, power) if n is not None else None
+
+
 def totals(summary: pd.DataFrame, settings: Settings) -> tuple[int, int]:
     """(runs used, runs of the fixed design: every configuration and the baseline at max_seeds)."""
     return int(summary["seeds"].sum()), len(summary) * settings.max_seeds
@@ -213,9 +234,17 @@ def totals_line(summary: pd.DataFrame) -> str:
     settings = summary.attrs[ATTRS_KEY]
     used, fixed = totals(summary, settings)
     saved = fixed - used
-    return (f"sequential sweep: {used} runs against the fixed design's {fixed} (all {len(summary)} configurations, "
+    line = (f"sequential sweep: {used} runs against the fixed design's {fixed} (all {len(summary)} configurations, "
             f"baseline included, at max_seeds = {settings.max_seeds} seeds): {saved} saved "
             f"({100 * saved / fixed:.0f} %)")
+    same_power = summary.attrs.get(FIXED_KEY)
+    if same_power:
+        n, power = same_power
+        runs = len(summary) * n
+        line += (f"; against the same-power fixed design's {runs} ({n} seeds each, the fixed paired t-test with this "
+                 f"design's power at {seq.DESIGN_EFFECT:g} sd of a paired difference, {100 * power:.0f} % simulated): "
+                 f"{runs - used} saved")
+    return line
 
 
 def verdict_lines(summary: pd.DataFrame) -> list[str]:
