@@ -188,6 +188,16 @@ def test_a_data_folder_is_one_run_however_its_path_is_spelled(tmp_path, monkeypa
     assert name_of(["data=image_folder", f"data.root={tmp_path}"]) not in names  # another folder is another run
 
 
+def test_a_data_folder_reached_through_a_symlink_is_the_same_run(tmp_path, monkeypatch):
+    folder = tmp_path / "data" / "cifar10"
+    folder.mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    names = {name_of(["data=image_folder", f"data.root={root}"])
+             for root in (str(folder), str(tmp_path / "link" / "cifar10"), "link/cifar10")}
+    assert len(names) == 1
+
+
 def test_where_torchvision_keeps_cifar10_is_not_part_of_the_run():
     assert name_of(["data=cifar10", "data.root=/somewhere/cifar10"]) == name_of(["data=cifar10"])
     assert name_of(["data=svhn", "data.root=/elsewhere"]) == name_of(["data=svhn"])

@@ -5,7 +5,6 @@ planned sweep's schedule kept on resume, and the bad inputs."""
 
 import json
 import math
-import time
 
 import numpy as np
 import pytest
@@ -30,32 +29,29 @@ def home(tmp_path, monkeypatch):
     return tmp_path / "home"
 
 
-def plan(args) -> tuple[str, float]:
-    """What `python -m mixupexp.plan ARGS` prints, and the seconds it took."""
-    start = time.perf_counter()
-    out = "\n".join(describe(check_command_line(args)))
-    return out, time.perf_counter() - start
+def plan(args) -> str:
+    """What `python -m mixupexp.plan ARGS` prints."""
+    return "\n".join(describe(check_command_line(args)))
 
 
 def test_plan_prices_a_fixed_sweep_on_a_fresh_directory(tmp_path, home):
     args = ["--multirun", "augment=none,mixup", "seed=0,1,2", *TINY, f"hydra.sweep.dir={tmp_path / 'sweep'}"]
-    out, seconds = plan(args)
+    out = plan(args)
     assert "6 distinct runs: 6 new; about " in out and "calibrated on this machine (measured now)" in out
     assert "price: 6 runs, about " in out
     power = operating.fixed_power(3, 1, pricing.DEFAULT_SD)
     assert f"with 3 seeds per configuration: {100 * power:.1f} % (paired t-test at 5 %/1" in out
     assert power < 0.2  # 3 seeds cannot find 1 point at an sd of 1.41
-    assert seconds < 30  # the calibration takes seconds
     assert not (tmp_path / "sweep").exists()  # nothing but the cache is written
     assert [p.name for p in (home / ".cache" / "mixupexp").iterdir()] == ["calibration.json"]
-    again, _ = plan(args)
+    again = plan(args)
     assert "calibrated on this machine (cached, measured " in again
 
 
 def test_plan_prints_the_operating_table_of_a_sequential_sweep(tmp_path, home):
     args = [*SEQUENTIAL, "hydra.sweeper.design=planned", "hydra.sweeper.assumed_sd=0.5",
             f"hydra.sweep.dir={tmp_path / 'sweep'}"]
-    out, seconds = plan(args)
+    out = plan(args)
     assert "price: at most 40 runs, about " in out
     assert "through the planned design's rule" in out and "sd 0.50 points, hydra.sweeper.assumed_sd" in out
     rows = [line for line in out.splitlines() if line.startswith("| ") and " δ (" in line]
@@ -63,7 +59,6 @@ def test_plan_prints_the_operating_table_of_a_sequential_sweep(tmp_path, home):
     shares = [[float(cell.rstrip(" %")) for cell in row.strip("| ").split(" | ")[-4:]] for row in rows]
     assert all(sum(row) == pytest.approx(100, abs=0.3) for row in shares)
     assert shares[-1][0] > 99  # 2 points at an sd of 0.5: better, nearly always
-    assert seconds < 30
     assert not (tmp_path / "sweep").exists()
 
 

@@ -253,6 +253,17 @@ def test_within_smallest_effect_for_a_tight_null():
                                 e_value=e_value)["mixup"].verdict == seq.OPEN
 
 
+def test_an_interval_inside_zero_to_delta_is_better_not_within():
+    # Seven pairs near +0.5 with sd 0.016: the interval, 0.5 +- 4.03 * 0.016 / sqrt(7) = [0.48, 0.52], excludes 0
+    # and lies inside (-1, +1). "Better, by less than delta" is the verdict: better/worse are decided first.
+    d = [0.5, 0.52, 0.48, 0.51, 0.49, 0.5, 0.5]
+    decision = seq.decide_sweep(results_from(d), "none")["mixup"]
+    assert 0 < decision.low < decision.high < 1
+    assert decision.verdict == seq.BETTER and decision.n == 7
+    worse = seq.decide_sweep(results_from([-x for x in d]), "none")["mixup"]
+    assert -1 < worse.low < worse.high < 0 and worse.verdict == seq.WORSE
+
+
 def test_budget_ends_not_settled():
     rng = np.random.default_rng(3)
     d = list(rng.normal(0.0, 3.0, size=20))  # sd 3 points: neither 0 excluded nor inside +-1 by 20 seeds
@@ -386,7 +397,7 @@ def test_family_error_stays_at_alpha_and_the_naive_rule_exceeds_it():
 def test_runs_saved_reports_power_and_the_fixed_design():
     r = sim.runs_saved(2.0, sim.Setting(k=3), sims=200, rng_seed=2)
     assert r["power"] > 0.9
-    assert sim.fixed_power(2.0, r["fixed_n"], 0.05 / 3) >= min(r["power"], 1 - 1 / 200)
+    assert sim.fixed_power(2.0, r["fixed_n"], 0.05 / 3) >= min(r["power"], sim.POWER_CAP)
     assert sim.fixed_power(2.0, r["fixed_n"] - 1, 0.05 / 3) < min(r["power"], 1 - 1 / 200)
     assert r["fixed_runs"] == 4 * r["fixed_n"] and r["runs_mean"] <= r["budget"] == 80
     assert 7 <= r["effect_seeds_mean"] <= 20

@@ -26,8 +26,7 @@ from .sweep_callbacks import (
 QUICK = [*TINY, "eval.fgsm_eps=[]", "trainer.threads=1", "trainer.precision=fp32"]
 SEQUENTIAL = ["--multirun", "hydra/sweeper=sequential"]
 # Two configurations against the baseline, rounds at 3, 5, 7 seeds. Mixup at ratio 0 mixes nothing and trains
-# exactly like the baseline: the same accuracy at every seed, no spread to test with, so it stays open to the
-# budget. At ratio 1 it trains differently (these settings learn a little in 2 epochs); alpha 0.2 lets 5 pairs
+# exactly like the baseline: the same accuracy at every seed, identical runs, within at the first look. At ratio 1 it trains differently (these settings learn a little in 2 epochs); alpha 0.2 lets 5 pairs
 # settle a comparison, and a smallest effect of 50 points makes "within" the verdict its spread allows.
 # The rounds below are worked out for the anytime design (test_a_planned_sweep_... runs the planned one).
 DESIGN = ["augment=none,mixup", "augment.ratio=0.0,1.0", "augment.alpha=1.0", "data.num_test=500", "data.signal=20",
@@ -109,7 +108,7 @@ def test_rounds_add_seeds_only_where_the_comparison_is_open(tmp_path):
     assert not sweep.exists()
 
     proc = run_cli(args, cwd=tmp_path)
-    assert "19 jobs, 19 distinct runs, every run finished" in proc.stdout  # the account covers every round
+    assert "13 jobs, 13 distinct runs, every run finished" in proc.stdout  # the account covers every round
     results = arms(sweep)
     assert len(results) == 3  # none (its ratio ignored: one arm), mixup at ratio 0 and 1
     expected, decisions = replayed_rounds(results)
@@ -119,22 +118,23 @@ def test_rounds_add_seeds_only_where_the_comparison_is_open(tmp_path):
     for name, decision in decisions.items():
         assert decision.settled and len(results[name]) == bounds[decision.settled_round]
     assert len(results["none"]) == max(len(results[name]) for name in decisions)
-    # Ratio 1 settles within ±50 after 5 seeds; ratio 0 runs to the budget: 19 runs, not 21.
-    assert decisions["mixup_0.0"].verdict == seq.NOT_SETTLED and not decisions["mixup_0.0"].testable
+    # Ratio 1 settles within ±50 after 5 seeds; ratio 0, identical, after 3: 13 runs, not 21.
+    assert decisions["mixup_0.0"].verdict == seq.WITHIN and not decisions["mixup_0.0"].testable
+    assert decisions["mixup_0.0"].n == 3
     assert decisions["mixup_1.0"].verdict == seq.WITHIN and decisions["mixup_1.0"].n == 5
-    assert sum(map(len, results.values())) == 19
+    assert sum(map(len, results.values())) == 13
 
     # sequential.json: the decisions of the core, for each configuration.
     record = json.loads((sweep / DECISIONS_FILE).read_text())
-    assert record["settings"]["max_seeds"] == 7 and record["runs"] == 19 and record["fixed_design_runs"] == 21
+    assert record["settings"]["max_seeds"] == 7 and record["runs"] == 13 and record["fixed_design_runs"] == 21
     (family,) = record["families"]
-    assert family["baseline"] == "augment=none" and family["baseline_seeds"] == 7 and family["compared"] == 2
+    assert family["baseline"] == "augment=none" and family["baseline_seeds"] == 5 and family["compared"] == 2
     assert record["k"] == 2 and record["level"] == pytest.approx(0.1)
     by_key = {f"mixup_{c['configuration'].split('augment.ratio=')[1]}": c for c in family["configurations"]}
     for name, decision in decisions.items():
         assert (by_key[name]["verdict"], by_key[name]["n"], by_key[name]["settled_round"]) == (
             decision.verdict, decision.n, decision.settled_round)
-    assert "round 2: 4 runs (augment=none seeds 5, 6; augment=mixup augment.ratio=0.0 seeds 5, 6)" in proc.stdout
+    assert "round 1: 4 runs (augment=none seeds 3, 4; augment=mixup augment.ratio=1.0 seeds 3, 4)" in proc.stdout
 
     # The summary says what was done, and summarize recomputes the same from the runs.
     summary = pd.read_csv(sweep / "summary.csv")
@@ -144,12 +144,14 @@ def test_rounds_add_seeds_only_where_the_comparison_is_open(tmp_path):
         assert column not in summary
     rows = summary.set_index("augment.ratio", drop=False)
     assert rows.loc[1.0, "stopped"] == "within ±50 points after 5 seeds" and rows.loc[1.0, "runs_saved"] == 2
-    assert rows.loc[0.0, "stopped"] == ("not settled at 7 seeds (every seed gave the same difference: nothing to "
-                                        "test)") and rows.loc[0.0, "runs_saved"] == 0
+    assert rows.loc[0.0, "stopped"] == ("within ±50 points after 3 seeds (identical to the baseline at every "
+                                        "seed)") and rows.loc[0.0, "runs_saved"] == 4
     lines = printed(proc.stdout)
-    totals = ("sequential sweep: 19 runs against the fixed design's 21 (all 3 configurations, baseline included, at "
-              "max_seeds = 7 seeds): 2 saved (10 %)")
-    assert totals in lines
+    totals = ("sequential sweep: 13 runs against the fixed design's 21 (all 3 configurations, baseline included, at "
+              "max_seeds = 7 seeds): 8 saved (38 %)")
+    (line,) = [line for line in lines if line.startswith(totals)]
+    assert "; against the same-power fixed design's " in line and "seeds each, the fixed paired t-test with this " \
+        "design's power at 1 sd of a paired difference" in line
     assert any(line.startswith("augment=mixup augment.alpha=1.0 augment.ratio=1.0: within ±50 points after 5 seeds "
                                "(Δ = ") and "anytime-valid interval [" in line for line in lines)
     markdown = (sweep / "summary.md").read_text()
@@ -159,11 +161,11 @@ def test_rounds_add_seeds_only_where_the_comparison_is_open(tmp_path):
     (sweep / "summary.csv").unlink()
     again = run_cli([str(sweep), "--no-plots"], cwd=tmp_path, module="mixupexp.summarize")
     assert (sweep / "summary.csv").read_text() == written
-    assert totals in printed(again.stdout)
+    assert line in printed(again.stdout)
 
     # The dry run of the finished sweep: nothing left, every run accounted for.
     plan = run_cli(args, cwd=tmp_path, module="mixupexp.plan").stdout
-    assert "19 jobs, 19 distinct runs: 19 finished; nothing left to train" in plan
+    assert "13 jobs, 13 distinct runs: 13 finished; nothing left to train" in plan
     assert "every comparison is settled: no round left to run" in plan
 
 
@@ -203,7 +205,7 @@ def test_a_sweep_stopped_between_rounds_resumes_with_the_same_decisions(tmp_path
     assert {name: sorted(runs) for name, runs in first.items()} == {name: [0, 1, 2] for name in first}
     record = json.loads((sweep / DECISIONS_FILE).read_text())
     assert record["next_round"] == 1 and record["runs"] == 9
-    assert "next: round 1, 6 runs" in run_cli(args, cwd=tmp_path, module="mixupexp.plan", env=env).stdout
+    assert "next: round 1, 4 runs" in run_cli(args, cwd=tmp_path, module="mixupexp.plan", env=env).stdout
     before = stamps(sweep)
     assert len(before) == 2 * 9
 
@@ -213,9 +215,9 @@ def test_a_sweep_stopped_between_rounds_resumes_with_the_same_decisions(tmp_path
     results = arms(sweep)
     expected, decisions = replayed_rounds(results)
     assert {name: sorted(runs) for name, runs in results.items()} == expected
-    assert sum(map(len, results.values())) == 19
+    assert sum(map(len, results.values())) == 13
     record = json.loads((sweep / DECISIONS_FILE).read_text())
-    assert record["next_round"] is None and record["runs"] == 19
+    assert record["next_round"] is None and record["runs"] == 13
 
 
 @pytest.mark.slow

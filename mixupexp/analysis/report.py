@@ -42,6 +42,8 @@ from mixupexp.analysis.table import (
     summary_parameters,
     sweep_value_order,
 )
+from mixupexp.config.schema import ConfigError
+from mixupexp.runs import sequential_family
 from mixupexp.runs.files import atomic_write_text, write_csv, write_json
 from mixupexp.runs.status import RunStatus
 
@@ -196,7 +198,8 @@ def _optimism(row: pd.Series, candidates: int, params: list[str]) -> str:
     """Why the selected configuration's test accuracy is still optimistic, by how much at most, and the command
     that measures it on seeds the choice never saw."""
     bound = row.get("selection_bias_bound")
-    size = (f"by up to +{_number(bound)} points: E[max of {candidates} normals] x the candidates' validation sd "
+    size = (f"on average by up to +{_number(bound)} points (the expected optimism: in one sweep it can be larger): "
+            f"E[max of {candidates} normals] x the candidates' validation sd "
             f"({_number(row['val_acc_sd_pooled'])} points) / sqrt(seeds)" if not pd.isna(bound) else "")
     seeds = int(row["n"]) + int(row.get("n_failed", 0)) + int(row.get("n_interrupted", 0))
     fresh = ",".join(str(seed) for seed in range(seeds, seeds + max(seeds, 3)))
@@ -344,7 +347,11 @@ def write_summary(sweep_dirs: list[Path], out_dir: Path, plots: bool = True,
     test_images = int(sizes[0]) if len(sizes) == 1 else None
     sequential = sequential_summary.sweep_settings(sweep_dirs)
     if sequential is not None:  # the seeds depended on the data: judged as the sweep judged them
-        summary = sequential_summary.sequential_summary(summary, runs, sequential)
+        try:
+            family_size = sequential_family.recorded_size(sweep_dirs)
+        except ConfigError as e:
+            raise SummaryError(str(e)) from None
+        summary = sequential_summary.sequential_summary(summary, runs, sequential, family_size)
     out_dir = Path(out_dir)
     write_csv(out_dir / "runs.csv", runs)
     write_csv(out_dir / "summary.csv", summary)

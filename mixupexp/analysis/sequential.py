@@ -129,6 +129,10 @@ _CODES = (OPEN, BETTER, WORSE, WITHIN, NOT_SETTLED)  # look() returns indices in
 DEGENERATE_SHARE = 0.5
 # Without a grid: the float noise of a difference of two percentages (8e-15 for 352/500*100 - 350/500*100).
 FLOAT_TOLERANCE = 1e-9
+# Pairs that must all be exactly 0 for a configuration to count as identical to its baseline ("within"). On a
+# 1/500 grid with a paired-difference sd of 1.41 points a single pair is 0 by chance with probability 0.06, so
+# three by chance 2e-4, below the 5 %/8 a comparison may spend; the simulations judge with this rule.
+IDENTICAL_PAIRS = 3
 
 
 # ---- settings ---------------------------------------------------------------------------------------------
@@ -431,7 +435,8 @@ def look(n, mean, sd, *, level: float, smallest_effect: float = SMALLEST_EFFECT,
     settled as BETTER / WORSE when the CS excludes 0 (BF at Delta0 = 0 reached 1/level), else WITHIN when the
     CS lies inside (-smallest_effect, +smallest_effect), else NOT_SETTLED when `at_budget`, else OPEN. Better /
     worse come first (a CS inside (0, delta) says "better, by less than delta"). Degenerate data (see
-    is_degenerate) are not testable: OPEN, or NOT_SETTLED at the budget, with CS (-inf, inf) and log_e 0.
+    is_degenerate) are not testable: OPEN, or NOT_SETTLED at the budget, with CS (-inf, inf) and log_e 0 --
+    but differences that are all exactly 0 at IDENTICAL_PAIRS or more pairs are WITHIN, with CS [0, 0].
     """
     n = np.asarray(n, dtype=float)
     mean = np.asarray(mean, dtype=float)
@@ -446,6 +451,12 @@ def look(n, mean, sd, *, level: float, smallest_effect: float = SMALLEST_EFFECT,
     low = np.where(np.isfinite(half), mean - half, -np.inf)
     high = np.where(np.isfinite(half), mean + half, np.inf)
     code = np.where(at_budget, 4, 0)
+    # Runs identical to the baseline's at every one of IDENTICAL_PAIRS or more seeds (a configuration that
+    # trains exactly like it): no spread to test with, and no difference either -- within, with [0, 0].
+    identical = (n >= IDENTICAL_PAIRS) & (np.abs(mean) + np.nan_to_num(sd) <= FLOAT_TOLERANCE) \
+        & (smallest_effect > 0)
+    low, high = np.where(identical, 0.0, low), np.where(identical, 0.0, high)
+    code = np.where(identical, 3, code)
     code = np.where(testable & (high < smallest_effect) & (low > -smallest_effect), 3, code)
     code = np.where(testable & (high < 0), 2, code)
     code = np.where(testable & (low > 0), 1, code)

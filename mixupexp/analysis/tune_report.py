@@ -2,10 +2,10 @@
 
 Every number is recomputed from the runs tune.json names: a trial's objective is the plain mean of its runs'
 validation accuracies (`val_acc` in each result.json); the chosen configuration's mean validation accuracy on
-fresh seeds is the mean over its confirmation runs, and the difference of the two is the selection bias, measured
-(the best of many noisy trials is, on average, luckier than it is good). The comparison with the baseline on the
-test set is the confirmation's own sequential summary (its directory's summary.csv), as
-`python -m mixupexp.summarize DIR/confirm-trialN` writes it.
+fresh seeds is the mean over its confirmation runs; the selection bias (the best of many noisy trials is, on
+average, luckier than it is good) is measured on the test images, which the search never saw (selection_bias).
+The comparison with the baseline on the test set is the confirmation's own sequential summary (its directory's
+summary.csv), as `python -m mixupexp.summarize DIR/confirm-trialN` writes it.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import pandas as pd
 
 from mixupexp.analysis.collect import SummaryError, is_baseline_row
@@ -26,20 +27,22 @@ from mixupexp.runs.tune_design import COMPLETE, OBJECTIVE, RECORD_FILE, Record
 TRIALS_FILE = "trials.csv"
 HISTORY_PLOT = "tune_history.png"
 OBJECTIVE_PLOT = "tune_objective.png"
+TEST = "test_acc"  # the test set's accuracy: read only for the fresh seeds, after the search
 
 
 def is_tune_sweep(sweep_dir: Path) -> bool:
     return (Path(sweep_dir) / RECORD_FILE).is_file()
 
 
-def _val_acc(run_dir: Path) -> Optional[float]:
+def _val_acc(run_dir: Path, key: str = OBJECTIVE) -> Optional[float]:
+    """A finished run's `key` (its validation accuracy unless said), None where it has none."""
     try:
         result = read_result(run_dir / RESULT)
     except UnreadableResult:
         return None
-    if result is None or result.get("status") != RunStatus.OK or not isinstance(result.get(OBJECTIVE), (int, float)):
+    if result is None or result.get("status") != RunStatus.OK or not isinstance(result.get(key), (int, float)):
         return None
-    return float(result[OBJECTIVE])
+    return float(result[key])
 
 
 def trials_table(record: Record, sweep_dir: Path) -> pd.DataFrame:
@@ -60,9 +63,38 @@ def trials_table(record: Record, sweep_dir: Path) -> pd.DataFrame:
     return table
 
 
-def _fresh(record: Record, sweep_dir: Path, role: str) -> list[float]:
+def _fresh(record: Record, sweep_dir: Path, role: str, key: str = OBJECTIVE) -> list[float]:
     runs = (record.confirm or {}).get("runs", [])
-    return [a for a in (_val_acc(sweep_dir / run["run_dir"]) for run in runs if run["role"] == role) if a is not None]
+    return [a for a in (_val_acc(sweep_dir / run["run_dir"], key) for run in runs if run["role"] == role)
+            if a is not None]
+
+
+def _fresh_gaps(record: Record, sweep_dir: Path) -> list[float]:
+    """val_acc - test_acc of each finished baseline run of the confirmation."""
+    runs = [sweep_dir / run["run_dir"] for run in (record.confirm or {}).get("runs", []) if run["role"] == "baseline"]
+    pairs = [(_val_acc(run), _val_acc(run, TEST)) for run in runs]
+    return [val - test for val, test in pairs if val is not None and test is not None]
+
+
+def selection_bias(objective: float, chosen_test: list[float], baseline_gaps: list[float]) -> tuple[float, float]:
+    """(bias, its SE), points: how much the search's best objective overstates the chosen configuration,
+    measured on images the search never saw.
+
+    The search chose on the validation images, so the chosen configuration's validation accuracy on fresh seeds
+    still holds the luck those images gave it; its test accuracy on fresh seeds does not. The test images may
+    be harder or easier than the validation images for every configuration alike: that gap is measured on the
+    baseline's fresh runs, which the search never chose (val - test, run by run). So
+
+        bias = objective - (mean fresh test accuracy of the chosen + mean val - test gap of the baseline),
+
+    unbiased for the optimism where the validation-test gap is the same for both configurations but for luck of
+    their own. The SE is over the fresh seeds: sqrt(s_test^2 / n_chosen + s_gap^2 / n_baseline); the images'
+    luck per configuration (the same at every seed) is not in it. NaN where two fresh runs of each are lacking."""
+    if len(chosen_test) < 2 or len(baseline_gaps) < 2:
+        return math.nan, math.nan
+    test, gaps = np.asarray(chosen_test, dtype=float), np.asarray(baseline_gaps, dtype=float)
+    bias = objective - (test.mean() + gaps.mean())
+    return float(bias), float(math.sqrt(test.var(ddof=1) / len(test) + gaps.var(ddof=1) / len(gaps)))
 
 
 def _mean(values: list[float]) -> float:
@@ -98,7 +130,7 @@ def report(sweep_dir: Path, plots: bool = True) -> list[str]:
     objective = table.set_index("trial").loc[best.number, "objective"]
     chosen = ", ".join(f"{k}={v}" for k, v in best.values.items())
     fresh, fresh_base = _fresh(record, sweep_dir, "chosen"), _fresh(record, sweep_dir, "baseline")
-    bias = objective - _mean(fresh)
+    bias, bias_se = selection_bias(objective, _fresh(record, sweep_dir, "chosen", TEST), _fresh_gaps(record, sweep_dir))
     md += ["## The chosen configuration", "", f"Trial {best.number}: {chosen}.", "",
            "| validation accuracy | mean | seeds |", "| --- | --- | --- |",
            f"| in the search | {objective:.2f} % | {len(best.runs)} (0-{len(best.runs) - 1}) |"]
@@ -106,11 +138,12 @@ def report(sweep_dir: Path, plots: bool = True) -> list[str]:
     if fresh:
         first = record.confirm["first_seed"]
         md += [f"| on fresh seeds | {_mean(fresh):.2f} % | {len(fresh)} (from seed {first}) |",
-               f"| selection bias (search − fresh) | {bias:+.2f} points | |"]
+               f"| selection bias, on test images the search never saw | {_bias_text(bias, bias_se)} | |"]
         if fresh_base:
             md.append(f"| augment=none, fresh seeds | {_mean(fresh_base):.2f} % | {len(fresh_base)} |")
-        lines.append(f"on {len(fresh)} fresh seeds: {_mean(fresh):.2f} % (selection bias, search − fresh: "
-                     f"{bias:+.2f} points)")
+        lines.append(f"on {len(fresh)} fresh seeds: {_mean(fresh):.2f} % validation (selection bias, on test images "
+                     f"the search never saw: {_bias_text(bias, bias_se)})")
+        md += ["", SELECTION_BIAS_TEXT]
     md.append("")
     if record.confirm:
         confirm_dir = sweep_dir / record.confirm["dir"]
@@ -135,6 +168,17 @@ def report(sweep_dir: Path, plots: bool = True) -> list[str]:
         md += [f"![optimisation history]({HISTORY_PLOT})", f"![objective over the space]({OBJECTIVE_PLOT})", ""]
     atomic_write_text(sweep_dir / "summary.md", "\n".join(md))
     return lines
+
+
+SELECTION_BIAS_TEXT = (
+    "Selection bias: the search's mean validation accuracy minus the chosen configuration's test accuracy on "
+    "fresh seeds plus augment=none's validation − test gap on its fresh seeds (the images the search chose on "
+    "hold luck of their own, which the fresh seeds' validation accuracy would keep in), ± its standard error "
+    "over the fresh seeds.")
+
+
+def _bias_text(bias: float, se: float) -> str:
+    return "too few fresh runs" if math.isnan(bias) else f"{bias:+.2f} ± {se:.2f} points"
 
 
 def _confirm_table(summary: pd.DataFrame) -> str:

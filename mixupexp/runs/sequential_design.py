@@ -243,6 +243,8 @@ class Design:
     arms: list[Arm]
     families: list[Family]
     configs: dict[str, DictConfig] = field(default_factory=dict, repr=False)  # composed, by arm key
+    # The configurations ever compared in the sweep's directory (runs/sequential_family.py), this command's too.
+    family_size: int = 0
 
     @classmethod
     def build(cls, settings: Settings, sweep_dir: Path, jobs: list[tuple[list[str], DictConfig]]) -> "Design":
@@ -279,6 +281,11 @@ class Design:
     @property
     def compared(self) -> int:
         return sum(len(family.members) for family in self.families)
+
+    @property
+    def k(self) -> int:
+        """K of alpha / K: every configuration compared in the directory, never fewer than this command's."""
+        return max(self.compared, self.family_size)
 
     def max_runs(self) -> int:
         return seq.max_runs(len(self.arms) - 1, self.settings.max_seeds)
@@ -321,15 +328,15 @@ class Design:
 
     def decisions(self, runs: "Runs") -> dict[str, seq.Decision]:
         """Each compared arm's Decision (by arm key), replayed from the runs, baseline by baseline. Every
-        comparison of the sweep shares one error budget, as in the summary: each is judged at alpha / K, K the
-        comparisons of the whole sweep."""
+        comparison of the sweep shares one error budget, as in the summary: each is judged at alpha / K, K every
+        configuration ever compared in the sweep's directory (`k`)."""
         decisions: dict[str, seq.Decision] = {}
         for family in self.families:
             if not family.members:
                 continue
             arms = [family.baseline, *family.members]
             results = {arm.key: runs.of(arm) for arm in arms}
-            alpha = self.settings.alpha * len(family.members) / self.compared
+            alpha = self.settings.alpha * len(family.members) / self.k
             decisions.update(seq.decide_sweep(results, family.baseline.key,
                                               **{**self.settings.decide_kwargs(), "alpha": alpha},
                                               resolution=resolution(runs.test_images_of(arms))))
@@ -420,7 +427,7 @@ def check_schedule(design: Design) -> None:
         return  # a new sweep, or one that has not recorded a round
     if not record.get("runs"):
         return  # nothing has been looked at yet
-    now = planned_schedule(design.settings, design.compared)
+    now = planned_schedule(design.settings, design.k)
     for key, value in now.items():
         if before[key] != value:
             what = (f"this sweep compares {value} configurations with a baseline and its planned boundaries are for "

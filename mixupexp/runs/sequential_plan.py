@@ -15,6 +15,7 @@ from typing import Optional
 from omegaconf import DictConfig
 
 from mixupexp.config.schema import ConfigError
+from mixupexp.runs import sequential_family
 from mixupexp.runs.sequential_design import (
     SWEEPER_CHOICE,
     Design,
@@ -33,9 +34,10 @@ class SequentialPlan:
     design: Design
     runs: Runs
     jobs: list[tuple[list[str], DictConfig, str, Path]]  # (overrides, config, run name, run directory) each
+    shrunk: Optional[str] = None  # the line saying the directory's family is larger than this command's
 
     def lines(self) -> list[str]:
-        return self.design.plan_lines(self.runs)
+        return self.design.plan_lines(self.runs) + ([self.shrunk] if self.shrunk else [])
 
 
 def check_sequential(overrides: list[str], hydra_cfg: DictConfig) -> None:
@@ -52,9 +54,10 @@ def plan_rounds(sweep_dir: Optional[Path], configurations: list[tuple[list[str],
         raise ConfigError(f"{SWEEPER_CHOICE} needs the sweep's directory before it starts, and hydra.sweep.dir "
                           "names values only a running job has; give it a fixed one, hydra.sweep.dir=DIR")
     design = Design.build(Settings.of(hydra_cfg.sweeper), sweep_dir, configurations)
+    shrunk = sequential_family.join(design, write=False)
     check_schedule(design)
     runs = design.read_runs(count_failed=set())
     planned = design.next_round(runs, design.decisions(runs))
     jobs = [(arm.job_overrides(seed), arm.job_config(design.configs[arm.key], seed), arm.run_name(seed),
              design.run_dir(arm, seed)) for arm, seed in design.jobs(runs, planned)]
-    return SequentialPlan(design, runs, jobs)
+    return SequentialPlan(design, runs, jobs, shrunk)

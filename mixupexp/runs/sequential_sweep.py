@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mixupexp.analysis import sequential as seq
 from mixupexp.config.schema import ConfigError
+from mixupexp.runs import sequential_family
 from mixupexp.runs.files import write_json
 from mixupexp.runs.identity import SEED
 from mixupexp.runs.sequential_design import DECISIONS_FILE, Design, Runs, Settings, check_schedule, interval_name
@@ -50,8 +51,11 @@ def sweep_in_rounds(settings: Settings, params: dict[str, Any], arguments: list[
     design = Design.build(settings, sweep_dir, jobs)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(config, sweep_dir / "multirun.yaml")  # as the basic sweeper does: the summary reads it
+    shrunk = sequential_family.join(design, write=True)  # before any run: K is fixed before the data are seen
     log.info("sequential sweep of %d configurations (%d compared with a baseline): %s; at most %d runs",
              len(design.arms), design.compared, settings.text(), design.max_runs())
+    if shrunk:
+        log.warning("%s", shrunk)
     return run_rounds(design, launcher)[0]
 
 
@@ -121,7 +125,7 @@ def decisions_record(design: Design, runs: Runs, decisions: dict[str, seq.Decisi
     return {
         "settings": {**design.settings.decide_kwargs(), "e_value": design.settings.test().text},
         # One error budget over every comparison of the sweep (Bonferroni): each at alpha / k.
-        "k": design.compared, "level": design.settings.alpha / max(design.compared, 1),
+        "k": design.k, "level": design.settings.alpha / max(design.k, 1),
         "rounds": design.settings.rounds,
         "next_round": design.round_of(planned) if planned else None,
         "runs": design.runs_used(runs),

@@ -117,6 +117,24 @@ def check_validation(cfg: DictConfig) -> None:
                           "images; data=synthetic: data.val_size=200)")
 
 
+def confirmation_alpha(sweep_dir: Path, trial: int, alpha: float) -> float:
+    """The level of trial `trial`'s confirmation. A study extended with more trials may find a new best trial
+    and confirm it too; each confirmation at alpha would let the chance of a false verdict grow with every
+    extension. So the study's alpha is split: each new confirmation gets half of what the earlier ones left,
+    alpha / 2, alpha / 4, ... (alpha / 2^j for the j-th), and all it ever runs stay within alpha together.
+    A confirmation started before keeps the level it started with (its multirun.yaml)."""
+    levels = {}
+    for folder in sorted(Path(sweep_dir).glob(f"{CONFIRM_DIR}-trial*")):
+        try:
+            levels[folder.name] = float(OmegaConf.load(folder / "multirun.yaml").hydra.sweeper.alpha)
+        except Exception:  # no multirun.yaml yet (a study killed while creating it): no level spent there
+            continue
+    own = f"{CONFIRM_DIR}-trial{trial}"
+    if own in levels:
+        return levels[own]
+    return (alpha - sum(levels.values())) / 2
+
+
 def baseline_overrides(overrides: list[str]) -> list[str]:
     """The baseline of a configuration: its overrides without those of the augmentation, and augment=none."""
     return [o for o in overrides if not o.split("=", 1)[0].lstrip("+~").startswith("augment")] + [f"augment={BASELINE}"]
@@ -227,5 +245,6 @@ def new_record(settings: TuneSettings, space: Space) -> Record:
 def plan_lines_new(settings: TuneSettings, space: Space) -> list[str]:
     return [f"tuning sweep ({SWEEPER_CHOICE}): {space.text()}; {settings.text()}",
             f"then the best trial's configuration and augment=none on fresh seeds from seed {settings.seeds_per_trial} "
-            f"({settings.confirmation().text()}); at most {settings.n_trials} · {settings.seeds_per_trial} + 2 · "
+            f"({settings.confirmation().text()}; the first confirmation at {settings.confirm.alpha / 2:g}, half the "
+            f"study's alpha, each later one, of a new best, at half what is left); at most {settings.n_trials} · {settings.seeds_per_trial} + 2 · "
             f"{settings.confirm.max_seeds} = {settings.max_runs()} runs"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -42,6 +43,7 @@ from mixupexp.runs.tune_design import (
     Trial,
     TuneSettings,
     baseline_overrides,
+    confirmation_alpha,
     new_record,
     seed_overrides,
     study_signature,
@@ -258,7 +260,8 @@ def confirm(record: Record, settings: TuneSettings, *, config: DictConfig, confi
         return [], job_index
     chosen, baseline = best.overrides, baseline_overrides(best.overrides)
     confirm_dir = sweep_dir / confirm_dir_name(best.number)
-    design_settings = settings.confirmation()
+    design_settings = replace(settings.confirmation(),
+                              alpha=confirmation_alpha(sweep_dir, best.number, settings.confirm.alpha))
     design = Design.build(design_settings, confirm_dir, [(o, config_loader.load_sweep_config(config, o))
                                                          for o in (baseline, chosen)])
     confirm_dir.mkdir(parents=True, exist_ok=True)
