@@ -520,6 +520,51 @@ def test_a_lock_whose_pid_now_belongs_to_another_process_is_taken_over(tmp_path,
             pass
 
 
+def test_a_stale_lock_found_by_two_processes_is_taken_over_by_one(tmp_path, monkeypatch):
+    """B finds the stale lock and, before it takes it over, A (the same command) takes it over too: only A may
+    hold it. The second taker is let run at the point between B's stale check and B's takeover."""
+    from contextlib import ExitStack
+
+    from mixupexp.runs import lock
+
+    plant_lock(tmp_path, 2**22 + 12345)  # a pid above the kernel's pid_max: no process has it
+    real, stack, turns = lock.live_holder, ExitStack(), []
+
+    def second_taker_runs_first(run_dir):
+        holder = real(run_dir)
+        if holder is None and not turns:  # B judged it stale: A takes it over now, and keeps it
+            turns.append("A")
+            stack.enter_context(run_lock(run_dir))
+            turns.append((Path(run_dir) / LOCK).read_text())
+        return holder
+
+    monkeypatch.setattr(lock, "live_holder", second_taker_runs_first)
+    with stack:
+        with pytest.raises(RunLocked):  # B
+            with run_lock(tmp_path):
+                pass
+        assert json.loads(turns[1])["pid"] == os.getpid()
+        assert (tmp_path / LOCK).read_text() == turns[1]  # A's lock, left as it was
+    assert not (tmp_path / LOCK).exists()  # A released it
+
+
+def test_a_signal_right_after_the_lock_is_linked_leaves_no_lock(tmp_path, monkeypatch):
+    from mixupexp.runs import lock
+
+    real = os.link
+
+    def link_then_signal(src, dst):
+        real(src, dst)
+        raise KeyboardInterrupt  # SIGINT, or SIGTERM as handled by runs/interrupt.py
+
+    monkeypatch.setattr(lock.os, "link", link_then_signal)
+    with pytest.raises(KeyboardInterrupt):
+        with run_lock(tmp_path):
+            pass
+    monkeypatch.undo()
+    assert not (tmp_path / LOCK).exists() and not list(tmp_path.glob(".run.lock.*"))
+
+
 def test_a_kill_during_a_write_leaves_a_temporary_file_that_the_rerun_removes(tmp_path, caplog):
     run_dir = tmp_path / "run"
     args = [*QUICK, "trainer.epochs=2", f"hydra.run.dir={run_dir}"]
