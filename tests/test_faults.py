@@ -25,6 +25,7 @@ from PIL import Image
 from mixupexp.config.schema import ConfigError
 from mixupexp.data.datasets import DataError, load_data
 from mixupexp.runs.checkpoint import CHECKPOINT, CheckpointError, read_checkpoint
+from mixupexp.runs.checksums import checksums
 from mixupexp.runs.command_plan import check_command_line
 from mixupexp.runs.lock import LOCK, RunLocked, run_lock
 from mixupexp.training.run import record_failure, train
@@ -444,6 +445,7 @@ def test_a_checkpoint_whose_state_does_not_fit_is_set_aside(tmp_path, monkeypatc
     _interrupted_run(cfg, run_dir, monkeypatch)
     state = torch.load(run_dir / CHECKPOINT, weights_only=True)
     state["model"]["blocks.0.0.weight"] = torch.zeros(3, 3, 3, 3)  # another model's first layer
+    state["checksum"] = checksums({k: v for k, v in state.items() if k != "checksum"})  # written so, not damaged
     torch.save(state, run_dir / CHECKPOINT)
     with caplog.at_level(logging.WARNING, logger="mixupexp"):
         assert train(cfg, run_dir)["status"] == "ok"
@@ -454,6 +456,65 @@ def test_a_checkpoint_whose_state_does_not_fit_is_set_aside(tmp_path, monkeypatc
     assert warning.endswith(f"set aside, moved to {aside.name}, starting afresh")
     train(cfg, tmp_path / "fresh")
     pd.testing.assert_frame_equal(metrics(run_dir), metrics(tmp_path / "fresh"))  # nothing of it was kept
+
+
+def _xor_tensor_records(path: Path, which) -> list[str]:
+    """XOR bytes inside the chosen tensor records of the torch file `path`, leaving the zip itself valid (its
+    records are stored, not compressed, and torch does not check their CRC); the records' names."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        records = [i for i in archive.infolist() if "/data/" in i.filename and i.file_size >= 4]
+    chosen = which(records)
+    raw = bytearray(path.read_bytes())
+    for info in chosen:
+        header = info.header_offset
+        start = header + 30 + int.from_bytes(raw[header + 26:header + 28], "little") + \
+            int.from_bytes(raw[header + 28:header + 30], "little")
+        for k in range(start + info.file_size // 2, start + info.file_size // 2 + 4):
+            raw[k] ^= 0x5A
+    path.write_bytes(bytes(raw))
+    return [info.filename for info in chosen]
+
+
+@pytest.mark.parametrize("which", [lambda r: r[:1], lambda r: r[len(r) // 2:][:1], lambda r: r[-1:], lambda r: r],
+                         ids=["first", "middle", "last", "every"])
+def test_bytes_damaged_inside_a_checkpoints_tensor_records_are_found(tmp_path, which):
+    from mixupexp.runs.checkpoint import save_checkpoint
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.LazyLinear(2))
+    model(torch.zeros(1, 3, 8, 8))
+    optimizer = torch.optim.Adam(model.parameters())
+    model(torch.zeros(1, 3, 8, 8)).sum().backward()
+    optimizer.step()  # exp_avg, exp_avg_sq and step exist
+    save_checkpoint(tmp_path / CHECKPOINT, model=model, optimizer=optimizer, schedule=None, epoch=1,
+                    rows=[{"epoch": 1, "train_loss": 1.0}], train_seconds=1.0, loader_generator=torch.Generator())
+    read_checkpoint(tmp_path / CHECKPOINT)
+    damaged = _xor_tensor_records(tmp_path / CHECKPOINT, which)
+    torch.load(tmp_path / CHECKPOINT, weights_only=True)  # still loads: only the checksums can tell
+    with pytest.raises(CheckpointError, match=r"is damaged: .* do not match the checksums written with it") as info:
+        read_checkpoint(tmp_path / CHECKPOINT)
+    assert len(str(info.value).splitlines()) == 1 and damaged
+
+
+@pytest.mark.slow
+def test_a_checkpoint_damaged_inside_its_tensors_is_set_aside_and_the_run_starts_afresh(tmp_path, monkeypatch,
+                                                                                       caplog):
+    cfg = compose_config([*QUICK, "trainer.epochs=2"])
+    train(cfg, tmp_path / "fresh")
+    for name, which in {"first": lambda r: r[:1], "last": lambda r: r[-1:]}.items():
+        run_dir = tmp_path / name
+        _interrupted_run(cfg, run_dir, monkeypatch)
+        assert _xor_tensor_records(run_dir / CHECKPOINT, which)
+        torch.load(run_dir / CHECKPOINT, weights_only=True)  # still loads: only the checksums can tell
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="mixupexp"):
+            assert train(cfg, run_dir)["status"] == "ok"
+        [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        [aside] = run_dir.glob(f"{CHECKPOINT}.corrupt-*")
+        assert warning.startswith(f"{run_dir / CHECKPOINT} is damaged: "), warning
+        assert warning.endswith(f"set aside, moved to {aside.name}, starting afresh")
+        pd.testing.assert_frame_equal(metrics(run_dir), metrics(tmp_path / "fresh"))
 
 
 def test_a_pickle_that_runs_code_is_refused_without_advice_to_load_it_unsafely(tmp_path):
