@@ -254,6 +254,28 @@ def test_summaries_name_every_result_they_leave_out(tmp_path, capsys):
     assert pd.read_csv(tmp_path / "summary.csv")["n"].tolist() == [2]
 
 
+def test_summarize_into_a_directory_that_refuses_writes_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
+    """A read-only file system under the sweep directory, as a mount would refuse it (root ignores a mode)."""
+    from mixupexp import summarize
+
+    for seed in range(2):
+        write_run(tmp_path / f"ok{seed}", "none", seed, 70.0 + seed)
+    before = snapshot(tmp_path)
+    real = os.replace
+
+    def read_only(src, dst):
+        if Path(dst).parent == tmp_path:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(dst))
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", read_only)
+    assert summarize.main([str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"error: cannot write {tmp_path / 'runs.csv'}: read-only file system; write the "
+                                   "summary elsewhere with --out DIR") and captured.err.count("\n") == 1
+    assert snapshot(tmp_path) == before
+
+
 # ------------------------------------------------------------------------------------------------- misread silently
 
 
