@@ -388,6 +388,43 @@ def test_values_that_cannot_work_are_one_line_naming_the_key_before_anything_is_
     assert err.startswith(f"error: {message}") and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("case,message", [
+    ("corrupt jpeg", "cannot decode image"),
+    ("text named png", "cannot decode image"),
+    ("mixed sizes", "images differ in size"),
+    ("batch larger than the data", "trainer.batch_size=64 is not smaller than the training set (32 images)"),
+    ("huge", "data.num_train=1000000000000"),
+    ("threads", "trainer.threads=100000"),
+    ("epochs", "trainer.epochs=1000000000000"),
+])
+def test_data_and_limits_are_refused_before_any_directory_is_written(tmp_path, monkeypatch, capsys, case, message):
+    import mixupexp.train as cli
+
+    root = make_folder(tmp_path / "set", per_class=16, size=16)
+    extra = [*TINY_TRAINING, "eval.fgsm_eps=[]", "data=image_folder", f"data.root={root}",
+             f"data.cache_dir={tmp_path / 'cache'}", "trainer.batch_size=4"]
+    if case == "corrupt jpeg":
+        Image.new("RGB", (16, 16)).save(root / "train" / "cat" / "x.jpg")
+        raw = (root / "train" / "cat" / "x.jpg").read_bytes()
+        (root / "train" / "cat" / "x.jpg").write_bytes(raw[:len(raw) // 3])
+    elif case == "text named png":
+        (root / "test" / "dog" / "notes.png").write_text("not an image\n")
+    elif case == "mixed sizes":
+        Image.new("RGB", (24, 24)).save(root / "train" / "dog" / "big.png")
+    elif case == "batch larger than the data":
+        extra.append("trainer.batch_size=64")
+    else:
+        extra = [*QUICK, *{"huge": ["data.num_train=1000000000000"], "threads": ["trainer.threads=100000"],
+                           "epochs": ["trainer.epochs=1000000000000"]}[case]]
+    monkeypatch.setattr(sys, "argv", ["mixupexp.train", *extra, f"hydra.run.dir={tmp_path / 'run'}"])
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    with pytest.raises(SystemExit) as info:
+        cli.main()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 2 and len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+    assert not (tmp_path / "run").exists()
+
+
 def test_images_too_small_for_the_model_are_named_when_an_image_folder_is_loaded(tmp_path):
     root = make_folder(tmp_path / "set", size=8)
     cfg = compose_config(["data=image_folder", f"data.root={root}", f"data.cache_dir={tmp_path / 'cache'}",

@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from mixupexp.analysis import sequential as seq
 from mixupexp.config.options import ignored_keys, option
 from mixupexp.config.schema import ConfigError
+from mixupexp.config.validate import SEED_MAX
 from mixupexp.runs.checkpoint import RESULT
 from mixupexp.runs.identity import (
     SEED,
@@ -72,6 +73,11 @@ class Settings:
             raise ConfigError(f"{e}; set it on the command line, e.g. {self._example(str(e))}") from None
         if self.first_seed < 0:
             raise ConfigError(f"{KEY_FIRST_SEED}={self.first_seed} must be >= 0; e.g. {KEY_FIRST_SEED}=0 (the default)")
+        last = self.first_seed + self.max_seeds - 1
+        if last > SEED_MAX:  # found here, not by the round that would reach it
+            raise ConfigError(f"{KEY_FIRST_SEED}={self.first_seed} with {seq.KEY_MAX_SEEDS}={self.max_seeds} would "
+                              f"run seeds up to {last}, and seeds must be in [0, {SEED_MAX}]; use {KEY_FIRST_SEED}="
+                              f"{SEED_MAX - self.max_seeds + 1} or less")
 
     def _example(self, message: str) -> str:
         key = message.split("=", 1)[0]

@@ -173,7 +173,7 @@ def build_run(cfg, device: torch.device) -> Run:
     """config -> data -> batches (mixed) -> model -> optimizer -> step, on `device`."""
     seed_everything(cfg.seed)
     data = load_data(cfg.data)
-    check_batch_size(cfg.trainer.batch_size, data)
+    check_batch_size(cfg.trainer.batch_size, len(data.train_labels))
     check_image_size(cfg.model, tuple(data.train_images.shape[2:]), f"the images of data={cfg.data.name}",
                      resizable=cfg.data.name in ("image_folder", "synthetic"))
     mean, std = data.channel_stats()
