@@ -337,6 +337,33 @@ def test_another_folders_cache_under_this_folders_name_is_not_trusted(tmp_path, 
     assert len(load_data(folder_cfg(this, tmp_path)).train_labels) == 16  # and the rebuilt cache is this folder's
 
 
+def _keep_times_replace(path: Path, data: bytes) -> None:
+    """Write `data` over `path` and put its modification time back, as `cp -p`, `rsync -t` and `tar x` do."""
+    st = path.stat()
+    path.write_bytes(data)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+@pytest.mark.parametrize("verify", ["stat", "content"])
+@pytest.mark.parametrize("change", ["pixels replaced, times kept", "two images swapped between classes"])
+def test_a_cache_is_not_fooled_by_kept_modification_times(tmp_path, caplog, verify, change):
+    root = make_folder(tmp_path / "set", per_class=4, size=16)
+    cfg = folder_cfg(root, tmp_path, f"data.cache_verify={verify}")
+    load_data(cfg)
+    cat, dog = root / "train" / "cat" / "0.png", root / "train" / "dog" / "0.png"
+    if change == "pixels replaced, times kept":
+        _keep_times_replace(cat, dog.read_bytes())  # the same size: both are 16×16 random-noise PNGs
+    else:
+        a, b = cat.read_bytes(), dog.read_bytes()
+        _keep_times_replace(cat, b)
+        _keep_times_replace(dog, a)
+    with caplog.at_level(logging.INFO, logger="mixupexp"):
+        data = load_data(cfg)
+    assert not any("read from the cache" in r.getMessage() for r in caplog.records)
+    fresh = load_data(folder_cfg(root, tmp_path / "fresh"))
+    assert torch.equal(data.train_images, fresh.train_images)
+
+
 def test_flipped_bytes_in_a_cache_are_found_and_it_is_rebuilt(tmp_path, caplog):
     root = make_folder(tmp_path / "set", per_class=8, size=16)
     decoded = load_data(folder_cfg(root, tmp_path))
@@ -609,7 +636,7 @@ def test_sigterm_marks_the_run_interrupted_releases_its_lock_and_exits_143(tmp_p
 def test_ctrl_c_during_start_up_is_one_line(monkeypatch, capsys):
     import mixupexp.train as cli
 
-    def interrupted(argv):
+    def interrupted(argv, **options):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(cli, "check_command_line", interrupted)

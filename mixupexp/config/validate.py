@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 from mixupexp.config.options import choices
 from mixupexp.config.schema import Config, ConfigError
 
+CACHE_VERIFY = ("stat", "content")
 # Checked only when the logger is chosen.
 LOGGER_CHOICES = {"logger.wandb.mode": ("offline", "online", "disabled")}
 
@@ -181,6 +182,8 @@ def validate(cfg: Any) -> None:
         raise ConfigError(f"data.train_subset={cfg.data.train_subset} must be > 0 (or null for all)")
     if cfg.data.val_size is not None and cfg.data.val_size < 0:
         raise ConfigError(f"data.val_size={cfg.data.val_size} must be >= 0 (0 or null: no validation split)")
+    if cfg.data.name == "image_folder" and cfg.data.cache_verify not in CACHE_VERIFY:
+        raise ConfigError(f"data.cache_verify={cfg.data.cache_verify!r} is not one of {', '.join(CACHE_VERIFY)}")
     if cfg.data.name in ("image_folder",) and not cfg.data.root:
         raise ConfigError("data.root is not set: data=image_folder needs data.root=DIR (with train/ and test/)")
     if cfg.data.name == "synthetic":
