@@ -712,6 +712,32 @@ def test_a_signal_right_after_the_lock_is_linked_leaves_no_lock(tmp_path, monkey
     assert not (tmp_path / LOCK).exists() and not list(tmp_path.glob(".run.lock.*"))
 
 
+def test_a_checkpoint_left_beside_a_finished_run_is_removed_by_the_rerun(tmp_path):
+    """A kill between the finished run's result.json and the removal of its checkpoint."""
+    cfg = compose_config(QUICK)
+    train(cfg, tmp_path)
+    before = snapshot(tmp_path)
+    (tmp_path / CHECKPOINT).write_bytes(b"the last epoch's checkpoint")
+    train(cfg, tmp_path)
+    assert not (tmp_path / CHECKPOINT).exists() and snapshot(tmp_path) == before
+
+
+def test_a_sweeps_temporary_files_left_by_a_kill_are_removed_when_it_starts_again(tmp_path):
+    from omegaconf import OmegaConf
+
+    from mixupexp.runs.callbacks import SummarizeSweep
+
+    left = [tmp_path / ".sequential.json.abcd1234.tmp", tmp_path / ".summary.csv.x1y2z3w4.tmp",
+            tmp_path / "confirm-trial3" / ".sequential.json.k9k9k9k9.tmp"]
+    run_dir = tmp_path / "none_seed0_0123456789"
+    kept = [run_dir / ".metrics.csv.abcd1234.tmp", tmp_path / "notes.tmp"]  # a run's own, and not a temporary file
+    for path in left + kept:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("half")
+    SummarizeSweep().on_multirun_start(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
+    assert not any(path.exists() for path in left) and all(path.exists() for path in kept)
+
+
 def test_a_kill_during_a_write_leaves_a_temporary_file_that_the_rerun_removes(tmp_path, caplog):
     run_dir = tmp_path / "run"
     args = [*QUICK, "trainer.epochs=2", f"hydra.run.dir={run_dir}"]
