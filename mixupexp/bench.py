@@ -124,7 +124,7 @@ def run(args) -> dict:
         data_cfg = SimpleNamespace(name="synthetic", num_train=args.num_train, num_test=args.num_test, num_classes=10,
                                    image_size=32, signal=6.0, noise=60.0, data_seed=0, train_subset=None)
     data = load_data(data_cfg)
-    check_batch_size(args.batch_size, data)
+    check_batch_size(args.batch_size, len(data.train_labels))
     mean, std = data.channel_stats()
     shape, classes = tuple(data.train_images.shape[1:]), data.num_classes
     optimizer_cfg = SimpleNamespace(name="adam", lr=1e-3, weight_decay=0.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ refuse_shadowed_package()  # before any import that the shadowing folder would b
 from mixupexp.analysis.collect import SummaryError, duplicates_line, left_out_lines
 from mixupexp.analysis.report import caveat_lines, verdict_lines, write_summary
 from mixupexp.analysis.table import FAMILIES, summary_parameters
+from mixupexp.runs.files import WriteError
 
 # The columns printed by `python -m mixupexp.summarize`; summary.csv and summary.md hold the rest.
 CONSOLE_COLUMNS = ("n", "acc_mean", "acc_std", "acc_ci95_low", "acc_ci95_high", "n_failed", "n_interrupted",
@@ -39,22 +41,25 @@ def main(argv: list[str] | None = None) -> int:
         if not d.is_dir():
             print(f"error: {d} is not a directory", file=sys.stderr)
             return 2
-    from mixupexp.analysis.tune_report import is_tune_sweep, report
-
-    if len(args.dirs) == 1 and args.out is None and is_tune_sweep(args.dirs[0]):
-        try:
-            lines = report(args.dirs[0], plots=args.plots)
-        except SummaryError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        print("\n".join(lines))
-        print(f"wrote {args.dirs[0] / 'summary.md'}, trials.csv")
-        return 0
     try:
-        summary = write_summary(args.dirs, args.out or args.dirs[0], plots=args.plots, families=args.families)
+        return _summarize(args)
     except SummaryError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except WriteError as e:  # each file is written whole or not at all: none is left half written
+        print(f"error: cannot write {e.path}: {os.strerror(e.errno).lower()}; write the summary elsewhere with "
+              "--out DIR", file=sys.stderr)
+        return 2
+
+
+def _summarize(args) -> int:
+    from mixupexp.analysis.tune_report import is_tune_sweep, report
+
+    if len(args.dirs) == 1 and args.out is None and is_tune_sweep(args.dirs[0]):
+        print("\n".join(report(args.dirs[0], plots=args.plots)))
+        print(f"wrote {args.dirs[0] / 'summary.md'}, trials.csv")
+        return 0
+    summary = write_summary(args.dirs, args.out or args.dirs[0], plots=args.plots, families=args.families)
     if summary.attrs["duplicates"]:
         print(duplicates_line(summary.attrs["duplicates"]))
     for line in left_out_lines(summary.attrs.get("left_out", [])):

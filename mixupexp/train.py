@@ -104,7 +104,7 @@ def main() -> None:
         if wants_help(sys.argv[1:]):
             print(help_text([arg for arg in sys.argv[1:] if "=" in arg and not arg.startswith("-")]))
             return
-        plan = check_command_line(sys.argv[1:])
+        plan = check_command_line(sys.argv[1:], decode=True)  # the data decoded before any directory
         invocation_id()
         if plan is not None:
             check_directories(plan)

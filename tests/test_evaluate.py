@@ -97,3 +97,34 @@ def test_a_sweep_directory_is_answered_with_one_of_its_runs(run_dir, tmp_path):
     with pytest.raises(EvaluateError, match=f"{sweep} is a sweep directory of 1 runs; evaluate one of them, e.g. "
                                             f"{sweep / 'none_seed0_abc'}"):
         evaluate_run(sweep, [])
+
+
+class _Payload:
+    def __init__(self, flag):
+        self.flag = flag
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.flag}",)
+
+
+@pytest.mark.parametrize("damage", ["planted pickle", "truncated", "not weights"])
+def test_a_model_pt_that_is_not_plain_weights_is_one_line_and_exit_2(run_dir, tmp_path, damage, capsys):
+    from mixupexp.evaluate import main
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    shutil.rmtree(run / "evaluations", ignore_errors=True)  # those of the tests above
+    model = run / "model.pt"
+    if damage == "planted pickle":
+        torch.save({"weight": _Payload(tmp_path / "ran")}, model)
+    elif damage == "truncated":
+        model.write_bytes(model.read_bytes()[:1000])
+    else:
+        torch.save([1, 2, 3], model)
+    with pytest.raises(SystemExit) as exit_:
+        main([str(run)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1 and err[0].startswith(f"error: {model} "), err
+    assert not (tmp_path / "ran").exists() and not (run / "evaluations").exists()

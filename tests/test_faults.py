@@ -25,6 +25,7 @@ from PIL import Image
 from mixupexp.config.schema import ConfigError
 from mixupexp.data.datasets import DataError, load_data
 from mixupexp.runs.checkpoint import CHECKPOINT, CheckpointError, read_checkpoint
+from mixupexp.runs.checksums import checksums
 from mixupexp.runs.command_plan import check_command_line
 from mixupexp.runs.lock import LOCK, RunLocked, run_lock
 from mixupexp.training.run import record_failure, train
@@ -253,6 +254,28 @@ def test_summaries_name_every_result_they_leave_out(tmp_path, capsys):
     assert pd.read_csv(tmp_path / "summary.csv")["n"].tolist() == [2]
 
 
+def test_summarize_into_a_directory_that_refuses_writes_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
+    """A read-only file system under the sweep directory, as a mount would refuse it (root ignores a mode)."""
+    from mixupexp import summarize
+
+    for seed in range(2):
+        write_run(tmp_path / f"ok{seed}", "none", seed, 70.0 + seed)
+    before = snapshot(tmp_path)
+    real = os.replace
+
+    def read_only(src, dst):
+        if Path(dst).parent == tmp_path:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(dst))
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", read_only)
+    assert summarize.main([str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"error: cannot write {tmp_path / 'runs.csv'}: read-only file system; write the "
+                                   "summary elsewhere with --out DIR") and captured.err.count("\n") == 1
+    assert snapshot(tmp_path) == before
+
+
 # ------------------------------------------------------------------------------------------------- misread silently
 
 
@@ -314,6 +337,33 @@ def test_another_folders_cache_under_this_folders_name_is_not_trusted(tmp_path, 
     assert len(load_data(folder_cfg(this, tmp_path)).train_labels) == 16  # and the rebuilt cache is this folder's
 
 
+def _keep_times_replace(path: Path, data: bytes) -> None:
+    """Write `data` over `path` and put its modification time back, as `cp -p`, `rsync -t` and `tar x` do."""
+    st = path.stat()
+    path.write_bytes(data)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+@pytest.mark.parametrize("verify", ["stat", "content"])
+@pytest.mark.parametrize("change", ["pixels replaced, times kept", "two images swapped between classes"])
+def test_a_cache_is_not_fooled_by_kept_modification_times(tmp_path, caplog, verify, change):
+    root = make_folder(tmp_path / "set", per_class=4, size=16)
+    cfg = folder_cfg(root, tmp_path, f"data.cache_verify={verify}")
+    load_data(cfg)
+    cat, dog = root / "train" / "cat" / "0.png", root / "train" / "dog" / "0.png"
+    if change == "pixels replaced, times kept":
+        _keep_times_replace(cat, dog.read_bytes())  # the same size: both are 16×16 random-noise PNGs
+    else:
+        a, b = cat.read_bytes(), dog.read_bytes()
+        _keep_times_replace(cat, b)
+        _keep_times_replace(dog, a)
+    with caplog.at_level(logging.INFO, logger="mixupexp"):
+        data = load_data(cfg)
+    assert not any("read from the cache" in r.getMessage() for r in caplog.records)
+    fresh = load_data(folder_cfg(root, tmp_path / "fresh"))
+    assert torch.equal(data.train_images, fresh.train_images)
+
+
 def test_flipped_bytes_in_a_cache_are_found_and_it_is_rebuilt(tmp_path, caplog):
     root = make_folder(tmp_path / "set", per_class=8, size=16)
     decoded = load_data(folder_cfg(root, tmp_path))
@@ -363,6 +413,43 @@ def test_values_that_cannot_work_are_one_line_naming_the_key_before_anything_is_
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {message}") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("case,message", [
+    ("corrupt jpeg", "cannot decode image"),
+    ("text named png", "cannot decode image"),
+    ("mixed sizes", "images differ in size"),
+    ("batch larger than the data", "trainer.batch_size=64 is not smaller than the training set (32 images)"),
+    ("huge", "data.num_train=1000000000000"),
+    ("threads", "trainer.threads=100000"),
+    ("epochs", "trainer.epochs=1000000000000"),
+])
+def test_data_and_limits_are_refused_before_any_directory_is_written(tmp_path, monkeypatch, capsys, case, message):
+    import mixupexp.train as cli
+
+    root = make_folder(tmp_path / "set", per_class=16, size=16)
+    extra = [*TINY_TRAINING, "eval.fgsm_eps=[]", "data=image_folder", f"data.root={root}",
+             f"data.cache_dir={tmp_path / 'cache'}", "trainer.batch_size=4"]
+    if case == "corrupt jpeg":
+        Image.new("RGB", (16, 16)).save(root / "train" / "cat" / "x.jpg")
+        raw = (root / "train" / "cat" / "x.jpg").read_bytes()
+        (root / "train" / "cat" / "x.jpg").write_bytes(raw[:len(raw) // 3])
+    elif case == "text named png":
+        (root / "test" / "dog" / "notes.png").write_text("not an image\n")
+    elif case == "mixed sizes":
+        Image.new("RGB", (24, 24)).save(root / "train" / "dog" / "big.png")
+    elif case == "batch larger than the data":
+        extra.append("trainer.batch_size=64")
+    else:
+        extra = [*QUICK, *{"huge": ["data.num_train=1000000000000"], "threads": ["trainer.threads=100000"],
+                           "epochs": ["trainer.epochs=1000000000000"]}[case]]
+    monkeypatch.setattr(sys, "argv", ["mixupexp.train", *extra, f"hydra.run.dir={tmp_path / 'run'}"])
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    with pytest.raises(SystemExit) as info:
+        cli.main()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 2 and len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+    assert not (tmp_path / "run").exists()
 
 
 def test_images_too_small_for_the_model_are_named_when_an_image_folder_is_loaded(tmp_path):
@@ -444,6 +531,7 @@ def test_a_checkpoint_whose_state_does_not_fit_is_set_aside(tmp_path, monkeypatc
     _interrupted_run(cfg, run_dir, monkeypatch)
     state = torch.load(run_dir / CHECKPOINT, weights_only=True)
     state["model"]["blocks.0.0.weight"] = torch.zeros(3, 3, 3, 3)  # another model's first layer
+    state["checksum"] = checksums({k: v for k, v in state.items() if k != "checksum"})  # written so, not damaged
     torch.save(state, run_dir / CHECKPOINT)
     with caplog.at_level(logging.WARNING, logger="mixupexp"):
         assert train(cfg, run_dir)["status"] == "ok"
@@ -454,6 +542,65 @@ def test_a_checkpoint_whose_state_does_not_fit_is_set_aside(tmp_path, monkeypatc
     assert warning.endswith(f"set aside, moved to {aside.name}, starting afresh")
     train(cfg, tmp_path / "fresh")
     pd.testing.assert_frame_equal(metrics(run_dir), metrics(tmp_path / "fresh"))  # nothing of it was kept
+
+
+def _xor_tensor_records(path: Path, which) -> list[str]:
+    """XOR bytes inside the chosen tensor records of the torch file `path`, leaving the zip itself valid (its
+    records are stored, not compressed, and torch does not check their CRC); the records' names."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        records = [i for i in archive.infolist() if "/data/" in i.filename and i.file_size >= 4]
+    chosen = which(records)
+    raw = bytearray(path.read_bytes())
+    for info in chosen:
+        header = info.header_offset
+        start = header + 30 + int.from_bytes(raw[header + 26:header + 28], "little") + \
+            int.from_bytes(raw[header + 28:header + 30], "little")
+        for k in range(start + info.file_size // 2, start + info.file_size // 2 + 4):
+            raw[k] ^= 0x5A
+    path.write_bytes(bytes(raw))
+    return [info.filename for info in chosen]
+
+
+@pytest.mark.parametrize("which", [lambda r: r[:1], lambda r: r[len(r) // 2:][:1], lambda r: r[-1:], lambda r: r],
+                         ids=["first", "middle", "last", "every"])
+def test_bytes_damaged_inside_a_checkpoints_tensor_records_are_found(tmp_path, which):
+    from mixupexp.runs.checkpoint import save_checkpoint
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.LazyLinear(2))
+    model(torch.zeros(1, 3, 8, 8))
+    optimizer = torch.optim.Adam(model.parameters())
+    model(torch.zeros(1, 3, 8, 8)).sum().backward()
+    optimizer.step()  # exp_avg, exp_avg_sq and step exist
+    save_checkpoint(tmp_path / CHECKPOINT, model=model, optimizer=optimizer, schedule=None, epoch=1,
+                    rows=[{"epoch": 1, "train_loss": 1.0}], train_seconds=1.0, loader_generator=torch.Generator())
+    read_checkpoint(tmp_path / CHECKPOINT)
+    damaged = _xor_tensor_records(tmp_path / CHECKPOINT, which)
+    torch.load(tmp_path / CHECKPOINT, weights_only=True)  # still loads: only the checksums can tell
+    with pytest.raises(CheckpointError, match=r"is damaged: .* do not match the checksums written with it") as info:
+        read_checkpoint(tmp_path / CHECKPOINT)
+    assert len(str(info.value).splitlines()) == 1 and damaged
+
+
+@pytest.mark.slow
+def test_a_checkpoint_damaged_inside_its_tensors_is_set_aside_and_the_run_starts_afresh(tmp_path, monkeypatch,
+                                                                                       caplog):
+    cfg = compose_config([*QUICK, "trainer.epochs=2"])
+    train(cfg, tmp_path / "fresh")
+    for name, which in {"first": lambda r: r[:1], "last": lambda r: r[-1:]}.items():
+        run_dir = tmp_path / name
+        _interrupted_run(cfg, run_dir, monkeypatch)
+        assert _xor_tensor_records(run_dir / CHECKPOINT, which)
+        torch.load(run_dir / CHECKPOINT, weights_only=True)  # still loads: only the checksums can tell
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="mixupexp"):
+            assert train(cfg, run_dir)["status"] == "ok"
+        [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        [aside] = run_dir.glob(f"{CHECKPOINT}.corrupt-*")
+        assert warning.startswith(f"{run_dir / CHECKPOINT} is damaged: "), warning
+        assert warning.endswith(f"set aside, moved to {aside.name}, starting afresh")
+        pd.testing.assert_frame_equal(metrics(run_dir), metrics(tmp_path / "fresh"))
 
 
 def test_a_pickle_that_runs_code_is_refused_without_advice_to_load_it_unsafely(tmp_path):
@@ -489,7 +636,7 @@ def test_sigterm_marks_the_run_interrupted_releases_its_lock_and_exits_143(tmp_p
 def test_ctrl_c_during_start_up_is_one_line(monkeypatch, capsys):
     import mixupexp.train as cli
 
-    def interrupted(argv):
+    def interrupted(argv, **options):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(cli, "check_command_line", interrupted)
@@ -518,6 +665,77 @@ def test_a_lock_whose_pid_now_belongs_to_another_process_is_taken_over(tmp_path,
     with pytest.raises(RunLocked):  # the very process that took it: held
         with run_lock(tmp_path):
             pass
+
+
+def test_a_stale_lock_found_by_two_processes_is_taken_over_by_one(tmp_path, monkeypatch):
+    """B finds the stale lock and, before it takes it over, A (the same command) takes it over too: only A may
+    hold it. The second taker is let run at the point between B's stale check and B's takeover."""
+    from contextlib import ExitStack
+
+    from mixupexp.runs import lock
+
+    plant_lock(tmp_path, 2**22 + 12345)  # a pid above the kernel's pid_max: no process has it
+    real, stack, turns = lock.live_holder, ExitStack(), []
+
+    def second_taker_runs_first(run_dir):
+        holder = real(run_dir)
+        if holder is None and not turns:  # B judged it stale: A takes it over now, and keeps it
+            turns.append("A")
+            stack.enter_context(run_lock(run_dir))
+            turns.append((Path(run_dir) / LOCK).read_text())
+        return holder
+
+    monkeypatch.setattr(lock, "live_holder", second_taker_runs_first)
+    with stack:
+        with pytest.raises(RunLocked):  # B
+            with run_lock(tmp_path):
+                pass
+        assert json.loads(turns[1])["pid"] == os.getpid()
+        assert (tmp_path / LOCK).read_text() == turns[1]  # A's lock, left as it was
+    assert not (tmp_path / LOCK).exists()  # A released it
+
+
+def test_a_signal_right_after_the_lock_is_linked_leaves_no_lock(tmp_path, monkeypatch):
+    from mixupexp.runs import lock
+
+    real = os.link
+
+    def link_then_signal(src, dst):
+        real(src, dst)
+        raise KeyboardInterrupt  # SIGINT, or SIGTERM as handled by runs/interrupt.py
+
+    monkeypatch.setattr(lock.os, "link", link_then_signal)
+    with pytest.raises(KeyboardInterrupt):
+        with run_lock(tmp_path):
+            pass
+    monkeypatch.undo()
+    assert not (tmp_path / LOCK).exists() and not list(tmp_path.glob(".run.lock.*"))
+
+
+def test_a_checkpoint_left_beside_a_finished_run_is_removed_by_the_rerun(tmp_path):
+    """A kill between the finished run's result.json and the removal of its checkpoint."""
+    cfg = compose_config(QUICK)
+    train(cfg, tmp_path)
+    before = snapshot(tmp_path)
+    (tmp_path / CHECKPOINT).write_bytes(b"the last epoch's checkpoint")
+    train(cfg, tmp_path)
+    assert not (tmp_path / CHECKPOINT).exists() and snapshot(tmp_path) == before
+
+
+def test_a_sweeps_temporary_files_left_by_a_kill_are_removed_when_it_starts_again(tmp_path):
+    from omegaconf import OmegaConf
+
+    from mixupexp.runs.callbacks import SummarizeSweep
+
+    left = [tmp_path / ".sequential.json.abcd1234.tmp", tmp_path / ".summary.csv.x1y2z3w4.tmp",
+            tmp_path / "confirm-trial3" / ".sequential.json.k9k9k9k9.tmp"]
+    run_dir = tmp_path / "none_seed0_0123456789"
+    kept = [run_dir / ".metrics.csv.abcd1234.tmp", tmp_path / "notes.tmp"]  # a run's own, and not a temporary file
+    for path in left + kept:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("half")
+    SummarizeSweep().on_multirun_start(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
+    assert not any(path.exists() for path in left) and all(path.exists() for path in kept)
 
 
 def test_a_kill_during_a_write_leaves_a_temporary_file_that_the_rerun_removes(tmp_path, caplog):

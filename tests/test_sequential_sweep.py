@@ -295,6 +295,8 @@ def test_rounds_go_through_the_parallel_launcher(tmp_path):
                                          "chooses the seeds itself"),
     (["experiment=seed_study"], "error: seed=0,1,2 (from the preset's sweep) cannot be given with "
                                 "hydra/sweeper=sequential"),
+    (["augment=none,mixup", "hydra.sweeper.first_seed=4294967295"],
+     "error: hydra.sweeper.first_seed=4294967295 with hydra.sweeper.max_seeds=20 would run seeds up to 4294967314"),
 ])
 def test_bad_input_gets_one_line_and_nothing_starts(tmp_path, extra, message):
     sweep = tmp_path / "sweep"

@@ -362,6 +362,30 @@ def test_a_study_directory_of_another_space_is_refused_before_anything_runs(tmp_
     assert (sweep / RECORD_FILE).read_text() == before
 
 
+@pytest.mark.parametrize("damage", ["truncated", "garbled header"])
+def test_a_damaged_study_db_is_refused_in_one_line_before_anything_runs(tmp_path, capsys, damage):
+    from mixupexp.runs.command_plan import check_command_line
+    from mixupexp.runs.tune_design import STUDY_FILE, TuneSettings
+    from mixupexp.runs.tune_sweep import open_study
+
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    space = ["augment=mixup", "augment.alpha=interval(0.05,2.0)"]
+    study = open_study(sweep, TuneSettings(), read_space(space))
+    study.enqueue_trial({"augment.alpha": 0.5})  # a few pages more than an empty study's
+    del study
+    raw = (sweep / STUDY_FILE).read_bytes()
+    damaged = {"truncated": raw[:len(raw) // 2], "garbled header": bytes(b ^ 0xFF for b in raw[:100]) + raw[100:]}[damage]
+    (sweep / STUDY_FILE).write_bytes(damaged)
+    with pytest.raises(SystemExit) as info:
+        check_command_line(["--multirun", "hydra/sweeper=tune", *space, *TINY, "data.val_size=64",
+                            f"hydra.sweep.dir={sweep}"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {sweep / STUDY_FILE} cannot be read as the study's storage")
+    assert (sweep / STUDY_FILE).read_bytes() == damaged and sorted(p.name for p in sweep.iterdir()) == [STUDY_FILE]
+
+
 def test_the_same_study_in_another_order_of_overrides_is_the_same_study(tmp_path):
     from mixupexp.runs.tune_design import TuneSettings, new_record
 

@@ -43,6 +43,10 @@ class DataConfig:
     image_size: Optional[int] = None
     # image_folder: decoded tensors are cached here, keyed by the folder's path and contents.
     cache_dir: str = DEFAULT_CACHE_DIR
+    # image_folder: what tells that a cached folder's files are unchanged. `stat`: every file's path, class, size,
+    # modification and change time and inode (the listing's cost); `content`: a hash of every file's bytes too, for
+    # file systems whose change times cannot be trusted (docs/reliability.md gives the cost of each).
+    cache_verify: str = "stat"
     # synthetic: size and difficulty of the generated data set (fixed by data_seed, not by the run's seed).
     num_train: int = 2000
     num_test: int = 500

@@ -9,10 +9,12 @@ from dataclasses import fields
 from typing import Any
 
 import torch
+from omegaconf import OmegaConf
 
 from mixupexp.config.options import choices
 from mixupexp.config.schema import Config, ConfigError
 
+CACHE_VERIFY = ("stat", "content")
 # Checked only when the logger is chosen.
 LOGGER_CHOICES = {"logger.wandb.mode": ("offline", "online", "disabled")}
 
@@ -46,6 +48,9 @@ def _check_known_keys(cfg: Any, schema: type, prefix: str = "") -> None:
 
 
 SEED_MAX = 2**32 - 1  # NumPy's legacy seed and torch's DataLoader generator take seeds in [0, 2**32)
+# The longest schedules published for these models are a few thousand epochs; more is a typo, not a study, and
+# would run for years without a word.
+MAX_EPOCHS = 100_000
 
 
 def _finite(key: str, value: float, at_least: float = 0.0, above: bool = False) -> None:
@@ -101,6 +106,21 @@ def _check_numbers(cfg: Any) -> None:
         check_image_size(cfg.model, (side, side), f"the images of data={data.name}", resizable=resizable)
 
 
+def _check_threads(cfg: Any) -> None:
+    """More threads than cores only slows every kernel down, and torch's allocator fails on absurd counts without
+    naming the key. A command submitted to a cluster is checked by each job on its node: the cores here say
+    nothing of the node's."""
+    from mixupexp.training.device import available_cores
+
+    launcher = str(OmegaConf.select(cfg, "hydra.launcher._target_", default="") or "") if "hydra" in cfg else ""
+    if cfg.trainer.threads is None or "submitit" in launcher:
+        return
+    cores = available_cores()
+    if cfg.trainer.threads > cores:
+        raise ConfigError(f"trainer.threads={cfg.trainer.threads} is more than the {cores} cores this process may "
+                          f"use; use at most {cores} (or null for its share of them)")
+
+
 def validate(cfg: Any) -> None:
     """Raise ConfigError for the first value that cannot work; `cfg` is the composed config."""
     _check_known_keys(cfg, Config)
@@ -127,6 +147,10 @@ def validate(cfg: Any) -> None:
         raise ConfigError("trainer.device=cuda but no CUDA GPU is available; use trainer.device=auto or cpu")
     if cfg.trainer.threads is not None and cfg.trainer.threads < 1:
         raise ConfigError(f"trainer.threads={cfg.trainer.threads} must be >= 1 (or null for every core)")
+    _check_threads(cfg)
+    if cfg.trainer.epochs > MAX_EPOCHS:
+        raise ConfigError(f"trainer.epochs={cfg.trainer.epochs} is more than {MAX_EPOCHS:,} epochs, the most a run "
+                          "may ask for; python -m mixupexp.plan ARGS says how long a run of N epochs would take")
     if cfg.trainer.num_workers < 0:
         raise ConfigError(f"trainer.num_workers={cfg.trainer.num_workers} must be >= 0")
     if cfg.optimizer.weight_decay < 0:
@@ -158,6 +182,8 @@ def validate(cfg: Any) -> None:
         raise ConfigError(f"data.train_subset={cfg.data.train_subset} must be > 0 (or null for all)")
     if cfg.data.val_size is not None and cfg.data.val_size < 0:
         raise ConfigError(f"data.val_size={cfg.data.val_size} must be >= 0 (0 or null: no validation split)")
+    if cfg.data.name == "image_folder" and cfg.data.cache_verify not in CACHE_VERIFY:
+        raise ConfigError(f"data.cache_verify={cfg.data.cache_verify!r} is not one of {', '.join(CACHE_VERIFY)}")
     if cfg.data.name in ("image_folder",) and not cfg.data.root:
         raise ConfigError("data.root is not set: data=image_folder needs data.root=DIR (with train/ and test/)")
     if cfg.data.name == "synthetic":

@@ -19,13 +19,14 @@ import hashlib
 import json
 import logging
 import os
-import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
 from mixupexp.config.schema import DEFAULT_CACHE_DIR
+from mixupexp.runs.checksums import mismatches
+from mixupexp.runs.checksums import checksums as tree_checksums
 from mixupexp.runs.files import atomic_torch_save, write_json
 
 log = logging.getLogger("mixupexp")
@@ -51,7 +52,7 @@ TENSORS = ("train_images", "train_labels", "test_images", "test_labels")
 
 def checksums(data: dict[str, Any]) -> dict[str, int]:
     """A CRC-32 of each tensor's bytes."""
-    return {name: zlib.crc32(memoryview(data[name].contiguous().numpy()).cast("B")) for name in TENSORS}
+    return tree_checksums({name: data[name] for name in TENSORS})
 
 
 def load(path: Path, source: dict[str, Any]) -> tuple[Optional[dict[str, Any]], str]:
@@ -70,7 +71,7 @@ def load(path: Path, source: dict[str, Any]) -> tuple[Optional[dict[str, Any]], 
                       f"{_describe(source)})")
     stored = saved.pop("checksum")
     try:
-        damaged = [name for name, crc in checksums(saved).items() if stored.get(name) != crc]
+        damaged = mismatches({name: saved[name] for name in TENSORS}, stored)
     except (KeyError, AttributeError, TypeError, RuntimeError) as e:
         return None, f"it does not hold the tensors of a cache ({type(e).__name__}: {e})"
     if damaged:

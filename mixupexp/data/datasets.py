@@ -9,6 +9,9 @@ the model normalises them itself.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
 
 import torch
 
@@ -67,26 +70,89 @@ def check_split_sizes(cfg, train_images: int) -> None:
                         f"{held_out} ({left} images); use at most {left}, or null for all")
 
 
-def check_available(cfg) -> None:
-    """Raise DataError if the data set named by `cfg` cannot be had, or if its splits ask for more training
-    images than it has, without decoding it: an image folder is listed, CIFAR-10 and SVHN are found (or
+@dataclass
+class Available:
+    """What a check of a data set tells before any run: the training images a run gets (after the validation
+    split and train_subset) and, where they were decoded, the images' (height, width)."""
+
+    train_images: int
+    image_size: Optional[tuple[int, int]] = None
+
+
+def check_available(cfg, decode: bool = False) -> Available:
+    """Raise DataError if the data set named by `cfg` cannot be had, would not fit in memory, or if its splits
+    ask for more training images than it has: an image folder is listed (and with `decode`, decoded and cached,
+    so that an unreadable image or images of different sizes are found here), CIFAR-10 and SVHN are found (or
     downloaded) and read, synthetic data are counted from their config."""
+    size = None
     if cfg.name == "image_folder":
-        train_images = len(list_image_folder(cfg)[2])
+        _, _, train, test = list_image_folder(cfg)
+        check_memory(cfg, len(train), len(test), cfg.image_size)
+        if decode:
+            data = registered("data")[cfg.name].build(cfg)
+            size = tuple(data.train_images.shape[2:])
+            del data  # the run reads it again, from the cache
+        train_images = len(train)
     elif cfg.name == "synthetic":
+        check_memory(cfg, cfg.num_train, cfg.num_test, cfg.image_size or 32)
         train_images = cfg.num_train
     else:
         train_images = len(registered("data")[cfg.name].build(cfg).train_labels)
     check_split_sizes(cfg, train_images)
+    left = train_images - (getattr(cfg, "val_size", None) or 0)
+    return Available(min(left, cfg.train_subset) if cfg.train_subset is not None else left, size)
 
 
-def check_batch_size(batch_size: int, data: ImageData) -> None:
+def check_memory(cfg, num_train: int, num_test: int, side: Optional[int]) -> None:
+    """DataError, naming the keys, where loading the images would take more memory than is available: the
+    allocator's own error names neither the key nor the data, and comes after the run has started."""
+    free = _available_memory()
+    if side is None or free is None:
+        return
+    values = (num_train + num_test) * 3 * side * side
+    # At the peak of loading: synthetic data are drawn in float64, the images and their noise, split by split;
+    # decoded images are held one by one and once more stacked.
+    peak = values + 16 * 3 * side * side * max(num_train, num_test) if cfg.name == "synthetic" else 2 * values
+    if peak <= free:
+        return
+    given = (f"data.num_train={num_train}, data.num_test={num_test}, data.image_size={side}"
+             if cfg.name == "synthetic" else f"data.image_size={side} for {num_train + num_test} images")
+    fewer = "data.num_train, data.num_test or data.image_size" if cfg.name == "synthetic" else "data.image_size"
+    raise DataError(f"{given} would need about {_gib(peak)} of memory to load the images, and {_gib(free)} is "
+                    f"available; lower {fewer}")
+
+
+def _available_memory() -> Optional[int]:
+    """Bytes this process may still allocate: the system's available memory (/proc/meminfo), or less where a
+    cgroup (a container, a SLURM job) limits it; None where neither tells."""
+    limits = []
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                limits.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError):
+        pass
+    cgroup = Path("/sys/fs/cgroup")
+    try:
+        limit = (cgroup / "memory.max").read_text().strip()
+        if limit != "max":
+            limits.append(int(limit) - int((cgroup / "memory.current").read_text()))
+    except (OSError, ValueError):
+        pass
+    return min(limits) if limits else None
+
+
+def _gib(count: int) -> str:
+    return f"{count / 2**30:,.1f} GiB"
+
+
+def check_batch_size(batch_size: int, train_images: int) -> None:
     """A batch must be smaller than the training set: else every epoch is one step (or none) and the run
     quietly stays at chance accuracy."""
-    if batch_size >= len(data.train_labels):
+    if batch_size >= train_images:
         raise DataError(
-            f"trainer.batch_size={batch_size} is not smaller than the training set ({len(data.train_labels)} "
-            f"images), so an epoch would be a single step; use a batch size below {len(data.train_labels)}"
+            f"trainer.batch_size={batch_size} is not smaller than the training set ({train_images} "
+            f"images), so an epoch would be a single step; use a batch size below {train_images}"
         )
 
 

@@ -98,11 +98,18 @@ def _list_split(root: Path, split: str) -> SplitListing:
     return SplitListing(classes, samples, skipped)
 
 
-def _folder_fingerprint(root: Path, samples: list[tuple[str, int]], image_size) -> str:
-    digest = hashlib.sha1(f"{root.resolve()}|{image_size}".encode())
+def _folder_fingerprint(root: Path, samples: list[tuple[str, int]], image_size, verify: str = "stat") -> str:
+    """What a cache of the folder must match. The change time and inode are there because `cp -p`, `rsync -t` and
+    `tar x` keep a replaced file's size and modification time, and a swap of two files between classes keeps
+    both: no program can set a change time, and a rename or a write updates it. With verify=content, a hash
+    of every file's bytes too, for file systems that do not keep change times."""
+    digest = hashlib.sha1(f"{root.resolve()}|{image_size}|{verify}".encode())
     for path, label in samples:
         st = os.stat(path)
-        digest.update(f"{path}|{label}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        digest.update(f"{path}|{label}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}|{st.st_ino}\n".encode())
+        if verify == "content":
+            with open(path, "rb") as f:
+                digest.update(hashlib.sha1(f.read()).digest())
     return digest.hexdigest()
 
 
@@ -211,7 +218,7 @@ def _load_image_folder(cfg) -> ImageData:
         log.warning("%s: %d link(s) to folders inside class folders not followed (e.g. %s -> %s): a link may lead "
                     "back up and repeat images; put the images themselves (or links to them) in the class folder",
                     root, len(skipped), skipped[0], os.readlink(skipped[0]))
-    fingerprint = _folder_fingerprint(root, train_samples + test_samples, cfg.image_size)
+    fingerprint = _folder_fingerprint(root, train_samples + test_samples, cfg.image_size, cfg.cache_verify)
     source = {"folder": str(root.resolve()), "image_size": cfg.image_size, "fingerprint": fingerprint,
               "train": len(train_samples), "test": len(test_samples)}
     cache = cache_path(cfg.cache_dir, root, cfg.image_size, fingerprint[:20])

@@ -9,7 +9,8 @@ from mixupexp.config.registry import register
 from mixupexp.data.images import ImageData
 
 
-@register("data", "synthetic", ignores=("data.root", "data.download", "data.cache_dir"))
+@register("data", "synthetic", ignores=(
+    "data.root", "data.download", "data.cache_dir", "data.cache_verify"))
 def make_synthetic(cfg) -> ImageData:
     """A small, deterministic, CIFAR-shaped data set with a learnable signal and no download.
 

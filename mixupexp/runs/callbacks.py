@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from mixupexp.runs.checkpoint import RESULT, config_differences
 from mixupexp.runs.command_plan import CommandPlan, Job, plan_command
+from mixupexp.runs.files import remove_stale_temp_files
 from mixupexp.runs.identity import plain_config
 from mixupexp.runs.lock import invocation_id, live_holder
 from mixupexp.runs.result import UnreadableResult, read_result
@@ -28,6 +29,15 @@ SHOWN_ERROR_CHARS = 160
 
 
 class SummarizeSweep(Callback):
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        """The temporary files that a kill during a write of the sweep's own files left (sequential.json,
+        tune.json, summary.csv, ..., in the sweep's directory and a confirmation's): no job of this command writes
+        there yet, and each run removes its own under its lock."""
+        sweep_dir = Path(config.hydra.sweep.dir)
+        for directory in (sweep_dir, *sorted(sweep_dir.glob("confirm-trial*"))):
+            for stale in remove_stale_temp_files(directory):
+                log.info("removed %s, left by a write that was interrupted", stale)
+
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         from mixupexp.analysis.collect import SummaryError, left_out_lines
         from mixupexp.analysis.report import caveat_lines, verdict_lines, write_summary

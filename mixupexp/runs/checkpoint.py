@@ -3,8 +3,10 @@
 A checkpoint holds everything the rest of a run depends on: model, optimizer and LR-schedule state, the epoch, the
 metrics so far and every random number generator (Python, NumPy, torch CPU and CUDA, the DataLoader's generator), so a
 resumed run on the CPU ends with exactly the metrics of an uninterrupted one. It holds only tensors and plain data and
-is loaded with `weights_only=True`, so a file planted in a run directory cannot run code; one that cannot be read, or
-whose state does not fit the run's model and optimizer, is set aside (renamed) and the run starts afresh.
+is loaded with `weights_only=True`, so a file planted in a run directory cannot run code. It records a CRC-32 of
+every value it holds (runs/checksums.py), checked before any of it is used: bytes damaged inside a tensor record
+leave a loadable file. One that cannot be read, is damaged, or whose state does not fit the run's model and
+optimizer is set aside (renamed) and the run starts afresh.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 import torch
 
 from mixupexp.config.schema import ConfigError
+from mixupexp.runs.checksums import checksums, mismatches
 from mixupexp.runs.files import atomic_torch_save
 from mixupexp.runs.identity import SEED, identity
 from mixupexp.runs.result import RESULT, read_result
@@ -30,7 +33,7 @@ from mixupexp.runs.status import RunStatus
 
 CHECKPOINT = "checkpoint.pt"
 MODEL = "model.pt"  # the final weights, a plain state dict (torch.load(..., weights_only=True))
-CHECKPOINT_KEYS = ("epoch", "model", "optimizer", "schedule", "rows", "train_seconds", "rng")
+CHECKPOINT_KEYS = ("epoch", "model", "optimizer", "schedule", "rows", "train_seconds", "rng", "checksum")
 
 
 class CheckpointError(Exception):
@@ -111,22 +114,35 @@ def restore_rng_states(states: dict[str, Any], loader_generator: Optional[torch.
 
 def save_checkpoint(path: Path, *, model, optimizer, schedule, epoch: int, rows: list[dict], train_seconds: float,
                     loader_generator: Optional[torch.Generator]) -> None:
-    atomic_torch_save(
-        {
-            "epoch": epoch,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "schedule": schedule.state_dict() if schedule is not None else None,
-            "rows": rows,
-            "train_seconds": train_seconds,
-            "rng": rng_states(loader_generator),
-        },
-        path,
-    )
+    state = {
+        "epoch": epoch,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "schedule": schedule.state_dict() if schedule is not None else None,
+        "rows": rows,
+        "train_seconds": train_seconds,
+        "rng": rng_states(loader_generator),
+    }
+    atomic_torch_save({**state, "checksum": checksums(state)}, path)
 
 
 def read_checkpoint(path: Path) -> dict:
-    """The checkpoint in `path`, on the CPU; CheckpointError (one line naming the file) if it cannot be read.
+    """The checkpoint in `path`, on the CPU, its checksums verified; CheckpointError (one line naming the file)
+    if it cannot be read, is not a checkpoint of this program, or is damaged."""
+    state = load_plain(path)
+    missing = sorted(set(CHECKPOINT_KEYS) - set(state)) if isinstance(state, dict) else list(CHECKPOINT_KEYS)
+    if missing:
+        raise CheckpointError(f"{path} is not a checkpoint of this program (it lacks {', '.join(missing)})")
+    damaged = mismatches({k: v for k, v in state.items() if k != "checksum"}, state["checksum"])
+    if damaged:
+        shown = ", ".join(damaged[:3]) + (f" and {len(damaged) - 3} more" if len(damaged) > 3 else "")
+        raise CheckpointError(f"{path} is damaged: {shown} do not match the checksums written with it")
+    return state
+
+
+def load_plain(path: Path) -> Any:
+    """What the torch file `path` holds, on the CPU; CheckpointError (one line naming the file) if it cannot be
+    read.
 
     Only tensors and plain data are loaded (weights_only): a file that refers to anything else is refused
     before any of it runs, since unpickling arbitrary objects can execute code.
@@ -145,9 +161,6 @@ def read_checkpoint(path: Path) -> dict:
         raise CheckpointError(f"{path} cannot be read: {_unpickling_reason(e)}") from e
     except (OSError, RuntimeError, EOFError, ValueError) as e:
         raise CheckpointError(f"{path} cannot be read: {type(e).__name__}: {_first_line(e)}") from e
-    missing = sorted(set(CHECKPOINT_KEYS) - set(state)) if isinstance(state, dict) else list(CHECKPOINT_KEYS)
-    if missing:
-        raise CheckpointError(f"{path} is not a checkpoint of this program (it lacks {', '.join(missing)})")
     return state
 
 

@@ -34,7 +34,7 @@ from mixupexp.config.presets import without_preset_plus
 from mixupexp.config.schema import ConfigError
 from mixupexp.config.suggest import did_you_mean
 from mixupexp.config.validate import validate
-from mixupexp.data.datasets import DataError, check_available
+from mixupexp.data.datasets import Available, DataError, check_available, check_batch_size
 from mixupexp.runs.identity import flatten, plain_config, run_name
 from mixupexp.runs.sequential_plan import check_sequential, is_sequential, plan_rounds
 from mixupexp.runs.tune_plan import is_tune, plan_tune
@@ -180,15 +180,23 @@ def check_ignored_overrides(overrides: list[str], jobs: list[Job]) -> None:
                               "that uses it")
 
 
-def check_data_once(jobs: list[Job]) -> None:
-    """Every data set the jobs use is there (or downloads): a missing one stops the command before any job."""
-    checked = set()
+def check_data_once(jobs: list[Job], decode: bool = False) -> None:
+    """Every data set the jobs use is there (or downloads) and fits in memory, and each job's batch is smaller
+    than its training set; with `decode`, an image folder is decoded (and cached) here, so that an unreadable
+    image, images of different sizes or images too small for the model stop the command before any job writes
+    its directory."""
+    from mixupexp.models.networks import check_image_size
+
+    checked: dict[str, Available] = {}
     for job in jobs:
         data = OmegaConf.to_container(job.cfg.data, resolve=True)
         key = repr(sorted(data.items()))
         if key not in checked:
-            checked.add(key)
-            check_available(job.cfg.data)
+            checked[key] = check_available(job.cfg.data, decode)
+        found = checked[key]
+        check_batch_size(job.cfg.trainer.batch_size, found.train_images)
+        if found.image_size is not None:
+            check_image_size(job.cfg.model, found.image_size, f"the images of data={job.cfg.data.name}")
 
 
 def flags_first(argv: list[str]) -> list[str]:
@@ -217,10 +225,10 @@ def flags_first(argv: list[str]) -> list[str]:
     return flags + overrides
 
 
-def plan_command(argv: list[str], check_data: bool = True) -> Optional[CommandPlan]:
-    """Compose and validate every job of the command line (and check its data, once per data config); None for
-    the commands Hydra answers itself (--help). Raises ConfigError, DataError, HydraException or
-    OmegaConfBaseException."""
+def plan_command(argv: list[str], check_data: bool = True, decode: bool = False) -> Optional[CommandPlan]:
+    """Compose and validate every job of the command line (and check its data, once per data config, decoding
+    image folders where `decode`); None for the commands Hydra answers itself (--help). Raises ConfigError,
+    DataError, HydraException or OmegaConfBaseException."""
     argv = flags_first(without_preset_plus(argv))
     args, _ = get_args_parser().parse_known_args(argv)
     if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion or args.config_dir:
@@ -239,7 +247,7 @@ def plan_command(argv: list[str], check_data: bool = True) -> Optional[CommandPl
             pinned.append(f"hydra.{dir_key}={base}")  # the timestamp, fixed: the same command finds it again
         plan = CommandPlan(list(argv), pinned, multirun, Path(base) if base else None)
         if multirun and is_tune(first.hydra):  # its jobs are the runs of the trials started so far
-            return _plan_tune(plan, args.overrides, first.hydra, check_data)
+            return _plan_tune(plan, args.overrides, first.hydra, check_data, decode)
         by_name = OmegaConf.to_container(first.hydra.sweep, resolve=False)["subdir"] == "${mixupexp.run_name:}"
         for overrides in job_lists:
             cfg = compose(config_name=CONFIG_NAME, overrides=overrides)
@@ -249,7 +257,7 @@ def plan_command(argv: list[str], check_data: bool = True) -> Optional[CommandPl
             plan.jobs.append(Job(overrides, cfg, name, run_dir if multirun else plan.base_dir))
         check_ignored_overrides(args.overrides, plan.jobs)
         if check_data:
-            check_data_once(plan.distinct)
+            check_data_once(plan.distinct, decode)
         if multirun and is_sequential(first.hydra):  # the jobs are its configurations: plan their rounds
             plan.sequential = plan_rounds(plan.base_dir, [(job.overrides, job.cfg) for job in plan.jobs], first.hydra)
             plan.jobs = [Job(*job) for job in plan.sequential.jobs]
@@ -262,21 +270,23 @@ def _composed(overrides: list[str]) -> DictConfig:
     return cfg
 
 
-def _plan_tune(plan: CommandPlan, overrides: list[str], hydra_cfg: DictConfig, check_data: bool) -> CommandPlan:
+def _plan_tune(plan: CommandPlan, overrides: list[str], hydra_cfg: DictConfig, check_data: bool,
+               decode: bool) -> CommandPlan:
     plan.tune = plan_tune(plan.base_dir, overrides, hydra_cfg, _composed)
     corners = [Job(corner, cfg, run_name(cfg), None) for corner, cfg in plan.tune.corners]
     check_ignored_overrides(overrides, corners)
     if check_data:
-        check_data_once(corners)
+        check_data_once(corners, decode)
     plan.jobs = [Job(*job) for job in plan.tune.jobs]
     return plan
 
 
-def check_command_line(argv: list[str]) -> Optional[CommandPlan]:
+def check_command_line(argv: list[str], decode: bool = False) -> Optional[CommandPlan]:
     """Exit with one line and status 2 if any job of this command line has a config that cannot work or data that
-    are not there; else return the command's plan (None for --help and the like)."""
+    are not there (with `decode`, that cannot be decoded); else return the command's plan (None for --help and the
+    like)."""
     try:
-        return plan_command(argv)
+        return plan_command(argv, decode=decode)
     except (ConfigError, DataError, HydraException, OmegaConfBaseException, AssertionError) as e:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise

@@ -33,7 +33,8 @@ from mixupexp.config.schema import Config
 # runs of a parallel sweep (a share of the cores each) and of a serial one (every core) are the same runs.
 NOT_TRAINING_KEYS = (
     "trainer.progress", "trainer.resume", "trainer.keep_checkpoint", "trainer.save_model", "trainer.eval_batch_size",
-    "trainer.eval_every", "trainer.cuda_graph", "trainer.threads", "data.cache_dir", "data.download",
+    "trainer.eval_every", "trainer.cuda_graph", "trainer.threads", "data.cache_dir", "data.cache_verify",
+    "data.download",
 )
 NOT_TRAINING_PREFIXES = ("eval.", "logger.", "logger", "hydra.")
 SEED = "seed"

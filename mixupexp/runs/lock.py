@@ -8,10 +8,17 @@ process that died on this host is stale and taken over, and so is one whose pid 
 (pids are reused: the lock records its process's start time and the boot it ran in, where /proc tells them); any
 other existing lock is held, and the caller learns by whom: a job of the same command (a duplicate job of the
 sweep) or another process (a clash).
+
+Only one process may win a takeover, however the processes that found the same stale lock interleave: a taker
+holds an exclusive flock on the stale lock file, checks under it that this file is still the one at `run.lock`
+and still stale, renames its own lock over it, and re-reads `run.lock` to confirm that it holds its own token.
+A second taker then finds the file replaced, or the new owner alive, and is refused. The kernel drops a flock
+when its process dies, so no claim of a takeover can itself go stale.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import socket
@@ -90,14 +97,29 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def read_holder(run_dir: Path) -> Optional[Holder]:
-    """The lock's holder, or None where there is no lock (an unreadable lock counts as none)."""
+def _holder_of(text: str) -> Optional[Holder]:
     try:
-        data = json.loads((Path(run_dir) / LOCK).read_text())
+        data = json.loads(text)
         start = data.get("process_start")
         return Holder(int(data["pid"]), str(data["host"]), str(data["invocation"]), str(data["since"]),
                       str(start) if start is not None else None)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def read_holder(run_dir: Path) -> Optional[Holder]:
+    """The lock's holder, or None where there is no lock (an unreadable lock counts as none)."""
+    try:
+        return _holder_of((Path(run_dir) / LOCK).read_text())
+    except OSError:
+        return None
+
+
+def _token(path: Path) -> Optional[str]:
+    """The token of the lock at `path`: what tells one taking of a lock from any other, even by the same pid."""
+    try:
+        return json.loads(path.read_text()).get("token")
+    except (OSError, ValueError, AttributeError):
         return None
 
 
@@ -110,12 +132,15 @@ def _is_alive(holder: Holder) -> bool:
     return now is None or now == holder.process_start
 
 
+def _counts(holder: Optional[Holder]) -> bool:
+    """Whether a lock's holder is (or may be) alive: on another host it cannot be checked, so it counts."""
+    return holder is not None and (holder.host != socket.gethostname() or _is_alive(holder))
+
+
 def live_holder(run_dir: Path) -> Optional[Holder]:
-    """The holder of the lock if it is (or may be) alive: on another host it cannot be checked, so it counts."""
+    """The holder of the lock if it is (or may be) alive."""
     holder = read_holder(run_dir)
-    if holder is None or (holder.host == socket.gethostname() and not _is_alive(holder)):
-        return None
-    return holder
+    return holder if _counts(holder) else None
 
 
 def check_lock_path(run_dir: Path) -> None:
@@ -126,15 +151,25 @@ def check_lock_path(run_dir: Path) -> None:
         raise LockError(f"{path} is a directory, not a lock file; remove it (rmdir {path}) and run the command again")
 
 
-def _create(path: Path) -> bool:
-    """Create the lock file whole; False if one exists."""
+def _write_own(path: Path, token: str) -> str:
+    """A temporary file beside `path` holding this process's lock, whole; its name."""
     me = {"pid": os.getpid(), "host": socket.gethostname(), "invocation": invocation_id(),
           "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-          "process_start": process_start(os.getpid())}
+          "process_start": process_start(os.getpid()), "token": token}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(me, f)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return tmp
+
+
+def _create(path: Path, token: str) -> bool:
+    """Create the lock file whole; False if one exists."""
+    tmp = _write_own(path, token)
+    try:
         os.link(tmp, path)
         return True
     except FileExistsError:
@@ -143,27 +178,68 @@ def _create(path: Path) -> bool:
         os.unlink(tmp)
 
 
+def _take_over(path: Path, token: str) -> bool:
+    """Replace the stale lock at `path` by this process's; False where another process changed it first (took
+    it over, or is taking it over at this moment) or its holder turns out to be alive."""
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return False  # released or taken away meanwhile: creating it is tried again
+    with f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released when `f` is closed, or its process dies
+        except BlockingIOError:
+            return False  # another process is taking this very file over
+        try:
+            current = os.stat(path)
+        except FileNotFoundError:
+            return False
+        opened = os.fstat(f.fileno())
+        if (current.st_dev, current.st_ino) != (opened.st_dev, opened.st_ino):
+            return False  # replaced since it was opened: another process won the takeover
+        if _counts(_holder_of(f.read().decode(errors="replace"))):
+            return False
+        tmp = _write_own(path, token)
+        try:
+            os.rename(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    return _token(path) == token
+
+
+def _release(path: Path, token: str) -> None:
+    """Remove the lock if it is still this process's (never a lock that another process holds now)."""
+    if _token(path) == token:
+        path.unlink(missing_ok=True)
+
+
 @contextmanager
 def run_lock(run_dir: Path) -> Iterator[None]:
     """Hold `run_dir`'s lock for the block; RunLocked if a live process holds it."""
     path = Path(run_dir) / LOCK
     check_lock_path(run_dir)
-    for _ in range(3):
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            created = _create(path)
-        except OSError as e:
-            raise_refused(path, e)
-        if created:
-            break
-        holder = live_holder(run_dir)
-        if holder is not None:
-            raise RunLocked(Path(run_dir), holder)
-        check_lock_path(run_dir)
-        path.unlink(missing_ok=True)  # stale: its process is gone (or the file was unreadable)
-    else:
-        raise RunLocked(Path(run_dir), read_holder(run_dir) or Holder(-1, "?", "?", "?"))
+    token = uuid.uuid4().hex
+    try:
+        for _ in range(3):
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if _create(path, token):
+                    break
+                holder = live_holder(run_dir)
+                if holder is not None:
+                    raise RunLocked(Path(run_dir), holder)
+                check_lock_path(run_dir)
+                if _take_over(path, token):  # stale: its process is gone (or the file was unreadable)
+                    break
+            except OSError as e:
+                raise_refused(path, e)
+        else:
+            raise RunLocked(Path(run_dir), read_holder(run_dir) or Holder(-1, "?", "?", "?"))
+    except BaseException:  # a signal right after the lock was linked or renamed into place: leave none behind
+        _release(path, token)
+        raise
     try:
         yield
     finally:
-        path.unlink(missing_ok=True)
+        _release(path, token)

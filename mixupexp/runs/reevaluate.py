@@ -22,7 +22,7 @@ from mixupexp.config.schema import Config
 from mixupexp.config.validate import validate
 from mixupexp.data.datasets import load_data
 from mixupexp.models.networks import build_model
-from mixupexp.runs.checkpoint import MODEL, RESULT
+from mixupexp.runs.checkpoint import MODEL, RESULT, CheckpointError, load_plain
 from mixupexp.runs.files import write_json
 from mixupexp.training.device import pick_device, versions
 from mixupexp.training.metrics import evaluate, fgsm_accuracy, fgsm_key
@@ -117,7 +117,13 @@ def load_model(cfg, run_dir: Path, data, device: torch.device):
     path = run_dir / MODEL
     if not path.is_file():
         raise EvaluateError(f"{run_dir} has no {MODEL}: the run did not finish, or ran with trainer.save_model=false")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:  # tensors only: a model.pt planted in a run directory must not run code
+        state = load_plain(path)
+    except CheckpointError as e:
+        raise EvaluateError(f"{e}; train the run again (trainer.resume=false) to rebuild its {MODEL}") from e
+    if not (isinstance(state, dict) and state and all(isinstance(v, torch.Tensor) for v in state.values())):
+        raise EvaluateError(f"{path} is not a model's weights (a state dict of tensors); train the run again "
+                            f"(trainer.resume=false) to rebuild it")
     image_shape = tuple(data.test_images.shape[1:])
     if _num_outputs(state) != data.num_classes:
         raise EvaluateError(f"data={cfg.data.name} has {data.num_classes} classes but the model in {path} predicts "

@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from mixupexp.analysis import sequential as seq
 from mixupexp.config.options import ignored_keys, option
 from mixupexp.config.schema import ConfigError
+from mixupexp.config.validate import SEED_MAX
 from mixupexp.runs.checkpoint import RESULT
 from mixupexp.runs.identity import (
     SEED,
@@ -81,6 +82,11 @@ class Settings:
         if self.assumed_sd is not None and not _positive_number(self.assumed_sd):
             raise ConfigError(f"{KEY_ASSUMED_SD}={self.assumed_sd} must be a number > 0 (the sd of a paired "
                               f"difference, in accuracy points), e.g. {KEY_ASSUMED_SD}=1.41")
+        last = self.first_seed + self.max_seeds - 1
+        if last > SEED_MAX:  # found here, not by the round that would reach it
+            raise ConfigError(f"{KEY_FIRST_SEED}={self.first_seed} with {seq.KEY_MAX_SEEDS}={self.max_seeds} would "
+                              f"run seeds up to {last}, and seeds must be in [0, {SEED_MAX}]; use {KEY_FIRST_SEED}="
+                              f"{SEED_MAX - self.max_seeds + 1} or less")
 
     def _example(self, message: str) -> str:
         key = message.split("=", 1)[0]

@@ -8,6 +8,7 @@ started so far (tune.json), since the sampler chooses the next ones only as the 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from omegaconf import DictConfig
 from mixupexp.config.schema import ConfigError
 from mixupexp.runs.identity import run_name
 from mixupexp.runs.tune_design import (
+    STUDY_FILE,
     TUNE_EXTRA,
     Record,
     TuneSettings,
@@ -61,6 +63,7 @@ def plan_tune(sweep_dir: Optional[Path], overrides: list[str], hydra_cfg: DictCo
         cfg = compose_job(corner)
         check_validation(cfg)
         corners.append((corner, cfg))
+    check_study_file(sweep_dir / STUDY_FILE)
     record = Record.read(sweep_dir)
     if record is not None:
         record.check_same_study(settings, space, sweep_dir)
@@ -69,3 +72,21 @@ def plan_tune(sweep_dir: Optional[Path], overrides: list[str], hydra_cfg: DictCo
         cfg = compose_job(job_overrides)
         jobs.append((job_overrides, cfg, run_name(cfg), sweep_dir / run_dir))
     return TunePlan(settings, space, record, corners, jobs)
+
+
+def check_study_file(path: Path) -> None:
+    """ConfigError, one line, where the sweep's study.db is there but is not a whole SQLite database (truncated,
+    its first bytes garbled): Optuna would fail on it with a traceback from inside its storage. Read only, with
+    the standard library's sqlite3, before anything is written."""
+    if not path.exists():
+        return
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            problem = db.execute("PRAGMA quick_check").fetchone()[0]
+    except sqlite3.Error as e:
+        problem = str(e)
+    if problem != "ok":
+        raise ConfigError(f"{path} cannot be read as the study's storage ({problem}); move it away to start the "
+                          f"search again in this directory, or run in another one (hydra.sweep.dir=DIR)")

@@ -173,7 +173,7 @@ def build_run(cfg, device: torch.device) -> Run:
     """config -> data -> batches (mixed) -> model -> optimizer -> step, on `device`."""
     seed_everything(cfg.seed)
     data = load_data(cfg.data)
-    check_batch_size(cfg.trainer.batch_size, data)
+    check_batch_size(cfg.trainer.batch_size, len(data.train_labels))
     check_image_size(cfg.model, tuple(data.train_images.shape[2:]), f"the images of data={cfg.data.name}",
                      resizable=cfg.data.name in ("image_folder", "synthetic"))
     mean, std = data.channel_stats()
@@ -295,6 +295,10 @@ def _train(cfg, out_dir: Path, device: torch.device) -> dict:
             log.warning("logger=%s records nothing for this run: it finished before and is not trained again "
                         "(trainer.resume=false retrains it; `tensorboard --logdir` etc. need a run that trains)",
                         ",".join(recording))
+        kept = prior.result.get("config", {}).get("trainer", {}).get("keep_checkpoint", False)
+        if prior.checkpoint is not None and not kept:  # a kill came between result.json and its removal
+            prior.checkpoint.unlink(missing_ok=True)
+            log.info("removed %s: the run had finished before it was deleted", prior.checkpoint)
         return prior.result
     for directory in (out_dir, out_dir / HYDRA_DIR):
         for stale in remove_stale_temp_files(directory):
