@@ -41,7 +41,7 @@ from mixupexp.package_check import refuse_shadowed_package  # noqa: E402
 refuse_shadowed_package()  # before any import that the shadowing folder would break
 from mixupexp.augment.batch import BatchMixer
 from mixupexp.augment.loaders import DeviceBatches
-from mixupexp.config.schema import DEFAULT_CACHE_DIR, ConfigError
+from mixupexp.config.schema import DEFAULT_CACHE_DIR, ConfigError, TrainerConfig
 from mixupexp.data.datasets import DataError, check_batch_size, load_data
 from mixupexp.models.networks import SimpleCNN
 from mixupexp.training.device import pick_device, versions
@@ -50,7 +50,7 @@ from mixupexp.training.loss import soft_cross_entropy
 from mixupexp.training.optim import build_optimizer
 from mixupexp.training.profile import (
     STAGES,
-    evaluation_seconds,
+    evaluation_times,
     inference_flops,
     step_stages,
     this_cpu_peak,
@@ -251,14 +251,21 @@ def hardware_share(args, device, data, batches, study_mixup, ref_loader, steps: 
         if kind:
             out[f"{name}_fastest_step_peak_share"] = round(out[f"{name}_fastest_step_gflops"] / peak[kind], 3)
     test_images, test_labels = data.test_images.to(device), data.test_labels.to(device)
-    seconds = evaluation_seconds(steps["mixupexp"].model, test_images, test_labels, args.eval_batch_size, device)
-    out["evaluation"] = {
-        "images": len(test_labels), "batch_size": args.eval_batch_size, "s": round(seconds, 4),
-        "images_per_s": round(len(test_labels) / seconds, 1),
-        "gflops": round(len(test_labels) * flop_eval / seconds / 1e9, 1),
-        # What one evaluation of the test split adds to one epoch over all of this training set.
-        "share_of_epoch": round(seconds / (seconds + len(data.train_labels) / report["mixupexp_images_per_s"]), 3),
-    }
+    # The evaluation every epoch runs (BatchNorm folded into the convolutions), beside the model as it is.
+    times = evaluation_times(steps["mixupexp"].model, test_images, test_labels, args.eval_batch_size, device,
+                             repeats=args.repeats)
+    fp32 = peak.get("fp32") if peak is not None else None
+    for key, fold in (("evaluation", True), ("evaluation_unfolded", False)):
+        seconds = times[fold]
+        gflops = len(test_labels) * flop_eval / seconds / 1e9
+        out[key] = {
+            "images": len(test_labels), "batch_size": args.eval_batch_size, "s": round(seconds, 4),
+            "images_per_s": round(len(test_labels) / seconds, 1), "gflops": round(gflops, 1),
+            # The evaluation runs in fp32: its share is of the fp32 peak.
+            "fp32_peak_share": round(gflops / fp32, 3) if fp32 else None,
+            # What one evaluation of the test split adds to one epoch over all of this training set.
+            "share_of_epoch": round(seconds / (seconds + len(data.train_labels) / report["mixupexp_images_per_s"]), 3),
+        }
     return out
 
 
@@ -285,10 +292,12 @@ def table(report: dict) -> str:
                      f"{100 * report[f'{name}_fastest_step_peak_share']:.0f} %" if share is not None else "-"])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines += ["  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in rows]
-    ev = report["evaluation"]
-    lines.append(f"evaluation of {ev['images']} test images (batch {ev['batch_size']}): {ev['s']:.2f} s, "
-                 f"{ev['images_per_s']:.0f} images/s, {ev['gflops']:.1f} GFLOP/s, "
-                 f"{100 * ev['share_of_epoch']:.0f} % of an epoch of this training set")
+    for key, what in (("evaluation", "folded, as every epoch runs it"), ("evaluation_unfolded", "the model as it is")):
+        ev = report[key]
+        share = f", {100 * ev['fp32_peak_share']:.0f} % of the fp32 peak" if ev.get("fp32_peak_share") else ""
+        lines.append(f"evaluation of {ev['images']} test images (batch {ev['batch_size']}, {what}): {ev['s']:.2f} s, "
+                     f"{ev['images_per_s']:.0f} images/s, {ev['gflops']:.1f} GFLOP/s{share}, "
+                     f"{100 * ev['share_of_epoch']:.0f} % of an epoch of this training set")
     return "\n".join(lines)
 
 
@@ -306,7 +315,9 @@ def parse_args(argv=None):
     parser.add_argument("--no-cuda-graph", action="store_true")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's, every core)")
     parser.add_argument("--num-test", type=int, default=10000, help="synthetic test images, for the evaluation's time")
-    parser.add_argument("--eval-batch-size", type=int, default=1000)
+    parser.add_argument("--eval-batch-size", type=int, default=TrainerConfig.eval_batch_size,
+                        help="images per forward pass of the evaluation "
+                             f"(trainer.eval_batch_size, {TrainerConfig.eval_batch_size})")
     parser.add_argument("--profile-steps", type=int, default=20, help="steps per arm timed stage by stage")
     parser.add_argument("--no-profile", action="store_true", help="only the epochs: no FLOP count, stages or evaluation")
     args = parser.parse_args(argv)

@@ -113,7 +113,10 @@ def test_benchmark_reports_the_hardware_share(capsys):
             report[f"{arm}_images_per_s"] * report["flop_per_train_image"] / 1e9, abs=0.1)
         assert set(report[f"{arm}_stages_ms"]) == {"data", "forward", "backward", "optimizer"}
         assert 0 < report[f"{arm}_fastest_step_ms"]
-    assert report["evaluation"]["images"] == 40 and report["evaluation"]["s"] > 0
+    for key in ("evaluation", "evaluation_unfolded"):  # the folded evaluation beside the model as it is
+        ev = report[key]
+        assert ev["images"] == 40 and ev["s"] > 0
+        assert ev["gflops"] == pytest.approx(40 * report["flop_per_eval_image"] / ev["s"] / 1e9, rel=0.01, abs=0.1)
     assert "assumption" in report["cpu_peak"] and "clock_source" in report["cpu_peak"]
     assert "GFLOP/s" in captured.err and "optimizer ms" in captured.err  # the table, on stderr
 

@@ -81,10 +81,11 @@ def folded_for_inference(model: nn.Module) -> nn.Module:
 
 
 @torch.inference_mode()
-def evaluate(model, images, labels, batch_size: int, device) -> EvalMetrics:
-    """NLL, accuracy (%) and ECE (%) on (images, labels), uint8 images already on `device`."""
+def evaluate(model, images, labels, batch_size: int, device, fold: bool = True) -> EvalMetrics:
+    """NLL, accuracy (%) and ECE (%) on (images, labels), uint8 images already on `device`; `fold=False`
+    evaluates the model as it is (the reference `python -m mixupexp.bench` times the folded copy against)."""
     model.eval()
-    net = folded_for_inference(model)
+    net = folded_for_inference(model) if fold else model
     loss_sum = torch.zeros((), device=device)
     confidences, corrects = [], []
     for start in range(0, len(labels), batch_size):

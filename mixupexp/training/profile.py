@@ -208,14 +208,24 @@ def step_stages(step, batches, prepare, device: torch.device, steps: int, warmup
     return {**{stage: statistics.median(values) for stage, values in times.items()}, "fastest_step": min(whole)}
 
 
-def evaluation_seconds(model, images, labels, batch_size: int, device: torch.device, repeats: int = 3) -> float:
+def evaluation_seconds(model, images, labels, batch_size: int, device: torch.device, repeats: int = 3,
+                       fold: bool = True) -> float:
     """Median seconds of one `evaluate` (what every epoch of a run does on its test split), after one untimed."""
-    evaluate(model, images, labels, batch_size, device)
-    times = []
+    return evaluation_times(model, images, labels, batch_size, device, repeats, folds=(fold,))[fold]
+
+
+def evaluation_times(model, images, labels, batch_size: int, device: torch.device, repeats: int = 3,
+                     folds=(False, True)) -> dict[bool, float]:
+    """{fold: median seconds of one `evaluate(..., fold=fold)`}: each after one untimed, the arms taking turns
+    in every repeat, so that a change in the machine's speed reaches them alike."""
+    for fold in folds:
+        evaluate(model, images, labels, batch_size, device, fold=fold)
+    times: dict[bool, list[float]] = {fold: [] for fold in folds}
     for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        evaluate(model, images, labels, batch_size, device)
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for fold in folds:
+            _sync(device)
+            start = time.perf_counter()
+            evaluate(model, images, labels, batch_size, device, fold=fold)
+            _sync(device)
+            times[fold].append(time.perf_counter() - start)
+    return {fold: statistics.median(values) for fold, values in times.items()}

@@ -1,0 +1,59 @@
+"""The study committed under docs/results/ is the tool's own output, and goes on from where it is.
+
+Its runs were made by the command README gives; their small files (result.json, metrics.csv, train.log, .hydra/)
+are all that was committed. These tests check that the same command names exactly those runs, that a sweep copied
+without its weights resumes from such files alone, and that the figures README and docs/results.md print are the
+ones the runs' result.json files give.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mixupexp.runs.identity import run_name
+
+from .conftest import REPO, TINY, compose_config, run_cli
+
+STUDY = REPO / "docs" / "results" / "seed_study"
+# The command that made the committed study, as README gives it (data.root is part of a run's identity).
+STUDY_COMMAND = ["experiment=seed_study", "data=image_folder", "data.root=/work/data/cifar10", "trainer.eval_every=10"]
+LARGE = ("model.pt", "checkpoint.pt", "run.lock")
+
+
+def committed_runs() -> dict[str, dict]:
+    return {p.parent.name: json.loads(p.read_text()) for p in sorted(STUDY.glob("*/result.json"))}
+
+
+def test_the_committed_study_holds_no_weights_and_only_finished_runs():
+    runs = committed_runs()
+    assert len(runs) >= 6
+    assert all(result["status"] == "ok" for result in runs.values())
+    assert not [p for p in STUDY.rglob("*") if p.name in LARGE or p.suffix in (".pt", ".tmp")]
+
+
+@pytest.mark.parametrize("augment", ["none", "mixup"])
+def test_the_readme_command_names_the_committed_runs(augment):
+    # So the same command on another machine (with the data at the same path) trains none of them again.
+    runs = committed_runs()
+    for seed in range(3):
+        name = run_name(compose_config([*STUDY_COMMAND, f"augment={augment}", f"seed={seed}"]))
+        assert name in runs, f"{name} is not among the committed runs {sorted(runs)}"
+        assert runs[name]["run_name"] == name
+
+
+def test_a_sweep_copied_without_its_weights_goes_on_where_it_stopped(tmp_path):
+    first = tmp_path / "here"
+    run_cli(["--multirun", *TINY, "augment=none,mixup", "seed=0", f"hydra.sweep.dir={first}"], cwd=tmp_path)
+    moved = tmp_path / "there"  # what rsync --exclude model.pt --exclude checkpoint.pt carries
+    shutil.copytree(first, moved, ignore=shutil.ignore_patterns(*LARGE))
+    assert not list(moved.rglob("model.pt"))
+    results = {p: p.read_text() for p in moved.glob("*/result.json")}
+    command = ["--multirun", *TINY, "augment=none,mixup", "seed=0,1", f"hydra.sweep.dir={moved}"]
+    plan = run_cli(command, cwd=tmp_path, module="mixupexp.plan").stdout
+    assert plan.count(": finished") == 2 and plan.count(": new") == 2
+    run_cli(command, cwd=tmp_path)
+    assert {p: p.read_text() for p in results} == results  # the copied runs were not trained again
+    assert all("not run again" in (p.parent / "train.log").read_text().splitlines()[-1] for p in results)
+    assert len(list(moved.glob("*_seed1_*/result.json"))) == 2
