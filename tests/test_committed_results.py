@@ -10,6 +10,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from mixupexp.runs.identity import run_name
@@ -57,3 +58,45 @@ def test_a_sweep_copied_without_its_weights_goes_on_where_it_stopped(tmp_path):
     assert {p: p.read_text() for p in results} == results  # the copied runs were not trained again
     assert all("not run again" in (p.parent / "train.log").read_text().splitlines()[-1] for p in results)
     assert len(list(moved.glob("*_seed1_*/result.json"))) == 2
+
+
+def summarized(tmp_path: Path, names=None) -> tuple[Path, list[str]]:
+    """A copy of the committed study (only the runs `names`, without the sweep's own files, when given),
+    summarised by `python -m mixupexp.summarize`: its directory and the verdict lines it printed."""
+    copy = tmp_path / "study"
+    if names is None:
+        shutil.copytree(STUDY, copy, ignore=shutil.ignore_patterns("summary*", "runs.csv", "*.png"))
+    else:
+        for name in names:
+            shutil.copytree(STUDY / name, copy / name)
+    out = run_cli([str(copy)], cwd=tmp_path, module="mixupexp.summarize").stdout
+    return copy, [line for line in out.splitlines() if line.startswith("augment=mixup")]
+
+
+def headline(summary: pd.DataFrame, augment: str) -> str:
+    row = summary[summary["augment"] == augment].iloc[0]
+    return f"{row['acc_mean']:.2f} ± {row['acc_std']:.2f} % (n = {int(row['n'])})"
+
+
+def assert_in_the_docs(copy: Path, verdicts: list[str]) -> None:
+    """README's headline (mean ± sd, n) of each arm, the one verdict line, and docs/results.md's row of every run
+    (accuracy, NLL, ECE) are what the summary of `copy` says."""
+    readme, results = (REPO / "README.md").read_text(), (REPO / "docs" / "results.md").read_text()
+    summary = pd.read_csv(copy / "summary.csv")
+    for augment in ("none", "mixup"):
+        assert headline(summary, augment) in readme
+    assert len(verdicts) == 1 and verdicts[0] in readme and verdicts[0] in results
+    for _, run in pd.read_csv(copy / "runs.csv").iterrows():
+        row = f"| {run['augment']} | {run['seed']} | {run['test_acc']:.2f} | {run['test_loss']:.3f} | {run['test_ece']:.2f} |"
+        assert row in results, row
+
+
+def test_the_fixed_study_in_the_docs_is_what_summarize_computes(tmp_path):
+    # Seeds 0-2 of each arm, as experiment=seed_study ran them.
+    fixed = sorted(name for name in committed_runs() if int(name.split("_seed")[1].split("_")[0]) < 3)
+    assert len(fixed) == 6
+    assert_in_the_docs(*summarized(tmp_path, fixed))
+
+
+def test_the_sequential_answer_in_the_docs_is_what_summarize_computes(tmp_path):
+    assert_in_the_docs(*summarized(tmp_path))

@@ -39,7 +39,8 @@ def test_summary_states_the_model_names_the_outlying_run_and_judges_without_it(t
     summary = sequential_dir(tmp_path, {("none", 0.2, 0.2): NONE, ("mixup", 0.2, 0.2): MIXUP})
     markdown = (tmp_path / "summary.md").read_text()
     assert "independent and roughly normal" in markdown
-    assert "It does not cover rare collapses" in markdown and "6.2 % of sweeps with K = 1" in markdown
+    assert "It does not cover rare collapses" in markdown \
+        and "the anytime design made a false verdict in 6.2 % of sweeps with K = 1" in markdown
     assert "augment=none seed 6: 36.74 %" in markdown and "modified z-score" in markdown
     # Without seed 6 the six pairs' differences: -1.50 +1.79 -2.52 -6.18 +6.97 +1.80.
     assert "- augment=mixup augment.alpha=0.2 augment.ratio=0.2: not settled at 6 seeds (Δ = +0.06 points over 6 " \

@@ -34,10 +34,10 @@ def _rate(r: dict) -> str:
 
 
 def estimate_bias(effect_sd: float, k: int = 3, stops: int = 300, inner: int = 2000, sd: float = 1.41,
-                  rng_seed: int = 0) -> dict:
+                  rng_seed: int = 0, design: str = seq.DESIGN) -> dict:
     """Sweeps with a true effect of effect_sd sd, those that end better: the relative bias of the mean at the
     stop and of the conditional estimate (with its Monte-Carlo SE), and the share that ended better."""
-    design = estimate.Design(level=seq.ALPHA / k)
+    design = estimate.Design(level=seq.ALPHA / k, e_value=seq.design_test(design, seq.round_bounds()))
     simulated = estimate.Simulated(design, sims=inner)
     mu = effect_sd * sd
     code, _, means, sds = estimate.Simulated(design, sims=stops * 20, rng_seed=rng_seed + 1).stops(mu, sd)
@@ -89,11 +89,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stops", type=int, default=300, help="better stops per line of the estimate's table")
     parser.add_argument("--studies", type=int, default=4000, help="simulated tuning studies per line")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--design", choices=[seq.PLANNED, seq.ANYTIME], default=seq.DESIGN,
+                        help=f"the sequential design simulated (hydra.sweeper.design; default {seq.DESIGN})")
     args = parser.parse_args(argv)
     started = time.time()
     print("$ python -m mixupexp.analysis.guarantee_simulation " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)))
-    grid = sim.Setting(k=8, test_size=500)
+    print(f"design: {args.design}")
+    grid = sim.Setting(k=8, test_size=500, design=args.design)
     bounds = seq.round_bounds()
     print(f"\nPruned to the best configuration after round r, K = 8, no effect, {args.sims} sweeps "
           "(sd of a paired difference 1.41 points, 1/500 grid): sweeps with any better/worse")
@@ -103,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
         lowered = sim.pruned_error_rate(grid, args.sims, r, keep_family=False, rng_seed=args.seed)
         print(f"| round {r} ({bounds[r]} seeds) | {_rate(kept)} | {_rate(lowered)} |")
     print(f"\nA tuning study confirming 4 successive best configurations, none better, {args.sims} studies:")
-    one = sim.Setting(k=1, test_size=500)
+    one = sim.Setting(k=1, test_size=500, design=args.design)
     for split in (True, False):
         r = sim.confirmations_error_rate(one, args.sims, 4, split=split, rng_seed=args.seed)
         print(f"  {'alpha / 2^j each' if split else 'alpha each':18s} {_rate(r)}")
@@ -112,14 +115,14 @@ def main(argv: list[str] | None = None) -> None:
     print("| K | without collapses | with collapses |\n| --- | --- | --- |")
     for k in (1, 8):
         cells = [_rate(sim.error_rate(sim.Setting(k=k, noise_sd=0.3, test_size=10000, collapse_share=share,
-                                                  collapse_points=5.0), args.sims, args.seed)) for share in (0, 0.05)]
+                                                  collapse_points=5.0, design=args.design), args.sims, args.seed)) for share in (0, 0.05)]
         print(f"| {k} | {cells[0]} | {cells[1]} |")
     print(f"\nΔ at a 'better' stop, K = 3, paired-difference sd 1.41 points, {args.stops} stops each: bias relative "
           "to the true effect")
     print("| effect | share ending better | mean at the stop | conditional estimate | no estimate |")
     print("| --- | --- | --- | --- | --- |")
     for effect_sd in (0.5, 1.0, 2.0):
-        r = estimate_bias(effect_sd, stops=args.stops, rng_seed=args.seed)
+        r = estimate_bias(effect_sd, stops=args.stops, rng_seed=args.seed, design=args.design)
         print(f"| {effect_sd:g} sd | {100 * r['better']:.1f} % | {100 * r['raw']:+.1f} % | "
               f"{100 * r['conditional']:+.1f} % ± {100 * r['se']:.1f} | {r['missing']} of {r['n']} |")
     print(f"\nTuning's selection bias, 20 trials x 3 seeds, 6 fresh seeds, {args.studies} studies (points):")
