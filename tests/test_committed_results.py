@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from mixupexp import summarize
 from mixupexp.runs.identity import run_name
 
 from .conftest import REPO, TINY, compose_config, run_cli
@@ -44,6 +45,7 @@ def test_the_readme_command_names_the_committed_runs(augment):
         assert runs[name]["run_name"] == name
 
 
+@pytest.mark.slow  # two sweeps through the command line
 def test_a_sweep_copied_without_its_weights_goes_on_where_it_stopped(tmp_path):
     first = tmp_path / "here"
     run_cli(["--multirun", *TINY, "augment=none,mixup", "seed=0", f"hydra.sweep.dir={first}"], cwd=tmp_path)
@@ -60,7 +62,7 @@ def test_a_sweep_copied_without_its_weights_goes_on_where_it_stopped(tmp_path):
     assert len(list(moved.glob("*_seed1_*/result.json"))) == 2
 
 
-def summarized(tmp_path: Path, names=None) -> tuple[Path, list[str]]:
+def summarized(tmp_path: Path, capsys, names=None) -> tuple[Path, list[str]]:
     """A copy of the committed study (only the runs `names`, without the sweep's own files, when given),
     summarised by `python -m mixupexp.summarize`: its directory and the verdict lines it printed."""
     copy = tmp_path / "study"
@@ -69,7 +71,9 @@ def summarized(tmp_path: Path, names=None) -> tuple[Path, list[str]]:
     else:
         for name in names:
             shutil.copytree(STUDY / name, copy / name)
-    out = run_cli([str(copy)], cwd=tmp_path, module="mixupexp.summarize").stdout
+    capsys.readouterr()
+    assert summarize.main([str(copy), "--no-plots"]) == 0
+    out = capsys.readouterr().out
     return copy, [line for line in out.splitlines() if line.startswith("augment=mixup")]
 
 
@@ -91,12 +95,13 @@ def assert_in_the_docs(copy: Path, verdicts: list[str]) -> None:
         assert row in results, row
 
 
-def test_the_fixed_study_in_the_docs_is_what_summarize_computes(tmp_path):
+def test_the_fixed_study_in_the_docs_is_what_summarize_computes(tmp_path, capsys):
     # Seeds 0-2 of each arm, as experiment=seed_study ran them.
     fixed = sorted(name for name in committed_runs() if int(name.split("_seed")[1].split("_")[0]) < 3)
     assert len(fixed) == 6
-    assert_in_the_docs(*summarized(tmp_path, fixed))
+    assert_in_the_docs(*summarized(tmp_path, capsys, fixed))
 
 
-def test_the_sequential_answer_in_the_docs_is_what_summarize_computes(tmp_path):
-    assert_in_the_docs(*summarized(tmp_path))
+def test_the_sequential_answer_in_the_docs_is_what_summarize_computes(tmp_path, capsys):
+    # The whole directory, with the sequential sweep's own files (multirun.yaml, sequential.json, family.json).
+    assert_in_the_docs(*summarized(tmp_path, capsys))

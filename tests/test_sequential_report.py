@@ -120,3 +120,14 @@ def test_runs_saved_against_the_budget_and_the_same_power_fixed_design(tmp_path)
         f"max_seeds = 7 seeds): 0 saved (0 %); against the same-power fixed design's {2 * n} ({n} seeds each, the "
         f"fixed paired t-test with this design's power at 1 sd of a paired difference, {100 * power:.0f} % "
         f"simulated): {2 * n - 14} saved")
+
+
+def test_an_open_sweep_claims_no_runs_saved(tmp_path):
+    # 5 of max_seeds = 7 seeds run, the comparison still open: nothing is saved until the sweep ends.
+    summary = sequential_dir(tmp_path, {("none", 0.2, 0.2): NONE[:5], ("mixup", 0.2, 0.2): MIXUP[:5]})
+    lines = verdict_lines(summary)
+    assert lines[0].startswith("augment=mixup augment.alpha=0.2 augment.ratio=0.2: open after 5 seeds")
+    assert lines[0].endswith("; 2 of its 7 seeds not run yet)") and "saved" not in lines[0]
+    assert lines[-1] == ("sequential sweep, not ended (a comparison is open: the same command goes on): 10 runs so "
+                         "far, at most 14 at max_seeds = 7 seeds")
+    assert "10 runs so far in 2 configurations, of at most 14" in (tmp_path / "summary.md").read_text()

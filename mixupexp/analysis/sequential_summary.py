@@ -234,6 +234,9 @@ def totals(summary: pd.DataFrame, settings: Settings) -> tuple[int, int]:
 def totals_line(summary: pd.DataFrame) -> str:
     settings = summary.attrs[ATTRS_KEY]
     used, fixed = totals(summary, settings)
+    if (summary.get("verdict") == seq.OPEN).any():  # runs saved are counted when the sweep has ended
+        return (f"sequential sweep, not ended (a comparison is open: the same command goes on): {used} runs so far, "
+                f"at most {fixed} at max_seeds = {settings.max_seeds} seeds")
     saved = fixed - used
     line = (f"sequential sweep: {used} runs against the fixed design's {fixed} (all {len(summary)} configurations, "
             f"baseline included, at max_seeds = {settings.max_seeds} seeds): {saved} saved "
@@ -272,8 +275,11 @@ def verdict_lines(summary: pd.DataFrame) -> list[str]:
             detail += f", stopped in round {int(row['settled_round'])}"
         if interval == "[-∞, +∞]" and NO_SPREAD not in row["stopped"] and BELOW_GRID not in row["stopped"]:
             detail += "; too few pairs for any data to reach the threshold at this level"
-        lines.append(f"{configuration}: {row['stopped']} ({detail}; {int(row['runs_saved'])} runs saved against "
-                     f"{settings.max_seeds} seeds)")
+        # An open comparison has saved nothing yet: its seeds left are the budget it may still spend.
+        budget = (f"{int(row['runs_saved'])} of its {settings.max_seeds} seeds not run yet"
+                  if row.get("verdict") == seq.OPEN else
+                  f"{int(row['runs_saved'])} runs saved against {settings.max_seeds} seeds")
+        lines.append(f"{configuration}: {row['stopped']} ({detail}; {budget})")
     lines.append(totals_line(summary))
     return lines
 
@@ -341,17 +347,21 @@ def markdown(summary: pd.DataFrame, fixed_text: str = "", duplicates: str = "") 
 
     used, fixed = totals(summary, settings)
     percent = 100 * settings.alpha
+    account = (f"{used} runs so far in {len(summary)} configurations, of at most {fixed} at max_seeds = "
+               f"{settings.max_seeds} seeds: not ended, a comparison is open and the same command goes on. "
+               if (summary.get("verdict") == seq.OPEN).any() else
+               f"{used} runs in {len(summary)} configurations, against {fixed} for the fixed design that runs every "
+               f"configuration and the baseline at max_seeds = {settings.max_seeds} seeds: {fixed - used} saved "
+               f"({100 * (fixed - used) / fixed:.0f} %). ")
     intro = (
-        f"A sequential sweep (hydra/sweeper=sequential): {settings.text()}. {used} runs in {len(summary)} "
-        f"configurations, against {fixed} for the fixed design that runs every configuration and the baseline at "
-        f"max_seeds = {settings.max_seeds} seeds: {fixed - used} saved ({100 * (fixed - used) / fixed:.0f} %). "
+        f"A sequential sweep (hydra/sweeper=sequential): {settings.text()}. {account}"
         "seeds: runs made (finished or failed); n: finished runs (and runs left unfinished, not counted). Accuracy: "
         "mean over seeds with its 95 % t interval, in %. Δ: accuracy minus the baseline's (augment=none with the "
         "same other settings), in points, paired by seed: the mean at the stop, which a stop biases (the lucky "
         "stop early), so the verdict lines give beside it the conditional estimate, given the verdict "
         f"(analysis/sequential_estimate.py). {interval_meaning(settings)}: with probability at "
         f"least {100 - percent:g} % every interval of the family holds the true Δ at every round. Runs saved: "
-        "max_seeds minus the seeds used."
+        "max_seeds minus the seeds used (for an open comparison: the seeds it may still take)."
     )
     lines = ["# Summary", "", intro]
     if fixed_text:
