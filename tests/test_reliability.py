@@ -24,6 +24,7 @@ from mixupexp.training.engine import DivergedError
 from mixupexp.training.run import train
 
 from .conftest import TINY, TINY_TRAINING, compose_config, run_cli
+from .sweep_callbacks import FAIL_ENV, FAIL_TARGET, FAILURE
 from .test_data import make_folder
 
 # ------------------------------------------------------------------------------------------------- resume
@@ -118,27 +119,38 @@ def test_cli_diverged_run_records_status_and_exits_nonzero(tmp_path):
 
 @pytest.mark.slow
 def test_failed_job_does_not_stop_the_sweep(tmp_path):
+    # A run that fails while it trains (a callback raises at seed 2): the other runs land, the summary counts it.
+    sweep = tmp_path / "sweep"
+    proc = run_cli(["--multirun", *TINY, "eval.fgsm_eps=[]", "seed=0,1,2", f"hydra.sweep.dir={sweep}",
+                    f"+hydra.callbacks.fail._target_={FAIL_TARGET}"], cwd=tmp_path, check=False, env={FAIL_ENV: "2"})
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    # One line: the error once, with the run it stopped, and the command that resumes the sweep.
+    assert last.startswith(f"error: 1 of 3 distinct runs (3 jobs) in {sweep} did not finish: failed: RuntimeError: "
+                           f"{FAILURE} (none_seed2_")
+    assert last.endswith(f"; resume with: python -m mixupexp.train {shlex.join(proc.args[3:])}")
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert summary["n"].item() == 2 and summary["n_failed"].item() == 1
+    statuses = sorted(json.loads(p.read_text())["status"] for p in sweep.glob("*/result.json"))
+    assert statuses == ["failed", "ok", "ok"]
+
+
+@pytest.mark.slow
+def test_a_sweep_over_an_unreadable_image_folder_is_refused_before_any_run(tmp_path):
+    # The images are decoded before any run directory is written: the bad folder stops the command, not a run.
     good = make_folder(tmp_path / "good", size=16, per_class=8)
     bad = make_folder(tmp_path / "bad", size=16, per_class=8)
     (bad / "train" / "dog" / "3.png").write_bytes(b"broken")
     sweep = tmp_path / "sweep"
     proc = run_cli(
         ["--multirun", *TINY_TRAINING, "trainer.batch_size=8", "data=image_folder", f"data.root={good},{bad}",
-         f"data.cache_dir={tmp_path / 'cache'}",
-         "seed=0,1", f"hydra.sweep.dir={sweep}"],
+         f"data.cache_dir={tmp_path / 'cache'}", "seed=0,1", f"hydra.sweep.dir={sweep}"],
         cwd=tmp_path, check=False,
     )
-    assert proc.returncode == 1
-    last = proc.stderr.strip().splitlines()[-1]
-    # One line: the error once, with the two runs it stopped, and the command that resumes the sweep.
-    assert last.startswith(f"error: 2 of 4 distinct runs (4 jobs) in {sweep} did not finish: failed: DataError: "
-                           "cannot decode image") and last.count("3.png") == 1
-    assert last.endswith(f"; resume with: python -m mixupexp.train {shlex.join(proc.args[3:])}")
-    summary = pd.read_csv(sweep / "summary.csv")
-    assert summary.set_index("data.root")[["n", "n_failed"]].to_dict("index") == {
-        str(good): {"n": 2, "n_failed": 0}, str(bad): {"n": 0, "n_failed": 2}}
-    statuses = {json.loads(p.read_text())["status"] for p in sweep.glob("*/result.json")}
-    assert statuses == {"ok", "failed"}
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("error: ") and line.count("3.png") == 1
+    assert not list(sweep.glob("*/result.json"))
 
 
 @pytest.mark.slow
