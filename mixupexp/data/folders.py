@@ -160,7 +160,9 @@ def _decode(path: str, image_size) -> torch.Tensor:
                 image = image.resize((image_size, image_size), Image.Resampling.BILINEAR)
             pixels = np.asarray(image)
     except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise DataError(f"cannot decode image {path}: {e}") from e
+        # PIL's own message often names the file again: the line names it once.
+        reason = str(e).replace(f" '{path}'", "").replace(str(path), "the file")
+        raise DataError(f"cannot decode image {path}: {reason}") from e
     return torch.from_numpy(pixels.transpose(2, 0, 1).copy())
 
 
