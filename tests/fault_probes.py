@@ -213,7 +213,8 @@ def _(tmp):
     path.write_bytes(bytes(raw))
     shutil.rmtree(tmp / "run")
     proc = run(folder_args(tmp, root), tmp)
-    return proc.returncode == 0 and "checksum" in proc.stdout, f"exit {proc.returncode}"
+    # The images are decoded (and the cache checked) before the run's log starts: the warning is on stderr.
+    return proc.returncode == 0 and "checksum" in proc.stdout + proc.stderr, f"exit {proc.returncode}"
 
 
 # ------------------------------------------------------------------------------------------------ results
@@ -555,6 +556,295 @@ def _(tmp):
 def _(tmp):
     proc = run([*TINY, "augment=none,mixup", "--multirun", "trainer.epochs=1", f"hydra.sweep.dir={tmp / 's'}"], tmp)
     return proc.returncode == 0 and len(list((tmp / "s").glob("*/result.json"))) == 2, f"exit {proc.returncode}"
+
+
+# ------------------------------------------------------------------------------------------------ the groups of 2026-12-07
+# A lock two processes take over, damaged checkpoints, caches fooled by kept dates, tracebacks, late refusals and
+# what a kill leaves for the next command.
+
+
+def _dead_pid() -> int:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    return gone.pid
+
+
+def _stale_lock(run_dir: Path) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "run.lock").write_text(json.dumps({"pid": _dead_pid(), "host": os.uname().nodename,
+                                                   "invocation": "a dead one", "since": "yesterday"}))
+
+
+def _one_trainer(run_dir: Path, procs) -> tuple[bool, str]:
+    log = (run_dir / "train.log").read_text() if (run_dir / "train.log").exists() else ""
+    trained = log.count("training simple_cnn")
+    codes = [p.returncode for p in procs]
+    errors = [p.stderr.strip().splitlines() for p in procs if p.returncode]
+    ok = (trained == 1 and result(run_dir)["status"] == "ok" and 0 in codes and not (run_dir / "run.lock").exists()
+          and all(len(e) == 1 and e[0].startswith("error: ") for e in errors))
+    return ok, f"{trained} training line(s), exits {codes}"
+
+
+def _two_takers(delayed: bool):
+    def check(tmp: Path):
+        run_dir = tmp / "run"
+        _stale_lock(run_dir)
+        args = [*TINY, "trainer.epochs=2", f"hydra.run.dir={run_dir}"]
+        env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
+        first = [sys.executable, "-m", "mixupexp.train", *args]
+        if delayed:  # the first taker held 1 s at every rename, its lock's takeover among them
+            first = ["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=rename,renameat,renameat2",
+                     "-e", "inject=rename,renameat,renameat2:delay_enter=1000000", *first]
+        a = subprocess.Popen(first, cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.5 if delayed else 0)
+        b = subprocess.Popen([sys.executable, "-m", "mixupexp.train", *args], cwd=tmp, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for p in (a, b):
+            p.stdout_text, p.stderr = p.communicate(timeout=300)
+        return _one_trainer(run_dir, (a, b))
+    return check
+
+
+for _repeat in range(3):
+    probe(f"lock stale, two takers at once #{_repeat + 1}")(_two_takers(delayed=False))
+probe("lock stale, the first taker held at its renames")(_two_takers(delayed=True))
+
+
+def _xor_members(path: Path, pick) -> None:
+    """XOR 64 bytes in the middle of the chosen stored tensor records of a torch zip; the zip stays readable."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        members = [i for i in archive.infolist() if "/data/" in i.filename and i.file_size >= 64]
+    data = bytearray(path.read_bytes())
+    for info in pick(members):
+        name_length, extra_length = int.from_bytes(data[info.header_offset + 26:info.header_offset + 28], "little"), \
+            int.from_bytes(data[info.header_offset + 28:info.header_offset + 30], "little")
+        start = info.header_offset + 30 + name_length + extra_length + info.file_size // 2 - 32
+        for k in range(start, start + 64):
+            data[k] ^= 0xA5
+    path.write_bytes(bytes(data))
+
+
+def _damaged_checkpoint(pick):
+    def check(tmp: Path):
+        reference = _reference(tmp)
+        run_dir = tmp / "run"
+        run([*EPOCHS3, f"hydra.run.dir={run_dir}"], tmp, fault="checkpoint.pt:2:after:SIGKILL")
+        _xor_members(run_dir / "checkpoint.pt", pick)
+        again = run([*EPOCHS3, f"hydra.run.dir={run_dir}"], tmp)
+        log = (run_dir / "train.log").read_text()
+        warned = [line for line in log.splitlines() if "WARNING" in line and "checkpoint" in line]
+        ok = (again.returncode == 0 and warned and list(run_dir.glob("checkpoint.pt.corrupt-*"))
+              and _metrics(run_dir) == reference["metrics"] and result(run_dir)["test_acc"] == reference["test_acc"])
+        return bool(ok), f"exit {again.returncode}, {len(warned)} warning(s), test_acc {result(run_dir).get('test_acc')}"
+    return check
+
+
+probe("checkpoint damaged in its largest tensor record")(_damaged_checkpoint(
+    lambda members: [max(members, key=lambda i: i.file_size)]))
+probe("checkpoint damaged in its smallest tensor record")(_damaged_checkpoint(
+    lambda members: [min(members, key=lambda i: i.file_size)]))
+probe("checkpoint damaged in every tensor record")(_damaged_checkpoint(lambda members: members))
+
+
+def _cache_fooled(change):
+    def check(tmp: Path):
+        root = make_folder(tmp / "set")
+        run(folder_args(tmp, root), tmp)
+        stale = {p.name for p in (tmp / "cache").glob("*.pt")}
+        change(root)
+        again = run([*FOLDER, f"data.root={root}", f"data.cache_dir={tmp / 'cache'}", f"hydra.run.dir={tmp / 'again'}"],
+                    tmp)
+        fresh = run([*FOLDER, f"data.root={root}", f"data.cache_dir={tmp / 'fresh'}", f"hydra.run.dir={tmp / 'fresh_run'}"],
+                    tmp)
+        log = (tmp / "again" / "train.log").read_text()
+        read = [word.rsplit("/", 1)[-1] for word in log.split() if word.endswith(".pt") and "/cache/" in word]
+        used_stale = bool(set(read) & stale)  # the cache written before the change, whose fingerprint still matched
+        same = result(tmp / "again")["test_acc"] == result(tmp / "fresh_run")["test_acc"]
+        ok = again.returncode == 0 and fresh.returncode == 0 and not used_stale and same
+        return ok, f"read the cache written before the change: {used_stale}; same metrics as a fresh decode: {same}"
+    return check
+
+
+def _replace_pixels_keep_dates(root: Path) -> None:
+    from PIL import Image
+
+    for path in sorted((root / "test").rglob("*.png"))[:4]:
+        stat = path.stat()
+        Image.fromarray(np.full((16, 16, 3), 255, dtype=np.uint8)).save(path)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def _swap_between_classes(root: Path) -> None:
+    a, b = root / "test" / "cat" / "0.png", root / "test" / "dog" / "0.png"
+    times = [(p.stat().st_atime_ns, p.stat().st_mtime_ns) for p in (a, b)]
+    data = a.read_bytes(), b.read_bytes()
+    a.write_bytes(data[1]), b.write_bytes(data[0])
+    os.utime(a, ns=times[0]), os.utime(b, ns=times[1])
+
+
+probe("cache, pixels replaced with the dates kept")(_cache_fooled(_replace_pixels_keep_dates))
+probe("cache, two images swapped between classes")(_cache_fooled(_swap_between_classes))
+
+
+def _evaluate_planted(write):
+    def check(tmp: Path):
+        run_dir = _finished(tmp)
+        write(run_dir / "model.pt", tmp)
+        proc = run([str(run_dir)], tmp, module="mixupexp.evaluate")
+        ok, detail = one_line(proc, 2)
+        return ok and not (tmp / "ran").exists(), detail
+    return check
+
+
+def _pickle_payload(path: Path, tmp: Path) -> None:
+    import torch
+
+    class Payload:
+        def __reduce__(self):
+            return os.system, (f"touch {tmp / 'ran'}",)
+
+    torch.save({"weight": Payload()}, path)
+
+
+probe("evaluate a planted pickle as model.pt")(_evaluate_planted(_pickle_payload))
+probe("evaluate a truncated model.pt")(_evaluate_planted(lambda path, tmp: path.write_bytes(path.read_bytes()[:500])))
+
+
+TUNE = ["--multirun", "hydra/sweeper=tune", *TINY, "trainer.epochs=1", "data.val_size=64", "hydra.sweeper.n_trials=1",
+        "hydra.sweeper.seeds_per_trial=2", "augment=mixup", "augment.alpha=interval(0.1,0.5)",
+        "hydra.sweeper.confirm.max_seeds=3"]
+
+
+def _tune_over_damaged_db(damage):
+    def check(tmp: Path):
+        sweep = tmp / "study"
+        first = run([*TUNE, f"hydra.sweep.dir={sweep}"], tmp)
+        if not (sweep / "study.db").exists():
+            raise RuntimeError(f"set-up study failed: exit {first.returncode} {first.stderr.strip()[-200:]}")
+        damage(sweep / "study.db")
+        before = snapshot(sweep)
+        proc = run([*TUNE, f"hydra.sweep.dir={sweep}"], tmp)
+        ok, detail = one_line(proc, 2)
+        return ok and "study.db" in proc.stderr and snapshot(sweep) == before, detail
+    return check
+
+
+def _garble_start(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[:64] = bytes(b ^ 0xFF for b in data[:64])
+    path.write_bytes(bytes(data))
+
+
+probe("tune over a truncated study.db")(_tune_over_damaged_db(lambda p: p.write_bytes(p.read_bytes()[:3000])))
+probe("tune over a study.db with garbled first bytes")(_tune_over_damaged_db(_garble_start))
+
+
+@probe("summarize a read-only sweep directory")
+def _(tmp):
+    target = _mounted(tmp, "size=8m")
+    if target is None:
+        return None, "skipped: cannot mount a tmpfs here"
+    try:
+        sweep = target / "sweep"
+        done = run(["--multirun", *TINY, "trainer.epochs=1", "seed=0,1", "eval.fgsm_eps=[]", f"hydra.sweep.dir={sweep}"],
+                   tmp)
+        if done.returncode:
+            raise RuntimeError(done.stderr[-200:])
+        subprocess.run(["mount", "-o", "remount,ro", str(target)], check=True, capture_output=True)
+        before = snapshot(sweep)
+        proc = run([str(sweep), "--no-plots"], tmp, module="mixupexp.summarize")
+        ok, detail = one_line(proc, 2)
+        return ok and snapshot(sweep) == before, detail
+    finally:
+        _unmount(target)
+
+
+LIMITS = {"data.num_train=1000000000000": "data.num_train", "data.image_size=100000": "data.image_size",
+          "trainer.threads=100000": "trainer.threads", "trainer.epochs=1000000000000": "trainer.epochs"}
+for _override, _key in LIMITS.items():
+    probe(f"limit {_override}")(_bad_value(_override, _key))
+
+
+@probe("limit hydra.sweeper.first_seed=4294967295")
+def _(tmp):
+    proc = run(["--multirun", "hydra/sweeper=sequential", "augment=none,mixup", *TINY, "trainer.epochs=1",
+                "hydra.sweeper.first_seed=4294967295", f"hydra.sweep.dir={tmp / 's'}"], tmp)
+    ok, detail = one_line(proc, 2)
+    return ok and "first_seed" in proc.stderr and not (tmp / "s").exists(), detail
+
+
+def _refused_before_writing(make, *extra: str):
+    def check(tmp: Path):
+        root = make(tmp)
+        proc = run(folder_args(tmp, root, *extra), tmp)
+        ok, detail = one_line(proc, 2)
+        written = [p.name for p in (tmp / "run").rglob("*")] if (tmp / "run").exists() else []
+        return ok and not written, detail + (f"; written: {written}" if written else "")
+    return check
+
+
+def _corrupt_jpeg(tmp: Path) -> Path:
+    from PIL import Image
+
+    root = make_folder(tmp / "set")
+    Image.fromarray(np.zeros((16, 16, 3), dtype=np.uint8)).save(root / "train" / "cat" / "x.jpg")
+    path = root / "train" / "cat" / "x.jpg"
+    path.write_bytes(path.read_bytes()[:40])
+    return root
+
+
+def _text_named_png(tmp: Path) -> Path:
+    root = make_folder(tmp / "set")
+    (root / "train" / "dog" / "notes.png").write_text("not an image")
+    return root
+
+
+def _mixed_sizes(tmp: Path) -> Path:
+    from PIL import Image
+
+    root = make_folder(tmp / "set")
+    Image.fromarray(np.zeros((20, 24, 3), dtype=np.uint8)).save(root / "train" / "dog" / "big.png")
+    return root
+
+
+probe("before writing: a corrupt JPEG")(_refused_before_writing(_corrupt_jpeg))
+probe("before writing: a text file named .png")(_refused_before_writing(_text_named_png))
+probe("before writing: mixed sizes without data.image_size")(_refused_before_writing(_mixed_sizes))
+probe("before writing: trainer.batch_size larger than the data")(_refused_before_writing(
+    lambda tmp: make_folder(tmp / "set"), "trainer.batch_size=1000"))
+
+
+@probe("kill between result.json ok and the checkpoint's removal")
+def _(tmp):
+    run_dir = tmp / "run"
+    run([*EPOCHS3, "trainer.keep_checkpoint=false", f"hydra.run.dir={run_dir}"], tmp, fault="result.json:2:after:SIGKILL")
+    left = (run_dir / "checkpoint.pt").exists()
+    again = run([*EPOCHS3, f"hydra.run.dir={run_dir}"], tmp)
+    ok = left and again.returncode == 0 and not (run_dir / "checkpoint.pt").exists() and result(run_dir)["status"] == "ok"
+    return ok, f"checkpoint left by the kill: {left}; after the next command: {(run_dir / 'checkpoint.pt').exists()}"
+
+
+def _sweep_state_killed(name: str, args: list[str]):
+    def check(tmp: Path):
+        sweep = tmp / "sweep"
+        command = [*args, f"hydra.sweep.dir={sweep}"]
+        killed = run(command, tmp, fault=f"{name}:1:during:SIGKILL")
+        left = [p.name for p in sweep.rglob(".*.tmp")]
+        again = run(command, tmp)
+        after = [p.name for p in sweep.rglob(".*.tmp")]
+        ok = killed.returncode == -signal.SIGKILL and bool(left) and again.returncode in (0, 1) and not after
+        return ok, f"killed: {killed.returncode}; temporary files then {left}, after the rerun {after}"
+    return check
+
+
+SEQUENTIAL = ["--multirun", "hydra/sweeper=sequential", "augment=none,mixup", *TINY, "trainer.epochs=1",
+              "hydra.sweeper.max_seeds=4"]
+probe("kill during sequential.json, then the same command")(_sweep_state_killed("sequential.json", SEQUENTIAL))
+probe("kill during summary.csv, then the same command")(_sweep_state_killed(
+    "summary.csv", ["--multirun", *TINY, "trainer.epochs=1", "seed=0,1"]))
+probe("kill during tune.json, then the same command")(_sweep_state_killed("tune.json", TUNE))
 
 
 def main() -> int:
