@@ -17,6 +17,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
 from mixupexp.analysis import sequential as seq
+from mixupexp.runs import tune_race as race
 
 
 @dataclass
@@ -39,6 +40,12 @@ class TuneSweeperConf:
     sampler_seed: int = 0
     trials_per_batch: int = 1  # trials launched together (their seeds side by side where the launcher allows)
     confirm: ConfirmConf = field(default_factory=ConfirmConf)
+    # Racing (mixupexp/runs/tune_race.py): each trial from min_seeds_per_trial seeds up to max_seeds_per_trial,
+    # dropped once shown worse than the incumbent by more than tune_tolerance points; seeds_per_trial unused.
+    racing: bool = False
+    min_seeds_per_trial: int = race.MIN_SEEDS
+    max_seeds_per_trial: int = race.MAX_SEEDS
+    tune_tolerance: float = race.TOLERANCE
     # A preset's search space, as for Hydra's sweepers: {key: "interval(0.05,2.0)"}.
     params: Optional[Dict[str, str]] = None
 
@@ -50,12 +57,17 @@ class TuneSweeper(Sweeper):
     """Searches the space on validation accuracy over seeds, then confirms the best trial on fresh seeds."""
 
     def __init__(self, n_trials: int, seeds_per_trial: int, sampler: str, sampler_seed: int, trials_per_batch: int,
-                 confirm: Any, params: Optional[Dict[str, str]] = None) -> None:
+                 confirm: Any, params: Optional[Dict[str, str]] = None, racing: bool = False,
+                 min_seeds_per_trial: int = race.MIN_SEEDS, max_seeds_per_trial: int = race.MAX_SEEDS,
+                 tune_tolerance: float = race.TOLERANCE) -> None:
         from mixupexp.runs.tune_design import TuneSettings
 
         self.settings = TuneSettings.of({"n_trials": n_trials, "seeds_per_trial": seeds_per_trial,
                                          "sampler": sampler, "sampler_seed": sampler_seed,
-                                         "trials_per_batch": trials_per_batch, "confirm": dict(confirm)})
+                                         "trials_per_batch": trials_per_batch, "confirm": dict(confirm),
+                                         "racing": racing, "min_seeds_per_trial": min_seeds_per_trial,
+                                         "max_seeds_per_trial": max_seeds_per_trial,
+                                         "tune_tolerance": tune_tolerance})
         self.params = dict(params or {})
         self.hydra_context: Optional[HydraContext] = None
         self.config: Optional[DictConfig] = None

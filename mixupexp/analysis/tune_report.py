@@ -21,8 +21,9 @@ from mixupexp.analysis.collect import SummaryError, is_baseline_row
 from mixupexp.runs.checkpoint import RESULT
 from mixupexp.runs.files import atomic_write_text
 from mixupexp.runs.result import UnreadableResult, read_result
-from mixupexp.runs.status import RunStatus
-from mixupexp.runs.tune_design import COMPLETE, OBJECTIVE, RECORD_FILE, Record
+from mixupexp.runs.status import FAILURES, RunStatus
+from mixupexp.runs.tune_design import COMPLETE, OBJECTIVE, PRUNED, RECORD_FILE, Record
+from mixupexp.runs.tune_race import DROP_LEVEL
 
 TRIALS_FILE = "trials.csv"
 HISTORY_PLOT = "tune_history.png"
@@ -45,11 +46,34 @@ def _val_acc(run_dir: Path, key: str = OBJECTIVE) -> Optional[float]:
     return float(result[key])
 
 
+def race_of(record: Record, sweep_dir: Path):
+    """A raced study's race, replayed from its runs' result.json files alone (runs/tune_race.py); None for a
+    study without racing."""
+    from mixupexp.runs.tune_design import TuneSettings
+    from mixupexp.runs.tune_race import replay
+
+    if not record.settings.get("racing"):
+        return None
+    values = {t.number: {run["seed"]: a for run in t.runs
+                         if (a := _val_acc(sweep_dir / run["run_dir"])) is not None} for t in record.trials}
+    failed = {(t.number, run["seed"]) for t in record.trials for run in t.runs if run.get("status") in FAILURES}
+    batches: dict[int, list[int]] = {}
+    for trial in record.trials:
+        batches.setdefault(trial.batch, []).append(trial.number)
+    return replay([batches[b] for b in sorted(batches)], values, failed, TuneSettings.of(record.settings).race())
+
+
 def trials_table(record: Record, sweep_dir: Path) -> pd.DataFrame:
-    """One row per trial: its number, state, values, objective recomputed from its runs, and each seed's val_acc."""
+    """One row per trial: its number, state, values, objective recomputed from its runs, and each seed's val_acc;
+    raced, also its seeds and why it stopped (the race replayed from the runs)."""
+    race = race_of(record, sweep_dir)
     rows = []
     for trial in record.trials:
         row = {"trial": trial.number, "state": trial.state, **trial.values}
+        if race is not None:
+            entry = race.entries.get(trial.number)
+            row["seeds"] = " ".join(str(run["seed"]) for run in trial.runs)
+            row["stop"] = (entry.stop or "racing") if entry is not None else "racing"
         accuracies = [_val_acc(sweep_dir / run["run_dir"]) for run in trial.runs]
         for run, accuracy in zip(trial.runs, accuracies):
             row[f"val_acc_seed{run['seed']}"] = accuracy
@@ -115,13 +139,21 @@ def report(sweep_dir: Path, plots: bool = True) -> list[str]:
     settings = record.settings
     best = record.best()
     lines: list[str] = []
+    race = race_of(record, sweep_dir)
+    if race is None:
+        seeds = (f"{settings['seeds_per_trial']} seeds each (seeds 0-{settings['seeds_per_trial'] - 1}, the same for "
+                 "every trial)")
+    else:
+        seeds = race_text(record, table, race)
+        lines.append(race_line(record, table))
     md = [f"# Tuning sweep: {record.space_text}", "",
-          f"{len(record.finished())} of {settings['n_trials']} trials done, {settings['seeds_per_trial']} seeds "
-          f"each (seeds 0-{settings['seeds_per_trial'] - 1}, the same for every trial), sampler {settings['sampler']} "
+          f"{len(record.finished())} of {settings['n_trials']} trials done, {seeds}, sampler {settings['sampler']} "
           f"(seed {settings['sampler_seed']}). A trial's objective is the mean of its runs' validation accuracy "
           f"(`{OBJECTIVE}` of the last epoch, on the images `data.val_size` holds out of the training set); the "
           "test set played no part in the search. Every trial: "
           f"[{TRIALS_FILE}]({TRIALS_FILE}).", ""]
+    if race is not None:
+        md += [f"Runs, {race_line(record, table)}.", ""]
     if best is None:
         lines.append("no trial finished: nothing chosen, nothing confirmed")
         md.append(lines[-1])
@@ -164,7 +196,7 @@ def report(sweep_dir: Path, plots: bool = True) -> list[str]:
         md.append("Not confirmed yet: the search has not finished.")
     md += ["## Trials", "", _trials_markdown(table, list(best.values)), ""]
     if plots:
-        write_plots(table, list(best.values), sweep_dir, fresh_mean=_mean(fresh), best=best.number)
+        write_plots(table, list(best.values), sweep_dir, fresh_mean=_mean(fresh), best=best.number, race=race)
         md += [f"![optimisation history]({HISTORY_PLOT})", f"![objective over the space]({OBJECTIVE_PLOT})", ""]
     atomic_write_text(sweep_dir / "summary.md", "\n".join(md))
     return lines
@@ -175,6 +207,30 @@ SELECTION_BIAS_TEXT = (
     "fresh seeds plus augment=none's validation − test gap on its fresh seeds (the images the search chose on "
     "hold luck of their own, which the fresh seeds' validation accuracy would keep in), ± its standard error "
     "over the fresh seeds.")
+
+
+def search_runs(table: pd.DataFrame) -> int:
+    return int(sum(len(str(seeds).split()) for seeds in table["seeds"])) if len(table) else 0
+
+
+def race_line(record: Record, table: pd.DataFrame) -> str:
+    """The runs a raced search took, against the fixed design's n_trials x seeds_per_trial for its trials."""
+    runs, fixed = search_runs(table), len(table) * record.settings["seeds_per_trial"]
+    saved = f"{fixed - runs} fewer ({(fixed - runs) / fixed:.0%})" if fixed and runs <= fixed else \
+        f"{runs - fixed} more" if fixed else "none to compare"
+    return (f"racing: {runs} runs in the search for {len(table)} trials, against {len(table)} · "
+            f"{record.settings['seeds_per_trial']} = {fixed} for the fixed design (hydra.sweeper.racing=false, "
+            f"seeds_per_trial = {record.settings['seeds_per_trial']}): {saved}")
+
+
+def race_text(record: Record, table: pd.DataFrame, race) -> str:
+    settings = record.settings
+    dropped = int(table["stop"].str.startswith("dropped").sum()) if len(table) else 0
+    least = settings["min_seeds_per_trial"]
+    return (f"raced against the incumbent on seeds 0-{settings['max_seeds_per_trial'] - 1} (each from {least} "
+            f"seed{'s' * (least != 1)}, dropped once the one-sided {DROP_LEVEL:.0%} bound of its paired difference "
+            f"lay below -{settings['tune_tolerance']:g} points; {dropped} dropped; the incumbent, trial "
+            f"{race.incumbent}, on {race.incumbent_seeds} seeds)")
 
 
 def _bias_text(bias: float, se: float) -> str:
@@ -195,11 +251,13 @@ def _confirm_table(summary: pd.DataFrame) -> str:
 
 
 def _trials_markdown(table: pd.DataFrame, keys: list[str]) -> str:
-    seeds = [c for c in table if c.startswith("val_acc_seed")]
-    rows = ["| trial | " + " | ".join(keys) + " | state | objective | " + " | ".join(seeds) + " |",
-            "| --- " * (3 + len(keys) + len(seeds)) + "|"]
+    seeds = sorted((c for c in table if c.startswith("val_acc_seed")), key=lambda c: int(c[len("val_acc_seed"):]))
+    raced = ["stop"] if "stop" in table else []
+    rows = ["| trial | " + " | ".join(keys) + " | state | " + "".join(f"{c} | " for c in raced) + "objective | "
+            + " | ".join(seeds) + " |", "| --- " * (3 + len(keys) + len(raced) + len(seeds)) + "|"]
     for _, row in table.iterrows():
-        cells = [str(int(row["trial"]))] + [_cell(row.get(k)) for k in keys] + [row["state"], _cell(row["objective"])]
+        cells = ([str(int(row["trial"]))] + [_cell(row.get(k)) for k in keys] + [row["state"]]
+                 + [row[c] for c in raced] + [_cell(row["objective"])])
         rows.append("| " + " | ".join(cells + [_cell(row.get(s)) for s in seeds]) + " |")
     return "\n".join(rows)
 
@@ -210,10 +268,11 @@ def _cell(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def write_plots(table: pd.DataFrame, keys: list[str], out_dir: Path, fresh_mean: float, best: int) -> None:
-    """tune_history.png (each trial's objective, the best so far, the chosen one on fresh seeds) and
-    tune_objective.png (the objective over the searched values: a map for two numeric keys, else one panel
-    per key)."""
+def write_plots(table: pd.DataFrame, keys: list[str], out_dir: Path, fresh_mean: float, best: int,
+                race=None) -> None:
+    """tune_history.png (each trial's objective, the best so far, the chosen one on fresh seeds; raced, the
+    incumbent over the runs spent) and tune_objective.png (the objective over the searched values: a map for two
+    numeric keys, else one panel per key)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -223,12 +282,26 @@ def write_plots(table: pd.DataFrame, keys: list[str], out_dir: Path, fresh_mean:
 
     done = table[table["state"] == COMPLETE]
     figure, ax = plt.subplots(figsize=(6.4, 4))
-    ax.scatter(done["trial"], done["objective"], color="tab:blue", label="trial (mean over its seeds)")
-    ax.step(table["trial"], table["best_so_far"], where="post", color="tab:orange", label="best so far")
+    if race is None:
+        ax.scatter(done["trial"], done["objective"], color="tab:blue", label="trial (mean over its seeds)")
+        ax.step(table["trial"], table["best_so_far"], where="post", color="tab:orange", label="best so far")
+        last = best
+        ax.set_xlabel("trial")
+    else:  # each trial at the runs spent when its batch settled; the incumbent's mean over its seeds then
+        spent = {entry.number: race.history[entry.batch][0] for entry in race.entries.values()
+                 if entry.batch < len(race.history)}
+        x = table["trial"].map(spent)
+        pruned = table["state"] == PRUNED
+        ax.scatter(x[~pruned], table["objective"][~pruned], color="tab:blue", label="trial (mean over its seeds)")
+        ax.scatter(x[pruned], table["objective"][pruned], facecolor="none", edgecolor="tab:gray",
+                   label="trial dropped (mean over its seeds)")
+        ax.step([0] + [h[0] for h in race.history], [math.nan] + [h[2] for h in race.history], where="post",
+                color="tab:orange", label="incumbent (mean over its seeds)")
+        last = race.runs()
+        ax.set_xlabel("runs spent in the search")
     if not math.isnan(fresh_mean):
-        ax.scatter([best], [fresh_mean], marker="x", s=80, color="tab:red",
+        ax.scatter([last], [fresh_mean], marker="x", s=80, color="tab:red",
                    label=f"trial {best} on fresh seeds (validation)")
-    ax.set_xlabel("trial")
     ax.set_ylabel("validation accuracy (%)")
     ax.legend(fontsize="small")
     _save(figure, out_dir / HISTORY_PLOT)

@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from mixupexp.config.schema import ConfigError
 from mixupexp.runs.identity import SEED
 from mixupexp.runs.sequential_design import BASELINE, RUN_NAME_SUBDIR, Settings
+from mixupexp.runs.tune_race import MAX_SEEDS, MIN_SEEDS, TOLERANCE, RaceSettings
 from mixupexp.runs.tune_space import SWEEPER_CHOICE, Space, read_space
 
 SWEEPER_TARGET = "hydra_plugins.mixupexp_tune_sweeper.tune_sweeper.TuneSweeper"
@@ -35,7 +36,8 @@ SEARCH_DIR = "search"
 CONFIRM_DIR = "confirm"  # confirm-trialN: the confirmation of trial N
 SAMPLERS = ("tpe", "random", "grid")
 OBJECTIVE = "val_acc"  # what a trial's runs are judged by: never the test set
-COMPLETE, FAILED, RUNNING = "complete", "failed", "running"
+COMPLETE, FAILED, RUNNING, PRUNED = "complete", "failed", "running", "pruned"
+BATCH = "batch"  # the user attribute of a raced trial in study.db: the batch it was asked in
 TUNE_EXTRA = 'pip install -e ".[tune]"'
 
 
@@ -49,6 +51,12 @@ class TuneSettings:
     sampler_seed: int = 0
     trials_per_batch: int = 1
     confirm: Settings = field(default_factory=Settings)
+    # Racing (runs/tune_race.py): seeds per trial from min_seeds_per_trial up to max_seeds_per_trial, as the race
+    # against the incumbent needs them; seeds_per_trial is then unused.
+    racing: bool = False
+    min_seeds_per_trial: int = MIN_SEEDS
+    max_seeds_per_trial: int = MAX_SEEDS
+    tune_tolerance: float = TOLERANCE
 
     @classmethod
     def of(cls, sweeper: Any) -> "TuneSettings":
@@ -60,7 +68,22 @@ class TuneSettings:
 
     def confirmation(self) -> Settings:
         """The confirmation's design: its seeds start above the search's."""
-        return Settings(**{**asdict(self.confirm), "first_seed": self.seeds_per_trial})
+        return Settings(**{**asdict(self.confirm), "first_seed": self.search_seeds()})
+
+    def search_seeds(self) -> int:
+        """The search runs seeds 0..search_seeds()-1 (a raced trial some of them)."""
+        return self.max_seeds_per_trial if self.racing else self.seeds_per_trial
+
+    def race(self) -> RaceSettings:
+        return RaceSettings(self.min_seeds_per_trial, self.max_seeds_per_trial, self.tune_tolerance)
+
+    def seeds_signature(self) -> Any:
+        """What a trial's seeds depend on: seeds_per_trial, or the race's settings (a study's trials cannot be
+        mixed with those of another)."""
+        if not self.racing:
+            return self.seeds_per_trial
+        return {"racing": True, "min_seeds_per_trial": self.min_seeds_per_trial,
+                "max_seeds_per_trial": self.max_seeds_per_trial, "tune_tolerance": self.tune_tolerance}
 
     def check(self) -> None:
         """ConfigError, one line naming the key as typed, for the first setting that cannot work."""
@@ -69,6 +92,20 @@ class TuneSettings:
             if not isinstance(value, int) or value < least:
                 raise ConfigError(f"hydra.sweeper.{key}={value} must be an integer >= {least}; e.g. "
                                   f"hydra.sweeper.{key}={getattr(TuneSettings(), key)} (the default)")
+        if not isinstance(self.racing, bool):
+            raise ConfigError(f"hydra.sweeper.racing={self.racing} must be true or false")
+        if not isinstance(self.min_seeds_per_trial, int) or self.min_seeds_per_trial < 1:
+            raise ConfigError(f"hydra.sweeper.min_seeds_per_trial={self.min_seeds_per_trial} must be an integer >= 1 "
+                              f"(the seeds a raced trial starts on); e.g. hydra.sweeper.min_seeds_per_trial={MIN_SEEDS}"
+                              " (the default)")
+        if not isinstance(self.max_seeds_per_trial, int) or self.max_seeds_per_trial < self.min_seeds_per_trial:
+            raise ConfigError(f"hydra.sweeper.max_seeds_per_trial={self.max_seeds_per_trial} must be an integer >= "
+                              f"hydra.sweeper.min_seeds_per_trial ({self.min_seeds_per_trial}); e.g. "
+                              f"hydra.sweeper.max_seeds_per_trial={max(MAX_SEEDS, self.min_seeds_per_trial)}")
+        if isinstance(self.tune_tolerance, bool) or not isinstance(self.tune_tolerance, (int, float)) \
+                or not self.tune_tolerance >= 0 or not math.isfinite(self.tune_tolerance):
+            raise ConfigError(f"hydra.sweeper.tune_tolerance={self.tune_tolerance} must be a number >= 0 (points of "
+                              f"validation accuracy); e.g. hydra.sweeper.tune_tolerance={TOLERANCE} (the default)")
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"hydra.sweeper.sampler={self.sampler} is not a sampler; choose one of "
                               f"{', '.join(SAMPLERS)} (tpe, the default, learns from the trials so far)")
@@ -78,11 +115,20 @@ class TuneSettings:
             raise ConfigError(str(e).replace("hydra.sweeper.", "hydra.sweeper.confirm.")) from None
 
     def text(self) -> str:
-        return (f"{self.n_trials} trials of {self.seeds_per_trial} seeds (0-{self.seeds_per_trial - 1}), sampler "
-                f"{self.sampler} (seed {self.sampler_seed}), objective the mean validation accuracy")
+        sampler = f"sampler {self.sampler} (seed {self.sampler_seed}), objective the mean validation accuracy"
+        if self.racing:
+            least = self.min_seeds_per_trial
+            return (f"{self.n_trials} trials raced against the incumbent on seeds 0-{self.max_seeds_per_trial - 1} "
+                    f"(each from {least} seed{'s' * (least != 1)}, dropped once shown more than "
+                    f"{self.tune_tolerance:g} points worse), {sampler}")
+        return f"{self.n_trials} trials of {self.seeds_per_trial} seeds (0-{self.seeds_per_trial - 1}), {sampler}"
+
+    def seeds_each(self) -> int:
+        """The most seeds one trial runs."""
+        return self.max_seeds_per_trial if self.racing else self.seeds_per_trial
 
     def max_runs(self) -> int:
-        return self.n_trials * self.seeds_per_trial + 2 * self.confirm.max_seeds
+        return self.n_trials * self.seeds_each() + 2 * self.confirm.max_seeds
 
 
 def is_tune(hydra_cfg: Any) -> bool:
@@ -157,6 +203,8 @@ class Trial:
     objective: Optional[float] = None  # mean val_acc over its runs
     runs: list[dict[str, Any]] = field(default_factory=list)  # seed, run_dir (relative), status, val_acc
     why: str = ""  # why it failed
+    stop: str = ""  # raced: why it stopped (runs/tune_race.py), "" while it races
+    batch: Optional[int] = None  # raced: the batch it was asked in
 
 
 @dataclass
@@ -170,6 +218,7 @@ class Record:
     chosen: Optional[int] = None  # the trial confirmed
     confirm: Optional[dict[str, Any]] = None  # dir, first_seed, chosen and baseline overrides, runs
     fixed: list[str] = field(default_factory=list)  # the overrides every trial shares
+    incumbent: Optional[int] = None  # raced: the trial in the lead, the one confirmed
 
     def write(self, sweep_dir: Path) -> None:
         from mixupexp.runs.files import write_json
@@ -195,17 +244,22 @@ class Record:
     def check_same_study(self, settings: TuneSettings, space: Space, sweep_dir: Path) -> None:
         """ConfigError, before anything runs, when this directory's study searched another space or ran other
         seeds a trial: its trials cannot be mixed with this command's."""
-        if study_signature(self.space, self.fixed, self.settings.get("seeds_per_trial")) != study_signature(
-                space.record(), space.fixed, settings.seeds_per_trial):
+        if study_signature(self.space, self.fixed, TuneSettings.of(self.settings).seeds_signature()) != \
+                study_signature(space.record(), space.fixed, settings.seeds_signature()):
             raise ConfigError(f"{Path(sweep_dir) / RECORD_FILE} is the record of a study of another space, other "
-                              f"fixed overrides or another seeds_per_trial ({self.space_text}); run this command "
+                              f"fixed overrides or other seeds a trial (seeds_per_trial, or the race's settings) "
+                              f"({self.space_text}); run this command "
                               "in another directory (hydra.sweep.dir=DIR), or that study's own command again")
 
     def finished(self) -> list[Trial]:
-        return [t for t in self.trials if t.state in (COMPLETE, FAILED)]
+        return [t for t in self.trials if t.state in (COMPLETE, FAILED, PRUNED)]
 
     def best(self) -> Optional[Trial]:
-        """The trial with the highest objective (the first of equals)."""
+        """The trial with the highest objective (the first of equals); raced, the incumbent."""
+        if self.settings.get("racing") and self.incumbent is not None:
+            lead = [t for t in self.trials if t.number == self.incumbent and t.objective is not None]
+            if lead:
+                return lead[0]
         complete = [t for t in self.trials if t.state == COMPLETE and t.objective is not None
                     and math.isfinite(t.objective)]
         return max(complete, key=lambda t: (t.objective, -t.number)) if complete else None
@@ -222,8 +276,10 @@ class Record:
         done = self.finished()
         best = self.best()
         state = f"{len(done)} of {settings.n_trials} trials done"
+        if settings.racing:
+            state += f" ({sum(len(t.runs) for t in self.trials)} runs)"
         if best is not None:
-            state += (f"; best so far: trial {best.number} ({', '.join(f'{k}={v}' for k, v in best.values.items())}), "
+            state += (f"; {'in the lead' if settings.racing else 'best so far'}: trial {best.number} ({', '.join(f'{k}={v}' for k, v in best.values.items())}), "
                       f"mean validation accuracy {best.objective:.2f} %")
         lines.append(state)
         if self.confirm:
@@ -233,7 +289,8 @@ class Record:
 
 
 def study_signature(space: list[dict[str, Any]], fixed: list[str], seeds_per_trial: Any) -> dict[str, Any]:
-    """What a study's trials depend on, whatever the order the command line gave it in."""
+    """What a study's trials depend on, whatever the order the command line gave it in; `seeds_per_trial` is
+    TuneSettings.seeds_signature() (the plain number without racing, as studies before racing stored it)."""
     return {"space": sorted(space, key=lambda p: p["key"]), "fixed": sorted(fixed), "seeds_per_trial": seeds_per_trial}
 
 
@@ -244,7 +301,8 @@ def new_record(settings: TuneSettings, space: Space) -> Record:
 
 def plan_lines_new(settings: TuneSettings, space: Space) -> list[str]:
     return [f"tuning sweep ({SWEEPER_CHOICE}): {space.text()}; {settings.text()}",
-            f"then the best trial's configuration and augment=none on fresh seeds from seed {settings.seeds_per_trial} "
+            f"then the {'incumbent' if settings.racing else 'best trial'}'s configuration and augment=none on fresh "
+            f"seeds from seed {settings.search_seeds()} "
             f"({settings.confirmation().text()}; the first confirmation at {settings.confirm.alpha / 2:g}, half the "
-            f"study's alpha, each later one, of a new best, at half what is left); at most {settings.n_trials} · {settings.seeds_per_trial} + 2 · "
-            f"{settings.confirm.max_seeds} = {settings.max_runs()} runs"]
+            f"study's alpha, each later one, of a new best, at half what is left); at most {settings.n_trials} · "
+            f"{settings.seeds_each()} + 2 · {settings.confirm.max_seeds} = {settings.max_runs()} runs"]

@@ -17,7 +17,7 @@ import logging
 import math
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 from hydra.core.utils import JobReturn
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -31,10 +31,12 @@ from mixupexp.runs.sequential_design import Design
 from mixupexp.runs.sequential_sweep import run_rounds
 from mixupexp.runs.status import FAILURES, RunStatus
 from mixupexp.runs.tune_design import (
+    BATCH,
     COMPLETE,
     CONFIRM_DIR,
     FAILED,
     OBJECTIVE,
+    PRUNED,
     RUNNING,
     SEARCH_DIR,
     STUDY_FILE,
@@ -48,6 +50,7 @@ from mixupexp.runs.tune_design import (
     seed_overrides,
     study_signature,
 )
+from mixupexp.runs.tune_race import FAILED as RACE_FAILED
 from mixupexp.runs.tune_space import SWEEPER_CHOICE, Space
 
 log = logging.getLogger("mixupexp")
@@ -87,12 +90,13 @@ def open_study(sweep_dir: Path, settings: TuneSettings, space: Space):
     optuna = import_optuna()
     study = optuna.create_study(study_name=STUDY_NAME, storage=f"sqlite:///{sweep_dir / STUDY_FILE}",
                                 direction="maximize", load_if_exists=True)
-    signature = study_signature(space.record(), space.fixed, settings.seeds_per_trial)
+    signature = study_signature(space.record(), space.fixed, settings.seeds_signature())
     found = study.user_attrs.get("signature")
     if found is None:
         study.set_user_attr("signature", signature)
     elif found != signature:
-        raise ConfigError(f"{sweep_dir / STUDY_FILE} holds a study of another space or seeds_per_trial; run this "
+        raise ConfigError(f"{sweep_dir / STUDY_FILE} holds a study of another space or of other seeds a trial "
+                          "(seeds_per_trial, or the race's settings); run this "
                           "command in another directory (hydra.sweep.dir=DIR), or the study's own command again")
     return study
 
@@ -104,20 +108,24 @@ class TrialRuns:
         self.config, self.config_loader, self.search_dir, self.seeds = config, config_loader, search_dir, seeds
         self._dirs: dict[tuple[str, ...], list[Path]] = {}
 
-    def job_overrides(self, overrides: list[str]) -> list[list[str]]:
-        return [seed_overrides(overrides, seed, self.search_dir) for seed in range(self.seeds)]
+    def job_overrides(self, overrides: list[str], seeds: Optional[int] = None) -> list[list[str]]:
+        return [seed_overrides(overrides, seed, self.search_dir) for seed in range(self.seeds if seeds is None
+                                                                                     else seeds)]
 
-    def run_dirs(self, overrides: list[str]) -> list[Path]:
-        key = tuple(overrides)
-        if key not in self._dirs:
-            self._dirs[key] = [self.search_dir / run_name(self.config_loader.load_sweep_config(self.config, job))
-                               for job in self.job_overrides(overrides)]
-        return self._dirs[key]
+    def run_dirs(self, overrides: list[str], seeds: Optional[int] = None) -> list[Path]:
+        """The run directories of seeds 0..seeds-1 (seeds_per_trial unless said), composed once each."""
+        seeds = self.seeds if seeds is None else seeds
+        dirs = self._dirs.setdefault(tuple(overrides), [])
+        for job in self.job_overrides(overrides, seeds)[len(dirs):]:
+            dirs.append(self.search_dir / run_name(self.config_loader.load_sweep_config(self.config, job)))
+        return dirs[:seeds]
 
-    def read(self, trial: Trial) -> None:
-        """Fill in the trial's runs, and its state and objective if every run has ended."""
+    def read(self, trial: Trial, seeds: Optional[int] = None) -> None:
+        """Fill in the trial's runs (of seeds 0..seeds-1, seeds_per_trial unless said), and its state and
+        objective if every run has ended."""
+        seeds = self.seeds if seeds is None else seeds
         trial.runs, values, failed = [], [], []
-        for seed, run_dir in enumerate(self.run_dirs(trial.overrides)):
+        for seed, run_dir in enumerate(self.run_dirs(trial.overrides, seeds)):
             entry: dict[str, Any] = {"seed": seed, "run_dir": str(run_dir.relative_to(self.search_dir.parent)),
                                      "status": None, OBJECTIVE: None}
             try:
@@ -136,7 +144,7 @@ class TrialRuns:
             trial.runs.append(entry)
         if failed:
             trial.state, trial.objective, trial.why = FAILED, None, "; ".join(failed)
-        elif len(values) == self.seeds:
+        elif len(values) == seeds:
             # The objective: the plain mean of the seeds' validation accuracies, as summary.md recomputes it.
             trial.state, trial.objective, trial.why = COMPLETE, sum(values) / len(values), ""
 
@@ -161,7 +169,11 @@ def tune(settings: TuneSettings, space: Space, *, config: DictConfig, config_loa
     log.info("tuning sweep: %s; %s; at most %d runs", space.text(), settings.text(), settings.max_runs())
     returns: list[Sequence[JobReturn]] = []
     job_index = 0
-    while True:
+    if settings.racing:
+        settled, job_index = race_trials(settings, space, study, runs, record, n_trials, launcher, returns)
+        if not settled:
+            return returns
+    while not settings.racing:
         trials = study.get_trials(deepcopy=False)
         # A trial a kill cut short while it was being asked lacks values: failed, and not counted as one.
         for frozen in trials:
@@ -227,6 +239,143 @@ def tune(settings: TuneSettings, space: Space, *, config: DictConfig, config_loa
     return returns + confirm_returns
 
 
+def race_trials(settings: TuneSettings, space: Space, study, runs: TrialRuns, record: Record, n_trials: int,
+                launcher, returns: list) -> tuple[bool, int]:
+    """The trials of a raced study (runs/tune_race.py), batch by batch and round by round; (whether the race
+    settled, the next job index). Everything is replayed from the runs on disk after every launch, so a study
+    started again goes on from the round it stood at, and trains no finished run again."""
+    from optuna.trial import TrialState
+
+    race_settings = settings.race()
+    distributions = {p.key: p.distribution() for p in space.parameters}
+    sweep_dir = runs.search_dir.parent
+    launched: set[tuple[int, int]] = set()
+    job_index = 0
+    while True:
+        frozen = _raced_trials(study, distributions)
+        record.trials = [_trial(t, space) for t in frozen]
+        race, statuses = _replay(record, runs, race_settings)
+        for trial in record.trials:
+            _tell_race(study, frozen, race.entries.get(trial.number), trial, statuses[trial.number])
+        record.incumbent = race.incumbent
+        record.write(sweep_dir)
+        if race.open:
+            jobs = [(t.number, seed) for t in record.trials if t.state != FAILED
+                    for seed in range(race.entries[t.number].seeds) if statuses[t.number].get(seed) is None]
+            stuck = [job for job in jobs if job in launched] or [(n, 0) for n in race.entries if not jobs]
+            if stuck:  # launched in this process and neither finished nor failed: a clash, a refusal
+                log.error("trial%s %s cannot go on: not every run finished; the account below names them",
+                          "s" * (len({n for n, _ in stuck}) != 1), ", ".join(sorted({str(n) for n, _ in stuck})))
+                return False, job_index
+            by_number = {t.number: t for t in record.trials}
+            for number in sorted({n for n, _ in jobs}):
+                trial = by_number[number]
+                seeds = [seed for n, seed in jobs if n == number]
+                role = "incumbent" if number == race.incumbent else f"round {race.entries[number].rounds}"
+                log.info("trial %d of %d (%s): %s, seed%s %s", number, n_trials, role, " ".join(
+                    p.override(trial.values[p.key]) for p in space.parameters), "s" * (len(seeds) != 1),
+                    ", ".join(map(str, seeds)))
+            overrides = [seed_overrides(by_number[n].overrides, seed, runs.search_dir) for n, seed in jobs]
+            results = launcher.launch(overrides, initial_job_idx=job_index)
+            for result in results:
+                _ = result.return_value  # raises the job's exception, as the basic sweeper does
+            job_index += len(overrides)
+            returns.append(results)
+            launched.update(jobs)
+            continue
+        if len(frozen) >= n_trials:
+            log.info("race settled: %d trials in %d runs (the fixed design's %d seeds a trial: %d); incumbent: "
+                     "trial %s", len(frozen), race.runs(), settings.seeds_per_trial,
+                     len(frozen) * settings.seeds_per_trial, race.incumbent)
+            return True, job_index
+        batch = 1 + max((t.user_attrs[BATCH] for t in frozen), default=-1)
+        for _ in range(min(settings.trials_per_batch, n_trials - len(frozen))):
+            study.sampler = make_sampler(settings, space, len(study.get_trials(deepcopy=False)))
+            asked = study.ask(distributions)
+            asked.set_user_attr(BATCH, batch)
+
+
+def _raced_trials(study, distributions) -> list:
+    """The study's raced trials in the order they were asked; a trial a kill cut short while it was being asked
+    (without its values or its batch) is failed and not counted as one."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    whole = [t for t in trials if set(t.params) == set(distributions) and BATCH in t.user_attrs]
+    for t in trials:
+        if t.state == TrialState.RUNNING and t not in whole:
+            tell(study, t.number, state=TrialState.FAIL)
+    return whole
+
+
+def _replay(record: Record, runs: TrialRuns, settings):
+    """The race of the record's trials from the runs on disk: (the race, each trial's runs' statuses by seed,
+    None for a run to launch or resume). Each trial's runs are read as far as the race has scheduled them."""
+    from mixupexp.runs.tune_race import replay
+
+    batches: dict[int, list[int]] = {}
+    for trial in record.trials:
+        batches.setdefault(trial.batch, []).append(trial.number)
+    order = [batches[b] for b in sorted(batches)]
+    values: dict[int, dict[int, float]] = {t.number: {} for t in record.trials}
+    statuses: dict[int, dict[int, Any]] = {t.number: {} for t in record.trials}
+    failed: set[tuple[int, int]] = set()
+    read: dict[int, int] = {}
+    while True:
+        race = replay(order, values, failed, settings)
+        scheduled = race.scheduled()
+        if all(read.get(t.number, 0) >= scheduled.get(t.number, 0) for t in record.trials):
+            break
+        for trial in record.trials:
+            seeds = scheduled.get(trial.number, 0)
+            if read.get(trial.number, 0) >= seeds:
+                continue
+            runs.read(trial, seeds)
+            read[trial.number] = seeds
+            for run in trial.runs:
+                if run["status"] in FAILURES or (run["status"] == RunStatus.OK and run[OBJECTIVE] is None):
+                    failed.add((trial.number, run["seed"]))  # failed, or finished without a validation accuracy
+                if run[OBJECTIVE] is not None:
+                    values[trial.number][run["seed"]] = run[OBJECTIVE]
+                # None: a run to launch (new, unfinished, or its result.json unreadable, as without racing)
+                statuses[trial.number][run["seed"]] = (
+                    None if run[OBJECTIVE] is None and run["status"] not in FAILURES else run["status"])
+    for trial in record.trials:  # the runs as scheduled, each trial's state and stop as the race left them
+        entry = race.entries.get(trial.number)
+        seeds = entry.seeds if entry else 0
+        runs.read(trial, seeds)
+        trial.stop = (entry.stop or "") if entry else ""
+        trial.state = (RUNNING if not trial.stop else FAILED if trial.stop == RACE_FAILED else
+                       PRUNED if entry.dropped else COMPLETE)
+        done = [run[OBJECTIVE] for run in trial.runs if run[OBJECTIVE] is not None]
+        trial.objective = sum(done) / len(done) if done and len(done) == seeds else None
+    return race, statuses
+
+
+def _tell_race(study, frozen, entry, trial: Trial, statuses) -> None:
+    """Tell the study a raced trial that has stopped: pruned with its partial mean as its intermediate value
+    (at step = its seeds), failed, or complete with its mean."""
+    import optuna
+    from optuna.trial import TrialState
+
+    stored = next(t for t in frozen if t.number == trial.number)
+    if entry is None or stored.state != TrialState.RUNNING or not trial.stop:
+        return
+    if trial.state == PRUNED:
+        optuna.trial.Trial(study, stored._trial_id).report(trial.objective, step=len(trial.runs))
+        tell(study, trial.number, state=TrialState.PRUNED)
+        log.info("trial %d: %s (mean validation accuracy %.2f %% on %d seed%s, %+.2f points against trial %d; "
+                 "bound %+.2f)", trial.number, trial.stop, trial.objective, len(trial.runs),
+                 "s" * (len(trial.runs) != 1), entry.mean_difference, entry.against, entry.upper)
+    elif trial.state == FAILED:
+        tell(study, trial.number, state=TrialState.FAIL)
+        log.error("trial %d failed: %s", trial.number, trial.why or "a run failed")
+    else:
+        tell(study, trial.number, trial.objective)
+        log.info("trial %d: %s (mean validation accuracy %.2f %% on %d seed%s)", trial.number, trial.stop,
+                 trial.objective, len(trial.runs), "s" * (len(trial.runs) != 1))
+
+
 def tell(study, number: int, value: float | None = None, state=None) -> None:
     """study.tell, through a sampler whose after_trial does nothing: the grid sampler's calls study.stop() once
     the grid is exhausted, which raises outside study.optimize, before the trial's value is stored."""
@@ -239,10 +388,11 @@ def tell(study, number: int, value: float | None = None, state=None) -> None:
 def _trial(frozen, space: Space) -> Trial:
     from optuna.trial import TrialState
 
-    state = {TrialState.COMPLETE: COMPLETE, TrialState.FAIL: FAILED}.get(frozen.state, RUNNING)
+    state = {TrialState.COMPLETE: COMPLETE, TrialState.FAIL: FAILED, TrialState.PRUNED: PRUNED}.get(frozen.state,
+                                                                                                 RUNNING)
     values = dict(frozen.params)
     return Trial(frozen.number, values, space.trial_overrides(values), state,
-                 frozen.value if frozen.state == TrialState.COMPLETE else None)
+                 frozen.value if frozen.state == TrialState.COMPLETE else None, batch=frozen.user_attrs.get(BATCH))
 
 
 def confirm_dir_name(trial: int) -> str:
