@@ -1,4 +1,24 @@
-"""`python -m mixupexp.plan <train args>`: the dry run of a training command (runs/dry_run.py)."""
+"""usage: python -m mixupexp.plan [--multirun] [GROUP=OPTION ...] [KEY=VALUE ...]
+
+The dry run of `python -m mixupexp.train` with the same arguments: nothing is trained and nothing is written (but
+the cache of this machine's speed calibration). Every job is composed and checked as the real command does; bad
+input gets the same one line and exit status 2.
+
+What it prints:
+  job N: OVERRIDES            each job of the command, then its run directory and what the command would do
+      DIR: STATE              with it: finished (nothing), resumable (from its last checkpoint), failed: retry,
+                              new, duplicate of job K, running elsewhere, refused
+  price: ...                  a sweep's runs and time, and the power its seeds buy (a sequential sweep: its
+                              rounds, the runs it may take and those it is expected to save; a tuning sweep: its
+                              trials so far and the most runs it may take)
+  N jobs, M distinct runs: ...  the count by state and the time left, from the finished runs' time per epoch or
+                              a calibration of this machine
+
+Exit status: 0 when the command could run, 2 when it would be refused.
+
+  python -m mixupexp.plan --multirun augment=none,mixup seed=0,1,2   # what a sweep would train, and its price
+  python -m mixupexp.plan experiment=seed_study_sequential           # a preset's rounds before it runs
+"""
 
 from __future__ import annotations
 

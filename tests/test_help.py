@@ -67,3 +67,21 @@ def test_tab_completion_answers_without_importing_the_training_stack():
     assert offered.split() == ["augment=cutmix", "augment=manifold_mixup", "augment=mixup", "augment=mixup_batch",
                                "augment=none"]
     assert imported == "imported: []"
+
+
+def test_every_options_help_line_is_a_whole_sentence():
+    """`optimizer=adam` once stopped mid-sentence: a summary is its docstring's first sentence, whole."""
+    from mixupexp.config.registry import GROUPS, registered
+
+    text = help_text([])
+    for group in GROUPS:
+        for name, option in registered(group).items():
+            assert option.summary.endswith("."), f"{group}={name}: {option.summary!r}"
+            assert f"{f'{group}={name}':<24}{option.summary}" in text
+
+
+def test_plan_help_says_what_the_dry_run_prints(tmp_path):
+    text = run_cli(["--help"], cwd=tmp_path, module="mixupexp.plan").stdout
+    assert len(text.strip().splitlines()) > 5
+    for word in ("job", "finished", "new", "runs", "exit"):
+        assert word in text

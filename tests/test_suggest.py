@@ -54,3 +54,29 @@ def test_the_command_line_suggests(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         "error: Could not override 'agument': Key 'agument' not in 'Config' (did you mean augment=mixup?)"
     ]
+
+
+@pytest.mark.parametrize("command, meant", [
+    (["hydra/sweeper=tune", "augment=mixup", "augment.alpha=interval(0.05,2.0)", "hydra.sweeper.racin=true"],
+     "hydra.sweeper.racing=true"),
+    (["hydra/sweeper=tune", "augment=mixup", "augment.alpha=interval(0.05,2.0)", "hydra.sweeper.confirm.max_sed=3"],
+     "hydra.sweeper.confirm.max_seeds=3"),
+    (["hydra/sweeper=sequential", "augment=none,mixup", "hydra.sweeper.min_seed=3"], "hydra.sweeper.min_seeds=3"),
+    (["hydra/launcher=parallel", "augment=none,mixup", "hydra.launcher.n_job=2"], "hydra.launcher.n_jobs=2"),
+])
+def test_a_misspelled_sweeper_or_launcher_key_is_meant_among_that_nodes_keys(tmp_path, capsys, command, meant):
+    """Not a key of another group: hydra.sweeper.racing=true once answered "did you mean trainer=true?"."""
+    with pytest.raises(SystemExit) as exit_:
+        check_command_line(["--multirun", "data=synthetic", "data.val_size=64", *command,
+                            f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+    assert exit_.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].endswith(f"(did you mean {meant}?)")
+
+
+def test_a_sweeper_key_near_no_key_of_its_node_gets_no_suggestion(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        check_command_line(["--multirun", "data=synthetic", "hydra/sweeper=tune", "augment=mixup",
+                            "augment.alpha=interval(0.05,2.0)", "hydra.sweeper.xyzzy=3",
+                            f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+    assert "did you mean" not in capsys.readouterr().err

@@ -46,12 +46,19 @@ def register(group: str, name: str, *, ignores: tuple[str, ...] = (), stage: str
         known = _OPTIONS[group].get(name)
         if known is not None and known.build is not build:
             raise ValueError(f"{group}={name} is registered twice ({known.build.__qualname__}, {build.__qualname__})")
-        doc = (build.__doc__ or "").strip().splitlines()
-        _OPTIONS[group][name] = Option(group, name, build, tuple(ignores), stage, summary or (doc[0] if doc else ""),
-                                       tuple(locates))
+        _OPTIONS[group][name] = Option(group, name, build, tuple(ignores), stage,
+                                       summary or first_sentence(build.__doc__ or ""), tuple(locates))
         return build
 
     return decorate
+
+
+def first_sentence(doc: str) -> str:
+    """The first sentence of a docstring's first paragraph, whole (a help line that stops mid-sentence says
+    less than none)."""
+    paragraph = " ".join(doc.strip().split("\n\n", 1)[0].split())
+    end = next((i + 1 for i, c in enumerate(paragraph) if c == "." and paragraph[i + 1:i + 2] in ("", " ")), None)
+    return paragraph[:end] if end else paragraph
 
 
 def registered(group: str) -> dict[str, Option]:

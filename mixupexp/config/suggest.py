@@ -109,7 +109,7 @@ def did_you_mean(message: str, overrides: list[str], cfg=None) -> str | None:
     quoted = set(re.findall(r"'([^']+)'", message)) | set(re.findall(r"unknown key ([\w.]+)", message))
     if not quoted:
         return None
-    groups, keys = groups_and_options(), dotted_keys(cfg if cfg is not None else default_config())
+    groups = groups_and_options()
     for override in overrides:
         if "=" not in override:
             continue
@@ -117,5 +117,25 @@ def did_you_mean(message: str, overrides: list[str], cfg=None) -> str | None:
         key = raw_key.lstrip("+~")
         leaf = key.rsplit(".", 1)[-1]
         if quoted & {key, leaf, f"{key}/{value}"}:
-            return suggest(override, groups, keys)
+            if key.startswith("hydra."):  # a key of Hydra's node: meant among the keys of the node it names
+                return _suggest_hydra_key(override, [o for o in overrides if o.lstrip("+~").startswith("hydra/")])
+            return suggest(override, groups, dotted_keys(cfg if cfg is not None else default_config()))
     return None
+
+
+def _suggest_hydra_key(override: str, choices: list[str]) -> str | None:
+    """hydra.sweeper.racin=true -> hydra.sweeper.racing=true: the keys of the hydra node composed with the
+    command's hydra/sweeper and hydra/launcher choices (`choices`), never a key of another group."""
+    from mixupexp.config.compose import compose_config
+
+    raw_key, value = override.split("=", 1)
+    key = raw_key.lstrip("+~")
+    node = key.rsplit(".", 1)[0]
+    try:
+        hydra_cfg = compose_config(choices, return_hydra_config=True)
+    except Exception:  # a choice is broken too: no suggestion rather than a wrong one
+        return None
+    keys = [f"hydra.{k}" for k in dotted_keys(OmegaConf.masked_copy(hydra_cfg, ["hydra"]).hydra)]
+    siblings = [k.rsplit(".", 1)[1] for k in keys if k.rsplit(".", 1)[0] == node]
+    meant = _closest(key.rsplit(".", 1)[1], siblings)  # the leaves alone: the shared prefix would match anything
+    return f"{node}.{meant}={value}" if meant is not None else None

@@ -7,7 +7,8 @@ import torch
 from mixupexp.config.registry import register, registered
 
 
-@register("optimizer", "adam", ignores=("optimizer.momentum", "optimizer.nesterov"))
+@register("optimizer", "adam", ignores=("optimizer.momentum", "optimizer.nesterov"),
+          summary="Adam, as the study trains (lr 1e-3), with PyTorch's fused kernel.")
 def adam(cfg, params, device: torch.device) -> torch.optim.Optimizer:
     """Adam, as the study trains (lr 1e-3), with the fused kernel: one pass over each parameter instead of about
     ten elementwise ops; on CUDA also capturable, so that a CUDA graph can replay it. It is the same update up to
