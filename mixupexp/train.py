@@ -20,6 +20,7 @@ from mixupexp.config.completion import answer_completion  # noqa: E402
 
 answer_completion(sys.argv[1:])  # a TAB in the shell: answered from the config alone (it exits), without torch
 
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -44,6 +45,28 @@ from mixupexp.training.run import record_failure, train
 log = logging.getLogger("mixupexp")
 
 
+BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
+
+
+@contextlib.contextmanager
+def named_lines(name: str | None):
+    """Prefix the run's log lines with its name while it trains, where runs train side by side (a parallel
+    launcher's workers write to one terminal, and "epoch 3/30 ..." alone would not say whose epoch it was)."""
+    if name is None:
+        yield
+        return
+
+    def prefix(record: logging.LogRecord) -> bool:
+        record.msg = f"[{name}] {record.msg}"
+        return True
+
+    log.addFilter(prefix)
+    try:
+        yield
+    finally:
+        log.removeFilter(prefix)
+
+
 def _one_line(error: BaseException) -> str:
     lines = [line.strip() for line in f"{error}".splitlines() if line.strip()]
     return lines[0] if lines else type(error).__name__
@@ -60,8 +83,10 @@ def run_job(cfg: DictConfig) -> str:
     handle_sigterm()  # also in a launcher's worker process
     # A log line that cannot be written (a full disk under train.log) must not bury the error under tracebacks.
     logging.raiseExceptions = False
+    side_by_side = in_sweep and HydraConfig.get().launcher.get("_target_") != BASIC_LAUNCHER
     try:
-        train(cfg, out_dir)
+        with named_lines(out_dir.name if side_by_side else None):
+            train(cfg, out_dir)
         return JobOutcome.OK
     except RunLocked as e:
         if e.same_invocation:  # a job of this sweep that repeats another's run: that job trains it

@@ -209,3 +209,19 @@ def test_parallel_jobs_share_the_cores_instead_of_oversubscribing_them(tmp_path)
     serial = tmp_path / "serial"
     run_cli([*QUICK, "seed=0", f"hydra.run.dir={serial}"], cwd=tmp_path)
     assert json.loads((serial / "result.json").read_text())["run_name"] == results[0]["run_name"]
+
+
+@pytest.mark.slow
+def test_runs_side_by_side_name_their_run_on_every_line_and_a_serial_sweep_does_not(tmp_path):
+    import re
+
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    proc = run_cli(["--multirun", "hydra/launcher=parallel", *QUICK, "trainer.progress=off", "trainer.epochs=2",
+                    "seed=0,1", f"hydra.sweep.dir={tmp_path / 'parallel'}"], cwd=tmp_path)
+    names = sorted(p.name for p in (tmp_path / "parallel").glob("*_seed*"))
+    output = proc.stdout + proc.stderr
+    assert sorted(re.findall(r" - \[(\w+)\] epoch [12]/2 ", output)) == sorted(names * 2)
+    assert len(re.findall(r"epoch [12]/2 ", output)) == 4  # every epoch line named
+    serial = run_cli(["--multirun", *QUICK, "trainer.progress=off", "seed=0", f"hydra.sweep.dir={tmp_path / 's'}"],
+                     cwd=tmp_path)
+    assert re.search(r" - epoch 1/1 ", serial.stdout + serial.stderr)  # one run at a time: the lines as before
