@@ -189,3 +189,28 @@ def test_validation_curves_are_drawn_where_runs_measured_them(tmp_path):
     figure = learning_curves(summary, runs, summary_parameters(summary))
     dotted = [line for ax in figure.axes for line in ax.get_lines() if line.get_linestyle() == ":"]
     assert dotted and list(dotted[0].get_ydata()) == [49.0, 58.0, 68.0]
+
+
+def test_an_unbounded_interval_ends_in_an_arrow_at_the_edge_not_a_cap():
+    """A sequential summary's interval open on one side (an anytime-valid interval after 1 pair) was drawn as a
+    capped bar at the axis's edge, which reads as a finite end."""
+    import pandas as pd
+
+    from mixupexp.analysis.plots import UNBOUNDED_MARKERS
+
+    summary = pd.DataFrame([
+        {"augment.name": "none", "delta_acc_vs_baseline": np.nan, "delta_acc_av_low": np.nan,
+         "delta_acc_av_high": np.nan, "verdict": ""},
+        {"augment.name": "mixup", "delta_acc_vs_baseline": 1.5, "delta_acc_av_low": -0.5,
+         "delta_acc_av_high": np.inf, "verdict": "open"},
+        {"augment.name": "cutmix", "delta_acc_vs_baseline": -2.0, "delta_acc_av_low": -np.inf,
+         "delta_acc_av_high": np.inf, "verdict": "open"},
+    ])
+    ax = forest_plot(summary, ["augment.name"]).axes[0]
+    arrows = sorted((line.get_marker(), float(line.get_xdata()[0]), float(line.get_ydata()[0])) for line in ax.lines
+                    if line.get_marker() in UNBOUNDED_MARKERS)
+    edge = 1.15 * 2.0  # the largest finite value sets the span
+    assert arrows == [("<", -edge, 0.0), (">", edge, 0.0), (">", edge, 1.0)]  # mixup on top (y = 1)
+    caps = [x for line in ax.lines if line.get_marker() == "|" for x in line.get_xdata()]
+    assert caps == [pytest.approx(-0.5)]  # the one finite end has its cap; no cap at either edge
+    assert ax.get_xlim()[1] >= edge

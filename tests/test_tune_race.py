@@ -245,3 +245,95 @@ def test_racing_without_a_validation_split_is_one_line_naming_the_key(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "data.val_size=" in lines[0]
     assert not (tmp_path / "sweep").exists()
+
+
+# ---- through the command line: real (tiny) runs ------------------------------------------------------------
+
+QUICK = [*TINY, "eval.fgsm_eps=[]", "trainer.threads=1", "trainer.precision=fp32", "data.val_size=64"]
+RACE = ["--multirun", "hydra/sweeper=tune", *SPACE, *QUICK, "hydra.sweeper.racing=true", "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.max_seeds_per_trial=3", "hydra.sweeper.confirm.min_seeds=2", "hydra.sweeper.confirm.max_seeds=2"]
+
+
+def recomputed(sweep):
+    """The race replayed from the result.json files of the runs tune.json names."""
+    from mixupexp.analysis.tune_report import race_of
+    from mixupexp.runs.tune_design import Record
+
+    return race_of(Record.read(sweep), sweep)
+
+
+@pytest.mark.slow
+def test_a_race_through_the_parallel_launcher_two_trials_a_batch(tmp_path):
+    import pandas as pd
+
+    sweep = tmp_path / "sweep"
+    proc = run_cli([*RACE, "hydra/launcher=parallel", "hydra.sweeper.trials_per_batch=2", f"hydra.sweep.dir={sweep}"],
+                   cwd=tmp_path)
+    record = read_record(sweep)
+    trials = record["trials"]
+    assert [t["batch"] for t in trials] == [0, 0, 1, 1]
+    race = recomputed(sweep)
+    assert {n: e.stop for n, e in race.entries.items()} == {t["number"]: t["stop"] for t in trials}
+    assert record["chosen"] == record["incumbent"] == race.incumbent
+    log = proc.stdout + proc.stderr
+    # The two trials of a batch are launched together: both start before either is told.
+    assert log.index("trial 1 of 4 (round 1)") < min(log.index(f"trial {n}: ") for n in (0, 1))
+    table = pd.read_csv(sweep / "trials.csv", dtype={"seeds": str})
+    assert list(table["stop"]) == [t["stop"] for t in trials]
+    assert list(table["seeds"]) == [" ".join(str(r["seed"]) for r in t["runs"]) for t in trials]
+    runs = sum(len(t["runs"]) for t in trials)
+    assert f"racing: {runs} runs in the search for 4 trials, against 4 · 3 = 12" in (sweep / "summary.md").read_text()
+    # The confirmation's fresh seeds start above every seed a raced trial may run (0-2).
+    fresh = {json.loads(p.read_text())["config"]["seed"] for p in sweep.glob("confirm-trial*/*/result.json")}
+    assert fresh == {3, 4}
+
+
+@pytest.mark.slow
+def test_a_race_stopped_midway_through_the_command_line_resumes_and_trains_no_run_twice(tmp_path):
+    import os
+
+    from .conftest import REPO
+    from .sweep_callbacks import INTERRUPT_JOB_ENV, INTERRUPT_JOB_TARGET
+
+    whole = tmp_path / "whole"
+    run_cli([*RACE, f"hydra.sweep.dir={whole}"], cwd=tmp_path)
+    sweep = tmp_path / "sweep"
+    command = [*RACE, f"hydra.sweep.dir={sweep}", f"+hydra.callbacks.interrupt._target_={INTERRUPT_JOB_TARGET}"]
+    env = {"PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}  # the callback's module
+    assert run_cli(command, cwd=tmp_path, check=False, env={**env, INTERRUPT_JOB_ENV: "3"}).returncode == 130
+    finished = {p: p.stat().st_mtime_ns for p in (sweep / "search").glob("*/result.json")
+                if json.loads(p.read_text())["status"] == "ok"}
+    assert len(finished) == 3
+    run_cli(command, cwd=tmp_path, env=env)
+    assert all(p.stat().st_mtime_ns == stamp for p, stamp in finished.items())  # found finished, not trained again
+    broken, unbroken = read_record(sweep), read_record(whole)
+    assert [(t["values"], t["stop"], [r["seed"] for r in t["runs"]]) for t in broken["trials"]] == [
+        (t["values"], t["stop"], [r["seed"] for r in t["runs"]]) for t in unbroken["trials"]]
+    assert broken["chosen"] == unbroken["chosen"]
+
+
+# ---- the report's plots ------------------------------------------------------------------------------------
+
+
+def test_tune_plots_tick_whole_trials_and_write_values_short(tmp_path):
+    """Fractional trial ticks (2.5) and α at full float precision (0.07022960007711491) once squeezed the axes."""
+    import pandas as pd
+
+    from mixupexp.analysis.tune_report import tune_figures
+
+    table = pd.DataFrame({"trial": [0, 1, 2], "state": ["complete"] * 3,
+                          "augment.alpha": ["0.07022960007711491", "0.5", "1.2345678901"],
+                          "model": ["simple_cnn", "simple_cnn", "preact_resnet18"],
+                          "objective": [60.0, 61.5, 59.0], "best_so_far": [60.0, 61.5, 61.5]})
+    history, objective = tune_figures(table, ["augment.alpha", "model"], math.nan, 1)
+    for figure in (history, objective):
+        figure.canvas.draw()
+    ticks = history.axes[0].get_xticks()
+    assert all(float(t).is_integer() for t in ticks)
+    labels = [t.get_text() for t in objective.axes[0].get_xticklabels()] + [
+        t.get_text() for t in objective.axes[1].get_xticklabels()]
+    assert all(len(label) <= 16 for label in labels)
+    table["augment.alpha"] = [0.07022960007711491, 0.5, 1.2345678901]
+    _, objective = tune_figures(table, ["augment.alpha", "model"], math.nan, 1)
+    objective.canvas.draw()
+    assert all(len(t.get_text()) <= 5 for t in objective.axes[0].get_xticklabels())

@@ -119,6 +119,21 @@ def _significant(verdict) -> bool:
     return isinstance(verdict, str) and verdict.startswith(("better", "worse"))
 
 
+UNBOUNDED_MARKERS = ("<", ">")  # the arrowheads of an interval's unbounded low and high sides
+
+
+def _interval_to_edges(ax, value: float, y: float, low: float, high: float, edge: float, color) -> None:
+    """An interval around `value` at height y: a finite side with a cap at its end, an unbounded one (+-inf) as a
+    bar to the axis's edge (+-edge) ending in an arrowhead, never a cap, which would read as a finite end."""
+    for end, side, marker in ((low, -1, UNBOUNDED_MARKERS[0]), (high, 1, UNBOUNDED_MARKERS[1])):
+        if math.isfinite(end):
+            ax.plot([value, end], [y, y], color=color, linewidth=1.5)
+            ax.plot(end, y, marker="|", color=color, markersize=7, linestyle="none")
+        elif not math.isnan(end):
+            ax.plot([value, side * edge], [y, y], color=color, linewidth=1.5)
+            ax.plot(side * edge, y, marker=marker, color=color, markersize=8, linestyle="none")
+
+
 def forest_plot(summary: pd.DataFrame, params: list[str]) -> Figure | None:
     """Δ accuracy vs the baseline with its 95 % CI, one row per compared configuration; None without any."""
     if "delta_acc_vs_baseline" not in summary:
@@ -141,11 +156,11 @@ def forest_plot(summary: pd.DataFrame, params: list[str]) -> Figure | None:
         color = colors[_label(row, keys)]
         filled = _significant(row.get("verdict"))
         frame = row.to_frame().T
-        if sequential:  # the anytime-valid interval, an unbounded side drawn to the edge
-            ends = frame.astype({low: float, high: float, "delta_acc_vs_baseline": float})
-            ends[[low, high]] = ends[[low, high]].clip(-1.15 * span, 1.15 * span)
-            ax.errorbar(row["delta_acc_vs_baseline"], y, xerr=_ci_errors(ends, "delta_acc_vs_baseline", low, high),
-                        fmt="o", capsize=3, color=color, markerfacecolor=color if filled else "white", markersize=7)
+        if sequential:  # the sequential interval; an unbounded side: a bar to the edge ending in an arrow
+            _interval_to_edges(ax, float(row["delta_acc_vs_baseline"]), y, float(row[low]), float(row[high]),
+                               1.15 * span, color)
+            ax.plot(row["delta_acc_vs_baseline"], y, "o", color=color, markerfacecolor=color if filled else "white",
+                    markersize=7)
             continue
         if "delta_acc_simultaneous_low" in frame:  # the interval that matches the verdicts, under the plain one
             ax.errorbar(row["delta_acc_vs_baseline"], y, xerr=_ci_errors(frame, "delta_acc_vs_baseline",
@@ -160,7 +175,7 @@ def forest_plot(summary: pd.DataFrame, params: list[str]) -> Figure | None:
     ax.set_xlabel("Δ test accuracy vs baseline (points)")
     if sequential:
         ax.set_title("Difference to the baseline, sequential interval (alpha / K)\nfilled: settled better/worse; "
-                     "hollow: within, not settled or open; to the edge: unbounded", fontsize="medium")
+                     "hollow: within, not settled or open; an arrow at the edge: unbounded", fontsize="medium")
         ax.set_xlim(-1.2 * span, 1.2 * span)
     else:
         ax.set_title("Difference to the baseline: 95 % CI (bars), simultaneous interval of the family (wide band)\n"

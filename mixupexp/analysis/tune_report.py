@@ -268,25 +268,41 @@ def _cell(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def short_value(value) -> str:
+    """A searched value as a tick label: 4 significant digits for a number, the value itself otherwise."""
+    try:
+        return f"{float(value):.4g}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
 def write_plots(table: pd.DataFrame, keys: list[str], out_dir: Path, fresh_mean: float, best: int,
                 race=None) -> None:
-    """tune_history.png (each trial's objective, the best so far, the chosen one on fresh seeds; raced, the
-    incumbent over the runs spent) and tune_objective.png (the objective over the searched values: a map for two
-    numeric keys, else one panel per key)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """tune_history.png and tune_objective.png (tune_figures)."""
     from mixupexp.analysis.plots import _save
 
+    history, objective = tune_figures(table, keys, fresh_mean, best, race)
+    _save(history, out_dir / HISTORY_PLOT)
+    _save(objective, out_dir / OBJECTIVE_PLOT)
+
+
+def tune_figures(table: pd.DataFrame, keys: list[str], fresh_mean: float, best: int, race=None):
+    """(history, objective): each trial's objective, the best so far and the chosen one on fresh seeds (raced:
+    the incumbent over the runs spent); the objective over the searched values (a map for two numeric keys, else
+    one panel per key)."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    short = FuncFormatter(lambda value, _: f"{value:.3g}")  # an axis of alpha or ratio: 0.25, not 0.2500000001
     done = table[table["state"] == COMPLETE]
-    figure, ax = plt.subplots(figsize=(6.4, 4))
+    history = Figure(figsize=(6.4, 4))
+    ax = history.subplots()
     if race is None:
         ax.scatter(done["trial"], done["objective"], color="tab:blue", label="trial (mean over its seeds)")
         ax.step(table["trial"], table["best_so_far"], where="post", color="tab:orange", label="best so far")
         last = best
         ax.set_xlabel("trial")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # trials are whole: no tick at trial 2.5
     else:  # each trial at the runs spent when its batch settled; the incumbent's mean over its seeds then
         spent = {entry.number: race.history[entry.batch][0] for entry in race.entries.values()
                  if entry.batch < len(race.history)}
@@ -299,15 +315,16 @@ def write_plots(table: pd.DataFrame, keys: list[str], out_dir: Path, fresh_mean:
                 color="tab:orange", label="incumbent (mean over its seeds)")
         last = race.runs()
         ax.set_xlabel("runs spent in the search")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if not math.isnan(fresh_mean):
         ax.scatter([last], [fresh_mean], marker="x", s=80, color="tab:red",
                    label=f"trial {best} on fresh seeds (validation)")
     ax.set_ylabel("validation accuracy (%)")
     ax.legend(fontsize="small")
-    _save(figure, out_dir / HISTORY_PLOT)
     numeric = [k for k in keys if pd.to_numeric(done[k], errors="coerce").notna().all()] if len(done) else []
     if len(numeric) == 2 and len(keys) == 2:
-        figure, ax = plt.subplots(figsize=(6.4, 4.8))
+        figure = Figure(figsize=(6.4, 4.8))
+        ax = figure.subplots()
         x, y = (pd.to_numeric(done[k]) for k in numeric)
         points = ax.scatter(x, y, c=done["objective"], cmap="viridis", s=60)
         ax.scatter(x[done["trial"] == best], y[done["trial"] == best], marker="*", s=250, facecolor="none",
@@ -315,12 +332,19 @@ def write_plots(table: pd.DataFrame, keys: list[str], out_dir: Path, fresh_mean:
         figure.colorbar(points, ax=ax, label="mean validation accuracy (%)")
         ax.set_xlabel(numeric[0])
         ax.set_ylabel(numeric[1])
+        ax.xaxis.set_major_formatter(short)
+        ax.yaxis.set_major_formatter(short)
         ax.legend(fontsize="small")
     else:
-        figure, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.6), squeeze=False)
+        figure = Figure(figsize=(4 * len(keys), 3.6))
+        axes = figure.subplots(1, len(keys), squeeze=False)
         for ax, key in zip(axes[0], keys):
             values = pd.to_numeric(done[key], errors="coerce")
-            ax.scatter(values if values.notna().all() else done[key].astype(str), done["objective"])
+            if values.notna().all():
+                ax.scatter(values, done["objective"])
+                ax.xaxis.set_major_formatter(short)
+            else:  # categories, each written as short as it reads: 0.0702 rather than 0.07022960007711491
+                ax.scatter(done[key].map(short_value), done["objective"])
             ax.set_xlabel(key)
             ax.set_ylabel("mean validation accuracy (%)")
-    _save(figure, out_dir / OBJECTIVE_PLOT)
+    return history, figure
