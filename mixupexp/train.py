@@ -20,7 +20,6 @@ from mixupexp.config.completion import answer_completion  # noqa: E402
 
 answer_completion(sys.argv[1:])  # a TAB in the shell: answered from the config alone (it exits), without torch
 
-import contextlib
 import logging
 import os
 from pathlib import Path
@@ -38,33 +37,12 @@ from mixupexp.data.datasets import DataError
 from mixupexp.runs.command_plan import check_command_line, flags_first
 from mixupexp.runs.directories import check_directories
 from mixupexp.runs.interrupt import exit_status, handle_sigterm
+from mixupexp.runs.job_log import job_logging
 from mixupexp.runs.lock import RunLocked, invocation_id
 from mixupexp.runs.status import JobOutcome
 from mixupexp.training.run import record_failure, train
 
 log = logging.getLogger("mixupexp")
-
-
-BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
-
-
-@contextlib.contextmanager
-def named_lines(name: str | None):
-    """Prefix the run's log lines with its name while it trains, where runs train side by side (a parallel
-    launcher's workers write to one terminal, and "epoch 3/30 ..." alone would not say whose epoch it was)."""
-    if name is None:
-        yield
-        return
-
-    def prefix(record: logging.LogRecord) -> bool:
-        record.msg = f"[{name}] {record.msg}"
-        return True
-
-    log.addFilter(prefix)
-    try:
-        yield
-    finally:
-        log.removeFilter(prefix)
 
 
 def _one_line(error: BaseException) -> str:
@@ -81,11 +59,8 @@ def run_job(cfg: DictConfig) -> str:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
     handle_sigterm()  # also in a launcher's worker process
-    # A log line that cannot be written (a full disk under train.log) must not bury the error under tracebacks.
-    logging.raiseExceptions = False
-    side_by_side = in_sweep and HydraConfig.get().launcher.get("_target_") != BASIC_LAUNCHER
     try:
-        with named_lines(out_dir.name if side_by_side else None):
+        with job_logging(out_dir.name):
             train(cfg, out_dir)
         return JobOutcome.OK
     except RunLocked as e:

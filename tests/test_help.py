@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from mixupexp.config.help import help_text
-from tests.conftest import run_cli
+from tests.conftest import compose_config, run_cli
 
 
 def config_part(text: str) -> dict:
@@ -26,7 +26,10 @@ def test_cli_help_starts_with_examples_and_lists_presets_without_plus(tmp_path):
     assert "Examples:" in head and any(line.strip().startswith("python -m mixupexp.train debug=smoke") for line in head)
     assert "  experiment: paper_cifar10, seed_study" in text and "  debug: smoke, subset" in text
     assert "+experiment" not in text
-    assert "  augment: cutmix, manifold_mixup, mixup, mixup_batch, none*" in text
+    from mixupexp.config.registry import registered
+
+    chosen = compose_config([]).augment.name  # the lists come from the registry, never copied here
+    assert f"  augment: {', '.join(o + '*' if o == chosen else o for o in registered('augment'))}" in text
 
 
 def test_help_hides_the_keys_that_the_chosen_options_ignore():
@@ -64,8 +67,9 @@ def test_tab_completion_answers_without_importing_the_training_stack():
                           "COMP_POINT": str(len(line))}, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     offered, imported = proc.stdout.strip().splitlines()
-    assert offered.split() == ["augment=cutmix", "augment=manifold_mixup", "augment=mixup", "augment=mixup_batch",
-                               "augment=none"]
+    from mixupexp.config.registry import registered
+
+    assert offered.split() == [f"augment={name}" for name in registered("augment")]
     assert imported == "imported: []"
 
 

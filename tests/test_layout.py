@@ -66,3 +66,15 @@ def test_commands_are_thin():
     for name in COMMANDS - {"mixupexp.bench"}:
         lines = (PACKAGE / f"{name.split('.')[-1]}.py").read_text().splitlines()
         assert len(lines) < 130, f"{name}: {len(lines)} lines"
+
+
+def test_only_one_module_imports_hydras_internals():
+    """hydra._internal is not Hydra's API: one module holds what the package takes from it, and says why."""
+    importers = set()
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([node.module] if isinstance(node, ast.ImportFrom) and node.module else
+                     [alias.name for alias in node.names] if isinstance(node, ast.Import) else [])
+            if any(name.startswith("hydra._internal") for name in names):
+                importers.add(module_name(path))
+    assert importers == {"mixupexp.config.hydra_internals"}

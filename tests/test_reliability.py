@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 import mixupexp.training.run as train_module
+from mixupexp.config.options import registered
 from mixupexp.config.schema import ConfigError
 from mixupexp.data.datasets import DataError, load_data
 from mixupexp.runs import files
@@ -234,8 +235,9 @@ class _SelfRef:
         (["trainer.epochs=0"], "error: trainer.epochs=0 must be > 0"),
         (["trainer.batch_size=0"], "error: trainer.batch_size=0 must be > 0"),
         (["optimizer.lr=-0.1"], "error: optimizer.lr=-0.1 must be > 0"),
-        (["augment=cutmixx"], "error: In 'config': Could not find 'augment/cutmixx' (available: cutmix, manifold_mixup, mixup, mixup_batch, none)"),
-        (["model=resnet"], "error: In 'config': Could not find 'model/resnet' (available: preact_resnet18, simple_cnn)"),
+        (["augment=cutmixx"], "error: In 'config': Could not find 'augment/cutmixx' (available: "
+                              f"{', '.join(registered('augment'))})"),
+        (["model=resnet"], f"error: In 'config': Could not find 'model/resnet' (available: {', '.join(registered('model'))})"),
         (["trainer.epoch=3"], "error: Could not override 'trainer.epoch': Key 'epoch' not in 'TrainerConfig'"),
         (["+trainer.epoch=3"], "error: unknown key trainer.epoch; known keys: epochs,"),
         (["trainer.epochs=ten"], "error: Error merging override trainer.epochs=ten: Value 'ten' of type 'str' could not be converted to Integer"),

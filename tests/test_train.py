@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 import mixupexp.training.run as train_module
+from mixupexp.config.options import registered
 from mixupexp.data.datasets import DataError
 from mixupexp.training.device import available_cores
 from mixupexp.training.run import train
@@ -116,7 +117,7 @@ def test_summarize_without_runs_fails_clearly(tmp_path):
     assert proc.returncode == 2 and proc.stderr.startswith("error: no runs")
 
 
-METHODS = ["none", "mixup", "mixup_batch", "cutmix", "manifold_mixup"]
+METHODS = list(registered("augment"))  # every method there is, from the registry
 
 
 @pytest.mark.parametrize("loader", ["device", "dataloader"])

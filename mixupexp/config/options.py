@@ -37,11 +37,6 @@ def option(group: str, name: str) -> Option:
     return options[name]
 
 
-def build(group: str, cfg: Any, *args, **kwargs) -> Any:
-    """Dispatch: call the builder of the option that `cfg.name` names in `group`."""
-    return option(group, cfg.name).build(cfg, *args, **kwargs)
-
-
 def choices() -> dict[str, tuple[str, ...]]:
     """Every dotted key with a fixed set of values: `<group>.name` for each config group, then the plain keys."""
     return {**{f"{group}.name": tuple(registered(group)) for group in GROUPS}, **KEY_CHOICES}

@@ -4,8 +4,8 @@ once, where its builder lives, with the keys of its group that it ignores.
     @register("augment", "mixup", ignores=("augment.mix_after_blocks",), stage="loader")
     def build_mixup(cfg): ...
 
-The vocabulary that `validate` accepts, the ignored-key rules of run identity, `--help` and the dispatch
-(`build("model", cfg.model, ...)`) all read this registry; `config/options.py` imports every stage so that it is
+The vocabulary that `validate` accepts, the ignored-key rules of run identity, `--help` and each stage's
+dispatch (`registered("model")[cfg.name].build(...)`) all read this registry; `config/options.py` imports every stage so that it is
 complete, and `tests/test_options.py` checks it against `conf/<group>/*.yaml`.
 """
 

@@ -20,8 +20,6 @@ from hydra import compose
 
 # Hydra has no public API for these two: its own command-line parser (so that flags are read exactly as
 # `python -m mixupexp.train` reads them) and the basic sweeper's expansion of sweep overrides into jobs.
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-from hydra._internal.utils import get_args_parser
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
 from hydra.types import RunMode
@@ -29,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mixupexp.config.compose import CONFIG_NAME, composing
+from mixupexp.config.hydra_internals import args_parser, expand_sweep
 from mixupexp.config.options import ignored_by_option, ignored_keys
 from mixupexp.config.presets import without_preset_plus
 from mixupexp.config.schema import ConfigError
@@ -158,7 +157,7 @@ def job_overrides(overrides: list[str], multirun: bool) -> tuple[list[list[str]]
     params = OmegaConf.to_container(params, resolve=False) if params else {}
     from_presets = [f"{k}={v}" for k, v in params.items()]
     every = parser.parse_overrides(from_presets) + parsed
-    return BasicSweeper.split_arguments(every, max_batch_size=None)[0], first_cfg
+    return expand_sweep(every), first_cfg
 
 
 def _given(argv: list[str], key: str) -> bool:
@@ -203,7 +202,7 @@ def flags_first(argv: list[str]) -> list[str]:
     """argv with Hydra's flags (and their values) before the overrides: Hydra's parser takes the overrides only
     after its flags (`augment=none,mixup --multirun seed=0,1` would be refused with its usage), and a user may
     write `--multirun` anywhere."""
-    actions = {option: action for action in get_args_parser()._actions for option in action.option_strings}
+    actions = {option: action for action in args_parser()._actions for option in action.option_strings}
     flags, overrides = [], []
     tokens = iter(argv)
     for token in tokens:
@@ -230,7 +229,7 @@ def plan_command(argv: list[str], check_data: bool = True, decode: bool = False)
     image folders where `decode`); None for the commands Hydra answers itself (--help). Raises ConfigError,
     DataError, HydraException or OmegaConfBaseException."""
     argv = flags_first(without_preset_plus(argv))
-    args, _ = get_args_parser().parse_known_args(argv)
+    args, _ = args_parser().parse_known_args(argv)
     if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion or args.config_dir:
         return None
     check_override_spelling(args.overrides)
@@ -290,7 +289,7 @@ def check_command_line(argv: list[str], decode: bool = False) -> Optional[Comman
     except (ConfigError, DataError, HydraException, OmegaConfBaseException, AssertionError) as e:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        overrides = get_args_parser().parse_known_args(flags_first(without_preset_plus(argv)))[0].overrides
+        overrides = args_parser().parse_known_args(flags_first(without_preset_plus(argv)))[0].overrides
         message = _null_parent(overrides) if isinstance(e, AssertionError) else None
         print(f"error: {message or one_line(e, overrides)}", file=sys.stderr)
         sys.exit(2)

@@ -15,12 +15,12 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn
 from omegaconf import DictConfig, OmegaConf
 
 from mixupexp.analysis import sequential as seq
+from mixupexp.config.hydra_internals import expand_sweep
 from mixupexp.config.schema import ConfigError
 from mixupexp.runs import sequential_family
 from mixupexp.runs.files import write_json
@@ -38,7 +38,7 @@ def configurations(params: dict[str, Any], arguments: list[str], config_loader) 
     seeds = [o.input_line for o in overrides if o.get_key_element().lstrip("+~") == SEED]
     if seeds:
         raise ConfigError(f"{seeds[0]} cannot be given with hydra/sweeper=sequential: the sweeper chooses the seeds")
-    return [list(job) for job in BasicSweeper.split_arguments(overrides, max_batch_size=None)[0]]
+    return expand_sweep(overrides)
 
 
 def sweep_in_rounds(settings: Settings, params: dict[str, Any], arguments: list[str], *, config: DictConfig,
