@@ -13,14 +13,14 @@ from mixupexp.package_check import refuse_shadowed_package  # noqa: E402
 
 refuse_shadowed_package()  # before any import that the shadowing folder would break
 from mixupexp.analysis.collect import SummaryError, duplicates_line, left_out_lines
-from mixupexp.analysis.report import caveat_lines, verdict_lines, write_summary
 from mixupexp.analysis.table import FAMILIES, summary_parameters
-from mixupexp.runs.files import WriteError
+from mixupexp.records.files import WriteError
+from mixupexp.runs.report import caveat_lines, verdict_lines, write_summary
 
 # The columns printed by `python -m mixupexp.summarize`; summary.csv and summary.md hold the rest.
 CONSOLE_COLUMNS = ("n", "acc_mean", "acc_std", "acc_ci95_low", "acc_ci95_high", "n_failed", "n_interrupted",
                    "delta_acc_vs_baseline", "delta_acc_p_value", "delta_acc_p_holm", "p_improvement", "selected",
-                   # a sequential sweep's (analysis/sequential_summary.py)
+                   # a sequential sweep's (runs/sequential_summary.py)
                    "seeds", "delta_acc_av_low", "delta_acc_av_high", "runs_saved")
 
 
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _summarize(args) -> int:
-    from mixupexp.analysis.tune_report import is_tune_sweep, report
+    from mixupexp.runs.tune_report import is_tune_sweep, report
 
     if len(args.dirs) == 1 and args.out is None and is_tune_sweep(args.dirs[0]):
         print("\n".join(report(args.dirs[0], plots=args.plots)))

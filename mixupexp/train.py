@@ -34,12 +34,12 @@ from mixupexp.config.help import help_text, wants_help
 from mixupexp.config.presets import without_preset_plus
 from mixupexp.config.schema import ConfigError
 from mixupexp.data.datasets import DataError
+from mixupexp.records.interrupt import exit_status, handle_sigterm
+from mixupexp.records.job_log import job_logging
+from mixupexp.records.lock import RunLocked, invocation_id
+from mixupexp.records.status import JobOutcome
 from mixupexp.runs.command_plan import check_command_line, flags_first
 from mixupexp.runs.directories import check_directories
-from mixupexp.runs.interrupt import exit_status, handle_sigterm
-from mixupexp.runs.job_log import job_logging
-from mixupexp.runs.lock import RunLocked, invocation_id
-from mixupexp.runs.status import JobOutcome
 from mixupexp.training.run import record_failure, train
 
 log = logging.getLogger("mixupexp")
@@ -114,7 +114,7 @@ def main() -> None:
                 print(f"{plan.counts()}: the other {repeats} repeat{'s' * (repeats == 1)} a run of this sweep (same "
                       f"identity and seed) and {'is' if repeats == 1 else 'are'} not trained again", file=sys.stderr)
         run_job()
-    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (runs/interrupt.py), at any moment of the command
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (records/interrupt.py), at any moment of the command
         status = exit_status(stop)
         resume = plan.resume_command() if plan is not None else "the same command"
         print(f"interrupted; resume with: {resume}", file=sys.stderr)

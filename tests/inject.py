@@ -1,6 +1,6 @@
 """`python tests/inject.py ARGS`: `python -m mixupexp.train ARGS` with one fault at an exact write.
 
-MIXUPEXP_FAULT=`<file name>:<n>:<when>:<what>` picks the n-th atomic write (runs/files.py) of a file of that name
+MIXUPEXP_FAULT=`<file name>:<n>:<when>:<what>` picks the n-th atomic write (records/files.py) of a file of that name
 in this process; `when` is `during` (the temporary file holds part of the new content, nothing is renamed yet) or
 `after` (the file is in place); `what` is an errno name (ENOSPC, EROFS, ...: the write fails with that OSError) or
 a signal name (SIGTERM, SIGINT, SIGKILL: the process sends it to itself, as `timeout`, SLURM or `kill -9` would).
@@ -14,7 +14,7 @@ import os
 import signal
 from pathlib import Path
 
-import mixupexp.runs.files as files
+import mixupexp.records.files as files
 
 
 def install(spec: str) -> None:

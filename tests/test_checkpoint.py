@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import torch
 
-from mixupexp.runs import files
-from mixupexp.runs.checkpoint import (
+from mixupexp.records import files
+from mixupexp.records.checkpoint import (
     CHECKPOINT,
     CheckpointError,
     read_checkpoint,

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from mixupexp import summarize
-from mixupexp.runs.identity import run_name
+from mixupexp.records.identity import run_name
 
 from .conftest import REPO, TINY, compose_config, run_cli
 

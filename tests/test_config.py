@@ -4,7 +4,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
 from mixupexp.config.schema import ConfigError
-from mixupexp.config.validate import validate
+from mixupexp.training.validate import validate
 
 from .conftest import REPO, compose_config
 

@@ -3,13 +3,13 @@ import torch
 from torch import nn
 
 from mixupexp.config.schema import ConfigError
-from mixupexp.config.validate import validate
 from mixupexp.training.metrics import (
     evaluate,
     expected_calibration_error,
     fgsm_accuracy,
     fgsm_key,
 )
+from mixupexp.training.validate import validate
 
 from .conftest import compose_config
 

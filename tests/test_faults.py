@@ -24,10 +24,10 @@ from PIL import Image
 
 from mixupexp.config.schema import ConfigError
 from mixupexp.data.datasets import DataError, load_data
-from mixupexp.runs.checkpoint import CHECKPOINT, CheckpointError, read_checkpoint
-from mixupexp.runs.checksums import checksums
+from mixupexp.records.checkpoint import CHECKPOINT, CheckpointError, read_checkpoint
+from mixupexp.records.checksums import checksums
+from mixupexp.records.lock import LOCK, RunLocked, run_lock
 from mixupexp.runs.command_plan import check_command_line
-from mixupexp.runs.lock import LOCK, RunLocked, run_lock
 from mixupexp.training.run import record_failure, train
 
 from .conftest import REPO, TINY, TINY_TRAINING, compose_config, run_cli
@@ -146,7 +146,7 @@ def test_a_run_that_clashes_with_a_running_one_leaves_its_directory_alone(tmp_pa
 
 @pytest.mark.slow
 def test_a_sweep_job_that_clashes_leaves_the_runs_hydra_config_alone(tmp_path, sleeper):
-    from mixupexp.runs.identity import run_name
+    from mixupexp.records.identity import run_name
 
     sweep = tmp_path / "sweep"
     held = sweep / run_name(compose_config([*QUICK, "seed=0"]))
@@ -479,7 +479,7 @@ def test_a_refused_write_is_one_line_naming_the_file(tmp_path, fault, file):
 
 
 def test_a_full_disk_under_torch_save_is_named_not_reported_as_torchs_enforce_failure(tmp_path, monkeypatch):
-    from mixupexp.runs import files
+    from mixupexp.records import files
 
     def full(obj, f):  # what torch.save does when the file's write runs out of space
         try:
@@ -566,7 +566,7 @@ def _xor_tensor_records(path: Path, which) -> list[str]:
 @pytest.mark.parametrize("which", [lambda r: r[:1], lambda r: r[len(r) // 2:][:1], lambda r: r[-1:], lambda r: r],
                          ids=["first", "middle", "last", "every"])
 def test_bytes_damaged_inside_a_checkpoints_tensor_records_are_found(tmp_path, which):
-    from mixupexp.runs.checkpoint import save_checkpoint
+    from mixupexp.records.checkpoint import save_checkpoint
 
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.LazyLinear(2))
     model(torch.zeros(1, 3, 8, 8))
@@ -659,7 +659,7 @@ def test_a_lock_whose_pid_now_belongs_to_another_process_is_taken_over(tmp_path,
     plant_lock(tmp_path, sleeper.pid, process_start="another boot:12345")
     with run_lock(tmp_path):  # the pid lives, but it is not the process that took the lock
         assert json.loads((tmp_path / LOCK).read_text())["pid"] == os.getpid()
-    from mixupexp.runs.lock import process_start
+    from mixupexp.records.lock import process_start
 
     plant_lock(tmp_path, sleeper.pid, process_start=process_start(sleeper.pid))
     with pytest.raises(RunLocked):  # the very process that took it: held
@@ -672,7 +672,7 @@ def test_a_stale_lock_found_by_two_processes_is_taken_over_by_one(tmp_path, monk
     hold it. The second taker is let run at the point between B's stale check and B's takeover."""
     from contextlib import ExitStack
 
-    from mixupexp.runs import lock
+    from mixupexp.records import lock
 
     plant_lock(tmp_path, 2**22 + 12345)  # a pid above the kernel's pid_max: no process has it
     real, stack, turns = lock.live_holder, ExitStack(), []
@@ -696,13 +696,13 @@ def test_a_stale_lock_found_by_two_processes_is_taken_over_by_one(tmp_path, monk
 
 
 def test_a_signal_right_after_the_lock_is_linked_leaves_no_lock(tmp_path, monkeypatch):
-    from mixupexp.runs import lock
+    from mixupexp.records import lock
 
     real = os.link
 
     def link_then_signal(src, dst):
         real(src, dst)
-        raise KeyboardInterrupt  # SIGINT, or SIGTERM as handled by runs/interrupt.py
+        raise KeyboardInterrupt  # SIGINT, or SIGTERM as handled by records/interrupt.py
 
     monkeypatch.setattr(lock.os, "link", link_then_signal)
     with pytest.raises(KeyboardInterrupt):

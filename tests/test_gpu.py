@@ -16,7 +16,7 @@ from mixupexp.augment.loaders import DeviceBatches
 from mixupexp.augment.methods import build_augmentation
 from mixupexp.data.datasets import load_data
 from mixupexp.models.networks import build_model
-from mixupexp.runs.checkpoint import CHECKPOINT, read_checkpoint
+from mixupexp.records.checkpoint import CHECKPOINT, read_checkpoint
 from mixupexp.training.engine import TrainStep, train_epoch
 from mixupexp.training.optim import build_optimizer
 from mixupexp.training.run import train

@@ -8,8 +8,8 @@ import sys
 import pytest
 import torch
 
-from mixupexp.runs.gpus import gpu_lease, parallel_jobs
-from mixupexp.runs.lock import LOCK
+from mixupexp.records.gpus import gpu_lease, parallel_jobs
+from mixupexp.records.lock import LOCK
 
 
 def test_concurrent_jobs_get_distinct_gpus_and_give_them_back(tmp_path):
@@ -44,14 +44,14 @@ def test_more_jobs_than_gpus_share_the_least_used_one(tmp_path):
 
 
 def test_each_job_trains_on_its_leased_gpu(monkeypatch, tmp_path):
-    import mixupexp.runs.gpus
+    import mixupexp.records.gpus
     from mixupexp.training.device import training_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
     chosen = []
     monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
-    monkeypatch.setattr(mixupexp.runs.gpus, "lease_dir", lambda: tmp_path)
+    monkeypatch.setattr(mixupexp.records.gpus, "lease_dir", lambda: tmp_path)
     with training_device("auto") as first, training_device("cuda") as second:
         assert (first, second) == (torch.device("cuda", 0), torch.device("cuda", 1)) and chosen == [0, 1]
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)

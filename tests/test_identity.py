@@ -8,10 +8,10 @@ import sys
 import pytest
 
 from mixupexp.analysis.collect import fixed_settings, fixed_settings_text, load_runs
-from mixupexp.analysis.report import write_summary
 from mixupexp.analysis.table import summarize_runs
-from mixupexp.runs.identity import identity, identity_hash, run_name
-from mixupexp.runs.lock import LOCK, RunLocked, live_holder, run_lock
+from mixupexp.records.identity import identity, identity_hash, run_name
+from mixupexp.records.lock import LOCK, RunLocked, live_holder, run_lock
+from mixupexp.runs.report import write_summary
 
 from .conftest import TINY, compose_config
 from .fabricate import write_run

@@ -3,7 +3,7 @@ same run, while every other difference (a bool against a number, another value, 
 
 import copy
 
-from mixupexp.runs.identity import identity, identity_hash
+from mixupexp.records.identity import identity, identity_hash
 
 TYPED = {
     "model": {"name": "simple_cnn", "widths": [8, 16, 16, 16], "hidden": 32},

@@ -3,7 +3,7 @@
 import pytest
 
 from mixupexp.config.schema import ConfigError
-from mixupexp.config.validate import validate
+from mixupexp.training.validate import validate
 
 from .conftest import compose_config
 

@@ -12,8 +12,8 @@ from mixupexp.augment.batch import BatchMixer, mixup_batch
 from mixupexp.augment.methods import Augmentation
 from mixupexp.config.options import choices, ignored_keys, option
 from mixupexp.config.registry import GROUPS, register, registered, unregister
-from mixupexp.config.validate import validate
 from mixupexp.training.run import train
+from mixupexp.training.validate import validate
 from tests.conftest import REPO, TINY, compose_config
 
 

@@ -54,7 +54,7 @@ def test_run_directories_are_named_by_the_run_and_sweeps_by_the_microsecond():
     from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
 
-    from mixupexp.runs.identity import run_name
+    from mixupexp.records.identity import run_name
 
     with initialize_config_module(config_module="mixupexp.conf", version_base="1.3"):
         cfg = compose(config_name="config", overrides=["augment=mixup", "seed=2"], return_hydra_config=True)

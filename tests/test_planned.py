@@ -13,8 +13,8 @@ from scipy import stats
 from mixupexp.analysis import planned
 from mixupexp.analysis import sequential as seq
 from mixupexp.analysis import sequential_simulation as sim
-from mixupexp.analysis.sequential_summary import sweep_settings
 from mixupexp.runs.sequential_design import SWEEPER_TARGET
+from mixupexp.runs.sequential_summary import sweep_settings
 
 LOOKS = tuple(seq.round_bounds())  # 3, 5, ..., 19, 20
 

@@ -11,8 +11,8 @@ from mixupexp.analysis.plots import (
     forest_plot,
     learning_curves,
 )
-from mixupexp.analysis.report import write_summary
 from mixupexp.analysis.table import summarize_runs, summary_parameters
+from mixupexp.runs.report import write_summary
 from mixupexp.summarize import main as summarize_main
 
 from .fabricate import write_arms, write_run

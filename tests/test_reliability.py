@@ -17,10 +17,10 @@ import mixupexp.training.run as train_module
 from mixupexp.config.options import registered
 from mixupexp.config.schema import ConfigError
 from mixupexp.data.datasets import DataError, load_data
-from mixupexp.runs import files
-from mixupexp.runs.checkpoint import CHECKPOINT
+from mixupexp.records import files
+from mixupexp.records.checkpoint import CHECKPOINT
+from mixupexp.records.identity import run_name
 from mixupexp.runs.command_plan import check_command_line
-from mixupexp.runs.identity import run_name
 from mixupexp.training.engine import DivergedError
 from mixupexp.training.run import train
 

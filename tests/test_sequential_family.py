@@ -9,8 +9,8 @@ import yaml
 
 from mixupexp.analysis import sequential as seq
 from mixupexp.analysis import sequential_simulation as sim
-from mixupexp.analysis.report import write_summary
 from mixupexp.runs import sequential_family
+from mixupexp.runs.report import write_summary
 from mixupexp.runs.sequential_design import SWEEPER_TARGET, Design, Runs, Settings
 
 from .conftest import TINY, compose_config

@@ -9,9 +9,9 @@ import yaml
 from mixupexp.analysis import outliers
 from mixupexp.analysis import sequential as seq
 from mixupexp.analysis import sequential_simulation as sim
-from mixupexp.analysis.report import write_summary
-from mixupexp.analysis.sequential_summary import verdict_lines
+from mixupexp.runs.report import write_summary
 from mixupexp.runs.sequential_design import SWEEPER_TARGET
+from mixupexp.runs.sequential_summary import verdict_lines
 
 from .fabricate import write_arms
 
@@ -105,7 +105,7 @@ def test_the_conditional_estimate_takes_out_the_bias_of_better_stops():
 
 def test_runs_saved_against_the_budget_and_the_same_power_fixed_design(tmp_path):
     from mixupexp.analysis import sequential_estimate as estimate
-    from mixupexp.analysis.sequential_summary import totals_line
+    from mixupexp.runs.sequential_summary import totals_line
 
     rng = np.random.default_rng(0)
     base = list(50 + rng.normal(0, 1, 7))

@@ -312,7 +312,7 @@ def test_bad_input_gets_one_line_and_nothing_starts(tmp_path, extra, message):
 @pytest.mark.slow
 def test_a_fixed_sweep_keeps_its_summary(tmp_path):
     from mixupexp.analysis.collect import load_runs
-    from mixupexp.analysis.sequential_summary import SEQUENTIAL_COLUMNS
+    from mixupexp.runs.sequential_summary import SEQUENTIAL_COLUMNS
     from mixupexp.analysis.table import summarize_runs, sweep_value_order
 
     sweep = tmp_path / "sweep"

@@ -4,7 +4,6 @@ import pandas as pd
 import pytest
 
 from mixupexp.analysis.collect import load_runs
-from mixupexp.analysis.report import write_summary
 from mixupexp.analysis.stats import (
     PAIRED,
     UNTESTED,
@@ -15,6 +14,7 @@ from mixupexp.analysis.stats import (
     verdict,
 )
 from mixupexp.analysis.table import summarize_runs
+from mixupexp.runs.report import write_summary
 
 from .fabricate import write_arms, write_run
 

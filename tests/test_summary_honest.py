@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pytest
 
-from mixupexp.analysis.report import write_summary
 from mixupexp.analysis.stats import SIGNIFICANCE
 from mixupexp.analysis.table import summarize_runs
+from mixupexp.runs.report import write_summary
 from mixupexp.summarize import main
 
 from .fabricate import write_run

@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from mixupexp.analysis.collect import load_runs
-from mixupexp.analysis.report import verdict_lines, write_summary
 from mixupexp.analysis.stats import SIGNIFICANCE, holm
 from mixupexp.analysis.table import summarize_runs
+from mixupexp.runs.report import verdict_lines, write_summary
 from mixupexp.summarize import main
 
 from .fabricate import write_arms, write_run

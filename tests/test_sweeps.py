@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from mixupexp.analysis.stats import CONSTANT_DIFFERENCE, PAIRED
-from mixupexp.runs.lock import LOCK
+from mixupexp.records.lock import LOCK
 
 from .conftest import TINY, run_cli
 

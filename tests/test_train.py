@@ -47,7 +47,7 @@ def test_same_seed_gives_identical_metrics_on_cpu(tmp_path):
 
 
 def test_eval_every_measures_the_test_split_less_often_and_trains_the_same_run(tmp_path):
-    from mixupexp.runs.identity import identity
+    from mixupexp.records.identity import identity
 
     every = compose_config([*TINY, "trainer.epochs=3", "augment=mixup", "eval.fgsm_eps=[]"])
     sparse = compose_config([*TINY, "trainer.epochs=3", "augment=mixup", "eval.fgsm_eps=[]", "trainer.eval_every=2"])
@@ -64,7 +64,7 @@ def test_eval_every_measures_the_test_split_less_often_and_trains_the_same_run(t
 
 def test_eval_every_must_be_positive():
     from mixupexp.config.schema import ConfigError
-    from mixupexp.config.validate import validate
+    from mixupexp.training.validate import validate
 
     with pytest.raises(ConfigError, match="trainer.eval_every=0 must be > 0"):
         validate(compose_config([*TINY, "trainer.eval_every=0"]))

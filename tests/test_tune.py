@@ -399,7 +399,7 @@ def test_the_same_study_in_another_order_of_overrides_is_the_same_study(tmp_path
 
 def test_the_selection_bias_on_unseen_images_is_the_true_optimism():
     from mixupexp.analysis.guarantee_simulation import optimism
-    from mixupexp.analysis.tune_report import selection_bias
+    from mixupexp.analysis.selection import selection_bias
 
     bias, se = selection_bias(60.0, [57.0, 59.0], [1.0, 2.0])  # 60 - (58 + 1.5); sqrt(2 / 2 + 0.5 / 2)
     assert (bias, se) == (pytest.approx(0.5), pytest.approx(1.25 ** 0.5))

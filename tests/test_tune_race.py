@@ -256,7 +256,7 @@ RACE = ["--multirun", "hydra/sweeper=tune", *SPACE, *QUICK, "hydra.sweeper.racin
 
 def recomputed(sweep):
     """The race replayed from the result.json files of the runs tune.json names."""
-    from mixupexp.analysis.tune_report import race_of
+    from mixupexp.runs.tune_report import race_of
     from mixupexp.runs.tune_design import Record
 
     return race_of(Record.read(sweep), sweep)
@@ -319,7 +319,7 @@ def test_tune_plots_tick_whole_trials_and_write_values_short(tmp_path):
     """Fractional trial ticks (2.5) and α at full float precision (0.07022960007711491) once squeezed the axes."""
     import pandas as pd
 
-    from mixupexp.analysis.tune_report import tune_figures
+    from mixupexp.runs.tune_report import tune_figures
 
     table = pd.DataFrame({"trial": [0, 1, 2], "state": ["complete"] * 3,
                           "augment.alpha": ["0.07022960007711491", "0.5", "1.2345678901"],

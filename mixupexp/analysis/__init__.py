@@ -1,1 +1,2 @@
-"""Stage 6, the summary: runs collected, the table per configuration, the statistics, the report, plots and the simulations behind them."""
+"""Floor 7, the analysis: runs collected, the table per configuration, the statistics (fixed and sequential), the
+plots and the simulations behind them: numbers from runs, whatever sweep made them."""

@@ -8,9 +8,9 @@ from typing import Optional
 
 import pandas as pd
 
-from mixupexp.runs.identity import SEED, identity, identity_hash
-from mixupexp.runs.result import UnreadableResult, read_result
-from mixupexp.runs.status import RunStatus
+from mixupexp.records.identity import SEED, identity, identity_hash
+from mixupexp.records.result import UnreadableResult, read_result
+from mixupexp.records.status import RunStatus
 
 RESULT_COLUMNS = ("status", "test_acc", "test_loss", "train_loss", "train_seconds", "wall_seconds", "device",
                   "precision", "versions", "run_dir")

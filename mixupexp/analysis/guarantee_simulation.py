@@ -59,7 +59,7 @@ def optimism(image_sd: float, studies: int = 2000, trials: int = 20, seeds: int 
     images (sd image_sd, the same at every seed), u the run's own (sd 1, shared by its two accuracies), e and e'
     sd 0.3. The true optimism is the objective minus q of the chosen; it is compared, study by study, with the
     search - fresh validation difference and with `tune_report.selection_bias`."""
-    from mixupexp.analysis.tune_report import selection_bias
+    from mixupexp.analysis.selection import selection_bias
 
     rng = np.random.default_rng(rng_seed)
     true, old, new, ses = [], [], [], []

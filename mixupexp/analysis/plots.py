@@ -29,8 +29,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from mixupexp.analysis.collect import is_baseline_row
-from mixupexp.runs.files import atomic_write_bytes
-from mixupexp.runs.status import RunStatus
+from mixupexp.records.files import atomic_write_bytes
+from mixupexp.records.status import RunStatus
 
 BASELINE_COLOR = "0.35"
 AXIS_TITLES = {"augment.alpha": "α (λ ~ Beta(α, α))",

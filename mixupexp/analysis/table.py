@@ -19,7 +19,7 @@ from mixupexp.analysis.collect import (
 )
 from mixupexp.analysis.stats import clip_interval, judge_family, mean_ci
 from mixupexp.config.options import option
-from mixupexp.runs.status import UNFINISHED, RunStatus
+from mixupexp.records.status import UNFINISHED, RunStatus
 
 # Parameters that `augment=none` ignores (its runs have none of them): a configuration's baseline is matched on the
 # other parameters.

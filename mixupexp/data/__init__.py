@@ -1,1 +1,1 @@
-"""Stage 1, the data: every source (CIFAR-10, SVHN, image folders, generated) as uint8 tensors in one ImageData."""
+"""Floor 2, the data: every source (CIFAR-10, SVHN, image folders, generated) as uint8 tensors in one ImageData."""

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from mixupexp.config.schema import DEFAULT_CACHE_DIR
-from mixupexp.runs.checksums import mismatches
-from mixupexp.runs.checksums import checksums as tree_checksums
-from mixupexp.runs.files import atomic_torch_save, write_json
+from mixupexp.records.checksums import mismatches
+from mixupexp.records.checksums import checksums as tree_checksums
+from mixupexp.records.files import atomic_torch_save, write_json
 
 log = logging.getLogger("mixupexp")
 

@@ -1,1 +1,2 @@
-"""Stage 5, runs: what a run is (identity, status), where it lives, the plan of a command, locks, checkpoints, the sweep's end."""
+"""Floor 8, runs and sweeps: the plan and dry run of a command, the fixed, sequential and tuning sweeps with their
+records and summaries, the sweep's end, SLURM; the commands on top call them."""

@@ -13,13 +13,13 @@ from typing import Optional
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from mixupexp.runs.checkpoint import RESULT, config_differences
+from mixupexp.records.checkpoint import RESULT, config_differences
+from mixupexp.records.files import remove_stale_temp_files
+from mixupexp.records.identity import plain_config
+from mixupexp.records.lock import invocation_id, live_holder
+from mixupexp.records.result import UnreadableResult, read_result
+from mixupexp.records.status import FAILURES, RunStatus
 from mixupexp.runs.command_plan import CommandPlan, Job, plan_command
-from mixupexp.runs.files import remove_stale_temp_files
-from mixupexp.runs.identity import plain_config
-from mixupexp.runs.lock import invocation_id, live_holder
-from mixupexp.runs.result import UnreadableResult, read_result
-from mixupexp.runs.status import FAILURES, RunStatus
 
 # mixupexp.summarize is imported inside the callbacks: Hydra loads this module for every run, single runs
 # included, and the summary's statistics and plotting libraries take seconds to import.
@@ -40,10 +40,10 @@ class SummarizeSweep(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         from mixupexp.analysis.collect import SummaryError, left_out_lines
-        from mixupexp.analysis.report import caveat_lines, verdict_lines, write_summary
+        from mixupexp.runs.report import caveat_lines, verdict_lines, write_summary
 
         sweep_dir = Path(config.hydra.sweep.dir)
-        from mixupexp.analysis.tune_report import is_tune_sweep, report
+        from mixupexp.runs.tune_report import is_tune_sweep, report
 
         if is_tune_sweep(sweep_dir):  # trials on validation, the chosen one confirmed on the test set
             for line in report(sweep_dir):

@@ -32,11 +32,11 @@ from mixupexp.config.options import ignored_by_option, ignored_keys
 from mixupexp.config.presets import without_preset_plus
 from mixupexp.config.schema import ConfigError
 from mixupexp.config.suggest import did_you_mean
-from mixupexp.config.validate import validate
 from mixupexp.data.datasets import Available, DataError, check_available, check_batch_size
-from mixupexp.runs.identity import flatten, plain_config, run_name
+from mixupexp.records.identity import flatten, plain_config, run_name
 from mixupexp.runs.sequential_plan import check_sequential, is_sequential, plan_rounds
 from mixupexp.runs.tune_plan import is_tune, plan_tune
+from mixupexp.training.validate import validate
 
 
 def one_line(error: BaseException, overrides: list[str] = ()) -> str:

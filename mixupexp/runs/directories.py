@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Optional
 
 from mixupexp.config.schema import ConfigError
-from mixupexp.runs.checkpoint import another_config
+from mixupexp.records.checkpoint import another_config
+from mixupexp.records.files import WriteError
+from mixupexp.records.identity import plain_config
+from mixupexp.records.lock import RunLocked, check_lock_path, invocation_id, live_holder
+from mixupexp.records.result import RESULT, read_result
 from mixupexp.runs.command_plan import CommandPlan
-from mixupexp.runs.files import WriteError
-from mixupexp.runs.identity import plain_config
-from mixupexp.runs.lock import RunLocked, check_lock_path, invocation_id, live_holder
-from mixupexp.runs.result import RESULT, read_result
 
 # Less free space than this cannot hold a run's first files (its config, result.json and a checkpoint).
 MIN_FREE_BYTES = 2**20

@@ -20,14 +20,14 @@ from typing import Optional
 
 import pandas as pd
 
-from mixupexp.runs.checkpoint import CHECKPOINT, RESULT, config_differences
+from mixupexp.records.checkpoint import CHECKPOINT, RESULT, config_differences
+from mixupexp.records.identity import plain_config
+from mixupexp.records.lock import live_holder
+from mixupexp.records.result import UnreadableResult, read_result
+from mixupexp.records.status import FAILURES, RunStatus
 from mixupexp.runs.cluster import cluster_view
 from mixupexp.runs.command_plan import CommandPlan, Job
-from mixupexp.runs.identity import plain_config
-from mixupexp.runs.lock import live_holder
 from mixupexp.runs.pricing import duration, fixed_lines, sequential_lines
-from mixupexp.runs.result import UnreadableResult, read_result
-from mixupexp.runs.status import FAILURES, RunStatus
 
 
 @dataclass

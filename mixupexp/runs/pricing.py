@@ -25,8 +25,8 @@ from mixupexp.analysis import sequential as seq
 from mixupexp.analysis import stats
 from mixupexp.analysis.sequential_simulation import Setting
 from mixupexp.config.schema import ConfigError
+from mixupexp.records.identity import SEED, identity, identity_hash, plain_config
 from mixupexp.runs.command_plan import CommandPlan
-from mixupexp.runs.identity import SEED, identity, identity_hash, plain_config
 from mixupexp.runs.sequential_design import Design, Settings
 
 SIMS = 2000

@@ -19,13 +19,13 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mixupexp.config.schema import Config
-from mixupexp.config.validate import validate
 from mixupexp.data.datasets import load_data
 from mixupexp.models.networks import build_model
-from mixupexp.runs.checkpoint import MODEL, RESULT, CheckpointError, load_plain
-from mixupexp.runs.files import write_json
+from mixupexp.records.checkpoint import MODEL, RESULT, CheckpointError, load_plain
+from mixupexp.records.files import write_json
 from mixupexp.training.device import pick_device, versions
 from mixupexp.training.metrics import evaluate, fgsm_accuracy, fgsm_key
+from mixupexp.training.validate import validate
 
 log = logging.getLogger("mixupexp")
 
@@ -41,7 +41,7 @@ def saved_config(run_dir: Path) -> dict:
     """The run's config: the resolved copy in result.json, which the run wrote with its result, else
     .hydra/config.yaml. result.json comes first: .hydra/ says what the last command in the directory was given,
     result.json what the run was trained with."""
-    from mixupexp.runs.result import UnreadableResult, read_result
+    from mixupexp.records.result import UnreadableResult, read_result
 
     hydra_config = run_dir / ".hydra" / "config.yaml"
     try:

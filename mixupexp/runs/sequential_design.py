@@ -28,9 +28,8 @@ from omegaconf import DictConfig, OmegaConf
 from mixupexp.analysis import sequential as seq
 from mixupexp.config.options import ignored_keys, option
 from mixupexp.config.schema import ConfigError
-from mixupexp.config.validate import SEED_MAX
-from mixupexp.runs.checkpoint import RESULT
-from mixupexp.runs.identity import (
+from mixupexp.records.checkpoint import RESULT
+from mixupexp.records.identity import (
     SEED,
     flatten,
     identity,
@@ -38,7 +37,8 @@ from mixupexp.runs.identity import (
     plain_config,
     run_name,
 )
-from mixupexp.runs.status import FAILURES, RunStatus
+from mixupexp.records.status import FAILURES, RunStatus
+from mixupexp.training.validate import SEED_MAX
 
 SWEEPER_TARGET = "hydra_plugins.mixupexp_sequential_sweeper.sequential_sweeper.SequentialSweeper"
 SWEEPER_CHOICE = "hydra/sweeper=sequential"

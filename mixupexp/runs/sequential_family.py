@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from mixupexp.config.schema import ConfigError
-from mixupexp.runs.files import write_json
+from mixupexp.records.files import write_json
 
 FAMILY_FILE = "family.json"
 

@@ -22,9 +22,9 @@ from omegaconf import DictConfig, OmegaConf
 from mixupexp.analysis import sequential as seq
 from mixupexp.config.hydra_internals import expand_sweep
 from mixupexp.config.schema import ConfigError
+from mixupexp.records.files import write_json
+from mixupexp.records.identity import SEED
 from mixupexp.runs import sequential_family
-from mixupexp.runs.files import write_json
-from mixupexp.runs.identity import SEED
 from mixupexp.runs.sequential_design import DECISIONS_FILE, Design, Runs, Settings, check_schedule, interval_name
 
 log = logging.getLogger("mixupexp")

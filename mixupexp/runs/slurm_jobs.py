@@ -17,8 +17,8 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from omegaconf import OmegaConf
 
+from mixupexp.records.status import JobOutcome
 from mixupexp.runs.cluster import queued
-from mixupexp.runs.status import JobOutcome
 
 log = logging.getLogger("mixupexp")
 POLL_S = 2.0

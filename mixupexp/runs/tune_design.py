@@ -24,7 +24,7 @@ from typing import Any, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from mixupexp.config.schema import ConfigError
-from mixupexp.runs.identity import SEED
+from mixupexp.records.identity import SEED
 from mixupexp.runs.sequential_design import BASELINE, RUN_NAME_SUBDIR, Settings
 from mixupexp.runs.tune_race import MAX_SEEDS, MIN_SEEDS, TOLERANCE, RaceSettings
 from mixupexp.runs.tune_space import SWEEPER_CHOICE, Space, read_space
@@ -221,7 +221,7 @@ class Record:
     incumbent: Optional[int] = None  # raced: the trial in the lead, the one confirmed
 
     def write(self, sweep_dir: Path) -> None:
-        from mixupexp.runs.files import write_json
+        from mixupexp.records.files import write_json
 
         write_json(sweep_dir / RECORD_FILE, {**asdict(self), "objective": OBJECTIVE,
                                               "trials": [asdict(t) for t in self.trials]})

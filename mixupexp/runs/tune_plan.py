@@ -17,7 +17,7 @@ from typing import Callable, Optional
 from omegaconf import DictConfig
 
 from mixupexp.config.schema import ConfigError
-from mixupexp.runs.identity import run_name
+from mixupexp.records.identity import run_name
 from mixupexp.runs.tune_design import (
     STUDY_FILE,
     TUNE_EXTRA,

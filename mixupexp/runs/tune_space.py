@@ -18,7 +18,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep
 
 from mixupexp.config.schema import ConfigError
-from mixupexp.runs.identity import SEED
+from mixupexp.records.identity import SEED
 
 SWEEPER_CHOICE = "hydra/sweeper=tune"
 FLOAT, INT, CHOICE = "float", "int", "choice"

@@ -23,13 +23,13 @@ from hydra.core.utils import JobReturn
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mixupexp.config.schema import ConfigError
-from mixupexp.runs.checkpoint import RESULT
-from mixupexp.runs.identity import run_name
-from mixupexp.runs.result import UnreadableResult, read_result
+from mixupexp.records.checkpoint import RESULT
+from mixupexp.records.identity import run_name
+from mixupexp.records.result import UnreadableResult, read_result
+from mixupexp.records.status import FAILURES, RunStatus
 from mixupexp.runs.sequential_design import SWEEPER_TARGET as SEQUENTIAL_TARGET
 from mixupexp.runs.sequential_design import Design
 from mixupexp.runs.sequential_sweep import run_rounds
-from mixupexp.runs.status import FAILURES, RunStatus
 from mixupexp.runs.tune_design import (
     BATCH,
     COMPLETE,

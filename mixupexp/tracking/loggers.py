@@ -23,8 +23,8 @@ import pandas as pd
 
 from mixupexp.config.options import ignored_keys
 from mixupexp.config.schema import ConfigError
-from mixupexp.runs.files import atomic_write_text
-from mixupexp.runs.status import RunStatus
+from mixupexp.records.files import atomic_write_text
+from mixupexp.records.status import RunStatus
 
 log = logging.getLogger("mixupexp")
 

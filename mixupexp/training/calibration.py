@@ -23,8 +23,8 @@ from pathlib import Path
 
 import torch
 
-from mixupexp.runs.files import write_json
-from mixupexp.runs.identity import identity, identity_hash, plain_config
+from mixupexp.records.files import write_json
+from mixupexp.records.identity import identity, identity_hash, plain_config
 from mixupexp.training.device import pin_threads, training_device
 from mixupexp.training.engine import train_epoch
 from mixupexp.training.profile import _sync, cpu_info, evaluation_seconds

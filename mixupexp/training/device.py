@@ -11,7 +11,7 @@ from typing import Iterator
 import torch
 
 from mixupexp.config.schema import ConfigError
-from mixupexp.runs.gpus import gpu_lease
+from mixupexp.records.gpus import gpu_lease
 
 
 def available_cores() -> int:

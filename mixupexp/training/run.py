@@ -24,10 +24,9 @@ from omegaconf import DictConfig, OmegaConf
 from mixupexp.augment.loaders import DeviceBatches, MixupDataset
 from mixupexp.augment.methods import Augmentation, build_augmentation
 from mixupexp.augment.standard import random_crop_flip
-from mixupexp.config.validate import validate
 from mixupexp.data.datasets import ImageData, check_batch_size, load_data
 from mixupexp.models.networks import build_model, check_image_size
-from mixupexp.runs.checkpoint import (
+from mixupexp.records.checkpoint import (
     CHECKPOINT,
     MODEL,
     RESULT,
@@ -39,17 +38,17 @@ from mixupexp.runs.checkpoint import (
     save_checkpoint,
     set_aside,
 )
-from mixupexp.runs.files import (
+from mixupexp.records.files import (
     atomic_torch_save,
     atomic_write_text,
     remove_stale_temp_files,
     write_csv,
     write_json,
 )
-from mixupexp.runs.identity import identity, identity_hash, run_name
-from mixupexp.runs.lock import run_lock
-from mixupexp.runs.result import UnreadableResult, read_result
-from mixupexp.runs.status import RunStatus
+from mixupexp.records.identity import identity, identity_hash, run_name
+from mixupexp.records.lock import run_lock
+from mixupexp.records.result import UnreadableResult, read_result
+from mixupexp.records.status import RunStatus
 from mixupexp.tracking.loggers import chosen as chosen_loggers
 from mixupexp.tracking.loggers import open_loggers
 from mixupexp.training.device import pin_threads, training_device, versions
@@ -61,6 +60,7 @@ from mixupexp.training.engine import (
 )
 from mixupexp.training.metrics import evaluate, fgsm_accuracy, fgsm_key
 from mixupexp.training.optim import build_optimizer, build_schedule
+from mixupexp.training.validate import validate
 
 log = logging.getLogger("mixupexp")
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from mixupexp.config.schema import ConfigError
-from mixupexp.runs.files import raise_refused
+from mixupexp.records.files import raise_refused
 
 LOCK = "run.lock"
 # Set by `python -m mixupexp.train` for every job it starts (launcher workers inherit it): jobs of one command

@@ -17,7 +17,7 @@ from typing import Iterator, Optional
 
 from omegaconf import OmegaConf
 
-from mixupexp.runs.lock import RunLocked, live_holder, run_lock
+from mixupexp.records.lock import RunLocked, live_holder, run_lock
 
 SHARED_LEASES = "shared"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from mixupexp.config.schema import ConfigError
-from mixupexp.runs.status import RunStatus
+from mixupexp.records.status import RunStatus
 
 RESULT = "result.json"
 # Numbers a finished run's result may hold (each may be absent, or null where it could not be measured).

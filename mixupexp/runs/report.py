@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from mixupexp.analysis import sequential_summary
 from mixupexp.analysis.collect import (
     BASELINE,
     FGSM_PREFIX,
@@ -43,9 +42,10 @@ from mixupexp.analysis.table import (
     sweep_value_order,
 )
 from mixupexp.config.schema import ConfigError
+from mixupexp.records.files import atomic_write_text, write_csv, write_json
+from mixupexp.records.status import RunStatus
+from mixupexp.runs import sequential_summary
 from mixupexp.runs import sequential_family
-from mixupexp.runs.files import atomic_write_text, write_csv, write_json
-from mixupexp.runs.status import RunStatus
 
 
 def _number(value: float, digits: int = 2, sign: bool = False) -> str:

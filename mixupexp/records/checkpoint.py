@@ -4,7 +4,7 @@ A checkpoint holds everything the rest of a run depends on: model, optimizer and
 metrics so far and every random number generator (Python, NumPy, torch CPU and CUDA, the DataLoader's generator), so a
 resumed run on the CPU ends with exactly the metrics of an uninterrupted one. It holds only tensors and plain data and
 is loaded with `weights_only=True`, so a file planted in a run directory cannot run code. It records a CRC-32 of
-every value it holds (runs/checksums.py), checked before any of it is used: bytes damaged inside a tensor record
+every value it holds (records/checksums.py), checked before any of it is used: bytes damaged inside a tensor record
 leave a loadable file. One that cannot be read, is damaged, or whose state does not fit the run's model and
 optimizer is set aside (renamed) and the run starts afresh.
 """
@@ -25,11 +25,11 @@ import numpy as np
 import torch
 
 from mixupexp.config.schema import ConfigError
-from mixupexp.runs.checksums import checksums, mismatches
-from mixupexp.runs.files import atomic_torch_save
-from mixupexp.runs.identity import SEED, identity
-from mixupexp.runs.result import RESULT, read_result
-from mixupexp.runs.status import RunStatus
+from mixupexp.records.checksums import checksums, mismatches
+from mixupexp.records.files import atomic_torch_save
+from mixupexp.records.identity import SEED, identity
+from mixupexp.records.result import RESULT, read_result
+from mixupexp.records.status import RunStatus
 
 CHECKPOINT = "checkpoint.pt"
 MODEL = "model.pt"  # the final weights, a plain state dict (torch.load(..., weights_only=True))

@@ -14,14 +14,14 @@ import math
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import pandas as pd
 
 from mixupexp.analysis.collect import SummaryError, is_baseline_row
-from mixupexp.runs.checkpoint import RESULT
-from mixupexp.runs.files import atomic_write_text
-from mixupexp.runs.result import UnreadableResult, read_result
-from mixupexp.runs.status import FAILURES, RunStatus
+from mixupexp.analysis.selection import selection_bias
+from mixupexp.records.checkpoint import RESULT
+from mixupexp.records.files import atomic_write_text
+from mixupexp.records.result import UnreadableResult, read_result
+from mixupexp.records.status import FAILURES, RunStatus
 from mixupexp.runs.tune_design import COMPLETE, OBJECTIVE, PRUNED, RECORD_FILE, Record
 from mixupexp.runs.tune_race import DROP_LEVEL
 
@@ -100,35 +100,14 @@ def _fresh_gaps(record: Record, sweep_dir: Path) -> list[float]:
     return [val - test for val, test in pairs if val is not None and test is not None]
 
 
-def selection_bias(objective: float, chosen_test: list[float], baseline_gaps: list[float]) -> tuple[float, float]:
-    """(bias, its SE), points: how much the search's best objective overstates the chosen configuration,
-    measured on images the search never saw.
-
-    The search chose on the validation images, so the chosen configuration's validation accuracy on fresh seeds
-    still holds the luck those images gave it; its test accuracy on fresh seeds does not. The test images may
-    be harder or easier than the validation images for every configuration alike: that gap is measured on the
-    baseline's fresh runs, which the search never chose (val - test, run by run). So
-
-        bias = objective - (mean fresh test accuracy of the chosen + mean val - test gap of the baseline),
-
-    unbiased for the optimism where the validation-test gap is the same for both configurations but for luck of
-    their own. The SE is over the fresh seeds: sqrt(s_test^2 / n_chosen + s_gap^2 / n_baseline); the images'
-    luck per configuration (the same at every seed) is not in it. NaN where two fresh runs of each are lacking."""
-    if len(chosen_test) < 2 or len(baseline_gaps) < 2:
-        return math.nan, math.nan
-    test, gaps = np.asarray(chosen_test, dtype=float), np.asarray(baseline_gaps, dtype=float)
-    bias = objective - (test.mean() + gaps.mean())
-    return float(bias), float(math.sqrt(test.var(ddof=1) / len(test) + gaps.var(ddof=1) / len(gaps)))
-
-
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else math.nan
 
 
 def report(sweep_dir: Path, plots: bool = True) -> list[str]:
     """Write trials.csv, summary.md (and the plots, and the confirmation's summary); return the lines to print."""
-    from mixupexp.analysis.report import write_summary
-    from mixupexp.analysis.sequential_summary import verdict_lines
+    from mixupexp.runs.report import write_summary
+    from mixupexp.runs.sequential_summary import verdict_lines
 
     sweep_dir = Path(sweep_dir)
     record = Record.read(sweep_dir)
