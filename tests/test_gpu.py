@@ -12,14 +12,13 @@ import pandas as pd
 import pytest
 import torch
 
-from mixupexp.augment.loaders import DeviceBatches
 from mixupexp.augment.methods import build_augmentation
 from mixupexp.data.datasets import load_data
 from mixupexp.models.networks import build_model
 from mixupexp.records.checkpoint import CHECKPOINT, read_checkpoint
 from mixupexp.training.engine import TrainStep, train_epoch
 from mixupexp.training.optim import build_optimizer
-from mixupexp.training.run import train
+from mixupexp.training.run import make_batches, train
 
 from .conftest import TINY, compose_config, run_cli
 from .test_reliability import Killed, interrupt_after_checkpoint
@@ -47,8 +46,7 @@ def training_parts(overrides=(), graph=False, amp_dtype=None):
     model = model.to(CUDA, memory_format=torch.channels_last)
     optimizer = build_optimizer(cfg.optimizer, model.parameters(), CUDA)
     augmentation = build_augmentation(cfg.augment)
-    batches = DeviceBatches(data.train_images.to(CUDA), data.train_labels.to(CUDA), data.num_classes,
-                            cfg.trainer.batch_size, augmentation.loader_ratio, cfg.augment.alpha)
+    batches = make_batches(cfg, data, "device", CUDA, augmentation.sample)  # as train() makes them
     step = TrainStep(model, optimizer, amp_dtype, CUDA, augmentation.hidden, graph=graph)
     return step, batches, augmentation.batch
 

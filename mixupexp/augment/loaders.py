@@ -1,4 +1,6 @@
-"""The training batches of the study: every drawn image mixed, with probability `ratio`, with a partner drawn from the whole training set (augment/mixup.py holds the math)."""
+"""The training batches of the study: every drawn image mixed, with probability `ratio`, with a partner drawn from
+the whole training set by `pair` (the study's mixup_pair unless a per-sample method gives its own; augment/mixup.py
+holds the math)."""
 
 from __future__ import annotations
 
@@ -14,9 +16,9 @@ class MixupDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, num_classes: int, ratio: float, alpha: float,
-                 image_transform=None):
+                 image_transform=None, pair=mixup_pair):
         self.images, self.labels = images, labels
-        self.num_classes, self.ratio, self.alpha = num_classes, ratio, alpha
+        self.num_classes, self.ratio, self.alpha, self.pair = num_classes, ratio, alpha, pair
         self.image_transform = image_transform
 
     def __len__(self) -> int:
@@ -33,7 +35,7 @@ class MixupDataset(torch.utils.data.Dataset):
         if self.ratio > 0:
             partner, lam = draw_mixing((), len(self), self.ratio, self.alpha)
             if lam < 1:
-                x, y = mixup_pair(x, y, *self._item(partner), lam)
+                x, y = self.pair(x, y, *self._item(partner), lam)
         return x, y
 
 
@@ -47,10 +49,10 @@ class DeviceBatches:
     """
 
     def __init__(self, images, labels, num_classes: int, batch_size: int, ratio: float, alpha: float,
-                 image_transform=None):
+                 image_transform=None, pair=mixup_pair):
         if batch_size > len(labels):
             batch_size = len(labels)
-        self.images, self.labels = images, labels
+        self.images, self.labels, self.pair = images, labels, pair
         self.num_classes, self.batch_size, self.ratio, self.alpha = num_classes, batch_size, ratio, alpha
         self.image_transform = image_transform
 
@@ -70,5 +72,5 @@ class DeviceBatches:
             x, y = self._batch(order[step * self.batch_size : (step + 1) * self.batch_size])
             if self.ratio > 0:
                 partner, lam = draw_mixing((self.batch_size,), n, self.ratio, self.alpha, device)
-                x, y = mixup_pair(x, y, *self._batch(partner), lam)
+                x, y = self.pair(x, y, *self._batch(partner), lam)
             yield x, y

@@ -10,8 +10,10 @@ function here (README, "Add a method").
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Optional
 
 from mixupexp.augment.batch import BatchMixer, HiddenMixer, cutmix_batch, mixup_batch
+from mixupexp.augment.mixup import mixup_pair
 from mixupexp.config.registry import register, registered
 
 NOT_MIXING = ("augment.alpha", "augment.ratio", "augment.mix_after_blocks")
@@ -19,12 +21,23 @@ INPUT_ONLY = ("augment.mix_after_blocks",)
 
 
 @dataclass(frozen=True)
+class SampleMixer:
+    """A per-sample (loader-stage) method: each drawn training image is mixed, with probability `ratio`, with a
+    partner drawn from the whole training set, lambda ~ Beta(alpha, alpha), by `pair(x_i, y_i, x_j, y_j, lam)`
+    (mixup_pair's signature: one sample with a scalar lam, or a batch with one lam per sample)."""
+
+    pair: Callable
+    alpha: float
+    ratio: float
+
+
+@dataclass(frozen=True)
 class Augmentation:
     """What the chosen method does at each point of a training step."""
 
-    loader_ratio: float  # share of training images mixed per sample by the loader (0: the loader does not mix)
+    sample: Optional[SampleMixer]  # what the loader mixes per training image; None: the loader does not mix
     batch: BatchMixer  # applied to every drawn batch: a batch-level method and/or label smoothing
-    hidden: HiddenMixer | None  # manifold mixup's per-batch plan for the model, or None
+    hidden: Optional[HiddenMixer]  # manifold mixup's per-batch plan for the model, or None
 
 
 def build_augmentation(cfg) -> Augmentation:
@@ -35,29 +48,30 @@ def build_augmentation(cfg) -> Augmentation:
 @register("augment", "none", ignores=NOT_MIXING, stage="none")
 def none(cfg) -> Augmentation:
     """No mixing (the baseline); label smoothing still applies when set."""
-    return Augmentation(0.0, BatchMixer(None, cfg.alpha, cfg.ratio, cfg.label_smoothing), None)
+    return Augmentation(None, BatchMixer(None, cfg.alpha, cfg.ratio, cfg.label_smoothing), None)
 
 
 @register("augment", "mixup", ignores=INPUT_ONLY, stage="loader")
 def mixup(cfg) -> Augmentation:
     """The study's mixup: about `ratio` of the training images mixed with a partner from the whole training set."""
-    return Augmentation(cfg.ratio, BatchMixer(None, cfg.alpha, cfg.ratio, cfg.label_smoothing), None)
+    return Augmentation(SampleMixer(mixup_pair, cfg.alpha, cfg.ratio),
+                        BatchMixer(None, cfg.alpha, cfg.ratio, cfg.label_smoothing), None)
 
 
 @register("augment", "mixup_batch", ignores=INPUT_ONLY, stage="batch")
 def batch_mixup(cfg) -> Augmentation:
     """Zhang et al.'s mixup: a whole batch mixed with a permutation of itself, with probability `ratio`."""
-    return Augmentation(0.0, BatchMixer(mixup_batch, cfg.alpha, cfg.ratio, cfg.label_smoothing), None)
+    return Augmentation(None, BatchMixer(mixup_batch, cfg.alpha, cfg.ratio, cfg.label_smoothing), None)
 
 
 @register("augment", "cutmix", ignores=INPUT_ONLY, stage="batch")
 def cutmix(cfg) -> Augmentation:
     """CutMix: a box pasted from each sample's partner in the batch, with probability `ratio`."""
-    return Augmentation(0.0, BatchMixer(cutmix_batch, cfg.alpha, cfg.ratio, cfg.label_smoothing), None)
+    return Augmentation(None, BatchMixer(cutmix_batch, cfg.alpha, cfg.ratio, cfg.label_smoothing), None)
 
 
 @register("augment", "manifold_mixup", stage="hidden")
 def manifold_mixup(cfg) -> Augmentation:
     """Manifold mixup: the hidden state after a block drawn from `mix_after_blocks` mixed, with probability `ratio`."""
     hidden = HiddenMixer(cfg.alpha, cfg.ratio, cfg.mix_after_blocks)
-    return Augmentation(0.0, BatchMixer(None, cfg.alpha, cfg.ratio, cfg.label_smoothing), hidden)
+    return Augmentation(None, BatchMixer(None, cfg.alpha, cfg.ratio, cfg.label_smoothing), hidden)

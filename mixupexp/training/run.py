@@ -22,7 +22,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from mixupexp.augment.loaders import DeviceBatches, MixupDataset
-from mixupexp.augment.methods import Augmentation, build_augmentation
+from mixupexp.augment.methods import Augmentation, SampleMixer, build_augmentation
+from mixupexp.augment.mixup import mixup_pair
 from mixupexp.augment.standard import random_crop_flip
 from mixupexp.data.datasets import ImageData, check_batch_size, load_data
 from mixupexp.models.networks import build_model, check_image_size
@@ -81,17 +82,19 @@ def choose_loader(name: str, data: ImageData, device: torch.device) -> str:
     return "device"
 
 
-def make_batches(cfg, data: ImageData, loader: str, device: torch.device, ratio: float):
+def make_batches(cfg, data: ImageData, loader: str, device: torch.device, sample: SampleMixer | None):
     """Training batches of (images in [0, 1], soft labels), standard-augmented as `data.basic_augment` says and
-    mixed per sample with probability `ratio` (the study's mixup; 0 for the other methods, which act later)."""
+    mixed per sample as a per-sample method (`sample`: the study's mixup) says; None for the other methods, which
+    act later."""
     transform = random_crop_flip if cfg.data.basic_augment else None
+    ratio, alpha, pair = (sample.ratio, sample.alpha, sample.pair) if sample else (0.0, cfg.augment.alpha, mixup_pair)
     if loader == "device":
         return DeviceBatches(
             data.train_images.to(device), data.train_labels.to(device), data.num_classes,
-            cfg.trainer.batch_size, ratio, cfg.augment.alpha, image_transform=transform,
+            cfg.trainer.batch_size, ratio, alpha, image_transform=transform, pair=pair,
         )
     dataset = MixupDataset(
-        data.train_images, data.train_labels, data.num_classes, ratio, cfg.augment.alpha, image_transform=transform
+        data.train_images, data.train_labels, data.num_classes, ratio, alpha, image_transform=transform, pair=pair
     )
     return torch.utils.data.DataLoader(
         dataset,
@@ -187,7 +190,7 @@ def build_run(cfg, device: torch.device) -> Run:
     amp_dtype = autocast_dtype(cfg.trainer.precision, device)
     augmentation = build_augmentation(cfg.augment)
     loader = choose_loader(cfg.trainer.loader, data, device)
-    batches = make_batches(cfg, data, loader, device, augmentation.loader_ratio)
+    batches = make_batches(cfg, data, loader, device, augmentation.sample)
     # A replayed graph keeps what was decided at capture: manifold mixup's per-batch block and the lr of a
     # schedule would be frozen, so those runs stay eager.
     use_graph = (cfg.trainer.cuda_graph != "off" and device.type == "cuda" and loader == "device"
