@@ -713,7 +713,7 @@ probe("evaluate a truncated model.pt")(_evaluate_planted(lambda path, tmp: path.
 
 
 TUNE = ["--multirun", "hydra/sweeper=tune", *TINY, "trainer.epochs=1", "data.val_size=64", "hydra.sweeper.n_trials=1",
-        "hydra.sweeper.seeds_per_trial=2", "augment=mixup", "augment.alpha=interval(0.1,0.5)",
+        "hydra.sweeper.racing=false", "hydra.sweeper.seeds_per_trial=2", "augment=mixup", "augment.alpha=interval(0.1,0.5)",
         "hydra.sweeper.confirm.max_seeds=3"]
 
 

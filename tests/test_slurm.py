@@ -266,7 +266,7 @@ def test_a_tuning_sweeps_trials_and_confirmation_go_through_slurm(cluster, tmp_p
     sweep = tmp_path / "sweep"
     proc = run_cli(["--multirun", "hydra/sweeper=tune", *slurm_launcher(cluster), *QUICK, "data.val_size=64",
                     "augment=mixup", "augment.alpha=interval(0.05,2.0)", "hydra.sweeper.n_trials=2",
-                    "hydra.sweeper.seeds_per_trial=2", "hydra.sweeper.confirm.min_seeds=2",
+                    "hydra.sweeper.racing=false", "hydra.sweeper.seeds_per_trial=2", "hydra.sweeper.confirm.min_seeds=2",
                     "hydra.sweeper.confirm.max_seeds=2", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
     record = json.loads((sweep / "tune.json").read_text())
     assert [t["state"] for t in record["trials"]] == ["complete", "complete"]

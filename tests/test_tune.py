@@ -23,7 +23,7 @@ pytest.importorskip("optuna")
 
 QUICK = [*TINY, "eval.fgsm_eps=[]", "trainer.threads=1", "trainer.precision=fp32", "data.val_size=64"]
 SPACE = ["augment=mixup", "augment.alpha=interval(0.05,2.0)", "augment.ratio=interval(0.05,1.0)"]
-STUDY = ["--multirun", "hydra/sweeper=tune", *SPACE, *QUICK, "hydra.sweeper.n_trials=3",
+STUDY = ["--multirun", "hydra/sweeper=tune", *SPACE, *QUICK, "hydra.sweeper.racing=false", "hydra.sweeper.n_trials=3",
          "hydra.sweeper.seeds_per_trial=2", "hydra.sweeper.confirm.max_seeds=4"]
 
 
@@ -128,6 +128,8 @@ def test_hydra_finds_the_tune_sweeper_and_the_preset_composes(tmp_path):
     sweeper = cfg.hydra.sweeper
     assert (sweeper._target_, sweeper.n_trials, sweeper.seeds_per_trial, sweeper.sampler) == (
         SWEEPER_TARGET, 5, 3, "tpe")
+    assert (sweeper.racing, sweeper.min_seeds_per_trial, sweeper.max_seeds_per_trial, sweeper.tune_tolerance) == (
+        True, 1, 3, 0.5)  # racing is the default: measured better (docs/tuning.md)
     plan = plan_command(["experiment=tune_mixup", *TINY, f"hydra.sweep.dir={tmp_path / 'sweep'}"], check_data=False)
     assert plan.tune.space.text() == "augment.alpha in [0.05, 2]; augment.ratio in [0.05, 1]"
     assert plan.tune.corners[0][1].data.val_size == 5000 and plan.jobs == []
@@ -316,7 +318,8 @@ def test_the_grid_sampler_runs_each_point_once_two_trials_a_batch_through_the_pa
     sweep = tmp_path / "sweep"
     proc = run_cli(["--multirun", "hydra/sweeper=tune", "hydra/launcher=parallel", "augment=mixup",
                     "augment.alpha=choice(0.2,1.0)", "augment.ratio=choice(0.5,1.0)", *QUICK,
-                    "hydra.sweeper.sampler=grid", "hydra.sweeper.n_trials=10", "hydra.sweeper.seeds_per_trial=1",
+                    "hydra.sweeper.sampler=grid", "hydra.sweeper.n_trials=10", "hydra.sweeper.racing=false",
+                    "hydra.sweeper.seeds_per_trial=1",
                     "hydra.sweeper.trials_per_batch=2", "hydra.sweeper.confirm.min_seeds=2",
                     "hydra.sweeper.confirm.max_seeds=2", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
     values = trial_values(sweep)
@@ -389,12 +392,17 @@ def test_a_damaged_study_db_is_refused_in_one_line_before_anything_runs(tmp_path
 def test_the_same_study_in_another_order_of_overrides_is_the_same_study(tmp_path):
     from mixupexp.runs.tune_design import TuneSettings, new_record
 
-    settings = TuneSettings()
+    settings = TuneSettings(racing=False)
     study = ["augment=mixup", "optimizer.lr=0.01", "augment.alpha=interval(0.05,1.0)", "augment.ratio=choice(0.1,0.5)"]
     record = new_record(settings, read_space(study))
     record.check_same_study(settings, read_space(study[::-1]), tmp_path)
     with pytest.raises(ConfigError, match="another space"):
-        record.check_same_study(TuneSettings(seeds_per_trial=5), read_space(study), tmp_path)
+        record.check_same_study(TuneSettings(racing=False, seeds_per_trial=5), read_space(study), tmp_path)
+    with pytest.raises(ConfigError, match="another space"):  # raced, or raced otherwise: another study too
+        record.check_same_study(TuneSettings(), read_space(study), tmp_path)
+    raced = new_record(TuneSettings(), read_space(study))
+    with pytest.raises(ConfigError, match="another space"):
+        raced.check_same_study(TuneSettings(max_seeds_per_trial=5), read_space(study), tmp_path)
 
 
 def test_the_selection_bias_on_unseen_images_is_the_true_optimism():

@@ -35,14 +35,15 @@ class ConfirmConf:
 class TuneSweeperConf:
     _target_: str = "hydra_plugins.mixupexp_tune_sweeper.tune_sweeper.TuneSweeper"
     n_trials: int = 20
-    seeds_per_trial: int = 3  # every trial runs seeds 0..seeds_per_trial-1; its objective is their mean val_acc
+    seeds_per_trial: int = 3  # racing=false: every trial runs seeds 0..seeds_per_trial-1; its objective their mean
     sampler: str = "tpe"  # tpe, random or grid
     sampler_seed: int = 0
     trials_per_batch: int = 1  # trials launched together (their seeds side by side where the launcher allows)
     confirm: ConfirmConf = field(default_factory=ConfirmConf)
-    # Racing (mixupexp/runs/tune_race.py): each trial from min_seeds_per_trial seeds up to max_seeds_per_trial,
-    # dropped once shown worse than the incumbent by more than tune_tolerance points; seeds_per_trial unused.
-    racing: bool = False
+    # Racing (mixupexp/runs/tune_race.py; the default, measured in docs/tuning.md): each trial from
+    # min_seeds_per_trial seeds up to max_seeds_per_trial, dropped once shown worse than the incumbent by more than
+    # tune_tolerance points; racing=false: the fixed design, seeds_per_trial seeds a trial.
+    racing: bool = True
     min_seeds_per_trial: int = race.MIN_SEEDS
     max_seeds_per_trial: int = race.MAX_SEEDS
     tune_tolerance: float = race.TOLERANCE
@@ -57,7 +58,7 @@ class TuneSweeper(Sweeper):
     """Searches the space on validation accuracy over seeds, then confirms the best trial on fresh seeds."""
 
     def __init__(self, n_trials: int, seeds_per_trial: int, sampler: str, sampler_seed: int, trials_per_batch: int,
-                 confirm: Any, params: Optional[Dict[str, str]] = None, racing: bool = False,
+                 confirm: Any, params: Optional[Dict[str, str]] = None, racing: bool = True,
                  min_seeds_per_trial: int = race.MIN_SEEDS, max_seeds_per_trial: int = race.MAX_SEEDS,
                  tune_tolerance: float = race.TOLERANCE) -> None:
         from mixupexp.runs.tune_design import TuneSettings
