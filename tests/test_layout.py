@@ -108,3 +108,18 @@ def test_only_one_module_imports_hydras_internals():
             if any(name.startswith("hydra._internal") for name in names):
                 importers.add(module_name(path))
     assert importers == {"mixupexp.config.hydra_internals"}
+
+
+def test_readmes_layout_names_every_module_in_its_folder():
+    """README's layout lists each folder's modules; a module added or moved without it would leave the map stale."""
+    import re
+
+    readme = (PACKAGE.parent / "README.md").read_text()
+    block = readme.split("## Layout", 1)[1].split("```", 2)[1]
+    rows = re.split(r"\n  (?=\w+/ )", block)
+    for folder in FLOORS:
+        row = next(r for r in rows if r.startswith(f"{folder}/"))
+        named = set(re.findall(r"(\w+)\.py", row))
+        modules = {p.stem for p in (PACKAGE / folder).glob("*.py") if p.stem != "__init__"}
+        assert modules <= named, f"{folder}/: {sorted(modules - named)} not in README's layout"
+        assert re.match(rf"{folder}/\s+{FLOORS.index(folder)}\s", row), f"{folder}/: its floor number"

@@ -337,3 +337,14 @@ def test_tune_plots_tick_whole_trials_and_write_values_short(tmp_path):
     _, objective = tune_figures(table, ["augment.alpha", "model"], math.nan, 1)
     objective.canvas.draw()
     assert all(len(t.get_text()) <= 5 for t in objective.axes[0].get_xticklabels())
+
+
+def test_the_simulation_runs_both_designs_through_the_real_rule():
+    pytest.importorskip("optuna")
+    from mixupexp.runs.tune_simulation import DESIGNS, table
+
+    rows = table(studies=2, n_trials=4, seeds_per_trial=3, designs=DESIGNS[:2], sds=(0.8,))
+    fixed, raced = rows
+    assert (fixed["runs"], fixed["trials"]) == (12, 4)  # 4 trials x 3 seeds
+    assert raced["trials"] == 4 and raced["runs"] <= 12  # at most 3 seeds a trial, the same trials
+    assert all(row["regret"] >= 0 for row in rows)
