@@ -105,3 +105,45 @@ def test_the_fixed_study_in_the_docs_is_what_summarize_computes(tmp_path, capsys
 def test_the_sequential_answer_in_the_docs_is_what_summarize_computes(tmp_path, capsys):
     # The whole directory, with the sequential sweep's own files (multirun.yaml, sequential.json, family.json).
     assert_in_the_docs(*summarized(tmp_path, capsys))
+
+
+# ---- the racing study of docs/tuning.md ---------------------------------------------------------------------
+
+RACING = REPO / "docs" / "results" / "tune_racing"
+RACING_STUDIES = {"fixed, 3 seeds a trial, 8 trials": "fixed", "racing 1-3 seeds, 8 trials": "racing13_8",
+                  "racing 1-3 seeds, 12 trials": "racing13_12", "racing 1-5 seeds, 11 trials": "racing15_11"}
+
+
+def fresh_test_accuracy(trial_values) -> tuple[float, float]:
+    """Mean and sd of the test accuracy, on fresh seeds 100-105, of the configuration with these values."""
+    record = json.loads((RACING / "racing13_12" / "tune.json").read_text())
+    number = next(t["number"] for t in record["trials"] if t["values"] == trial_values)
+    accuracies = pd.Series([json.loads(p.read_text())["test_acc"]
+                            for p in (RACING / "fresh" / f"trial{number}").glob("*/result.json")])
+    assert len(accuracies) == 6
+    return accuracies.mean(), accuracies.std()
+
+
+def test_the_racing_study_of_docs_tuning_recomputes_from_its_runs():
+    """docs/tuning.md's table of the four real studies: each row's runs, chosen trial and fresh-seed accuracy, and
+    every stop of each race, from the committed result.json files alone."""
+    from mixupexp.runs.tune_design import Record
+    from mixupexp.runs.tune_report import race_of
+
+    docs = (REPO / "docs" / "tuning.md").read_text()
+    for label, folder in RACING_STUDIES.items():
+        row = next(line for line in docs.splitlines() if line.startswith(f"| {label} |"))
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        record = Record.read(RACING / folder)
+        assert int(cells[1]) == len(record.trials)
+        assert int(cells[2]) == sum(len(t.runs) for t in record.trials)
+        assert int(cells[3]) == len(record.confirm["runs"])
+        assert cells[5].startswith(f"{record.chosen} (")
+        chosen = next(t for t in record.trials if t.number == record.chosen)
+        assert cells[6] == f"{chosen.objective:.2f} %"
+        mean, sd = fresh_test_accuracy(chosen.values)
+        assert cells[7] == f"{mean:.2f} ± {sd:.2f} %"
+        race = race_of(record, RACING / folder)
+        if race is not None:  # the race replayed from the runs stops every trial where the sweep recorded it
+            assert {n: e.stop for n, e in race.entries.items()} == {t.number: t.stop for t in record.trials}
+            assert race.incumbent == record.chosen
