@@ -81,6 +81,12 @@ def test_a_space_that_cannot_be_searched_is_one_line(override, message):
     (["data.val_size=64", "hydra.sweeper.sampler=grid"], "which hydra.sweeper.sampler=grid cannot list"),
     (["data.val_size=64", "augment.ratio=interval(0.5,1.5)"], "augment.ratio=1.5 must be in [0, 1]"),
     (["data.val_size=64", "hydra.sweeper.confirm.min_seeds=1"], "hydra.sweeper.confirm.min_seeds=1 must be >= 2"),
+    # racing's keys, each named in its one line
+    (["data.val_size=64", "hydra.sweeper.min_seeds_per_trial=0"],
+     "hydra.sweeper.min_seeds_per_trial=0 must be an integer >= 1"),
+    (["data.val_size=64", "hydra.sweeper.min_seeds_per_trial=3", "hydra.sweeper.max_seeds_per_trial=2"],
+     "hydra.sweeper.max_seeds_per_trial=2 must be an integer >= hydra.sweeper.min_seeds_per_trial (3)"),
+    (["data.val_size=64", "hydra.sweeper.tune_tolerance=-0.5"], "hydra.sweeper.tune_tolerance=-0.5 must be a number >= 0"),
 ])
 def test_bad_input_is_refused_before_anything_runs(tmp_path, capsys, extra, message):
     from mixupexp.runs.command_plan import check_command_line

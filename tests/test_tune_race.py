@@ -1,6 +1,6 @@
 """Racing in hydra/sweeper=tune (runs/tune_race.py): a race worked by hand, the sweep's loop through a launcher
 that writes results from a known landscape (what is told to Optuna, resume after a kill mid-race), the launcher
-path through the command line, and the refusals."""
+path through the command line, and the refusals (the race's bad settings are among test_tune.py's)."""
 
 import hashlib
 import json
@@ -217,25 +217,6 @@ def test_trials_of_a_batch_and_the_incumbents_extra_seed_go_in_one_launch(tmp_pa
 
 
 # ---- the refusals ------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("extra, message", [
-    (["hydra.sweeper.min_seeds_per_trial=0"], "hydra.sweeper.min_seeds_per_trial=0 must be an integer >= 1"),
-    (["hydra.sweeper.min_seeds_per_trial=3", "hydra.sweeper.max_seeds_per_trial=2"],
-     "hydra.sweeper.max_seeds_per_trial=2 must be an integer >= hydra.sweeper.min_seeds_per_trial (3)"),
-    (["hydra.sweeper.tune_tolerance=-0.5"], "hydra.sweeper.tune_tolerance=-0.5 must be a number >= 0"),
-])
-def test_bad_race_settings_are_one_line_naming_the_key(tmp_path, capsys, extra, message):
-    from mixupexp.runs.command_plan import check_command_line
-
-    argv = ["--multirun", "hydra/sweeper=tune", *SPACE, *TINY, "data.val_size=64", "hydra.sweeper.racing=true",
-            *extra, f"hydra.sweep.dir={tmp_path / 'sweep'}"]
-    with pytest.raises(SystemExit) as info:
-        check_command_line(argv)
-    assert info.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and message in err[0]
-    assert not (tmp_path / "sweep").exists()
 
 
 def test_racing_without_a_validation_split_is_one_line_naming_the_key(tmp_path):
