@@ -16,6 +16,7 @@ from mixupexp.analysis.collect import SummaryError, duplicates_line, left_out_li
 from mixupexp.analysis.table import FAMILIES, summary_parameters
 from mixupexp.records.files import WriteError
 from mixupexp.runs.report import caveat_lines, verdict_lines, write_summary
+from mixupexp.runs.sweeps import report_of_directory
 
 # The columns printed by `python -m mixupexp.summarize`; summary.csv and summary.md hold the rest.
 CONSOLE_COLUMNS = ("n", "acc_mean", "acc_std", "acc_ci95_low", "acc_ci95_high", "n_failed", "n_interrupted",
@@ -53,10 +54,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _summarize(args) -> int:
-    from mixupexp.runs.tune_report import is_tune_sweep, report
-
-    if len(args.dirs) == 1 and args.out is None and is_tune_sweep(args.dirs[0]):
-        print("\n".join(report(args.dirs[0], plots=args.plots)))
+    own = report_of_directory(args.dirs[0]) if len(args.dirs) == 1 and args.out is None else None
+    if own is not None:  # a tuning study's directory: its own report
+        print("\n".join(own.report(args.dirs[0], plots=args.plots)))
         print(f"wrote {args.dirs[0] / 'summary.md'}, trials.csv")
         return 0
     summary = write_summary(args.dirs, args.out or args.dirs[0], plots=args.plots, families=args.families)

@@ -96,7 +96,7 @@ def test_a_fixed_sweeps_power_is_the_brute_simulations():
 
 
 def test_the_assumed_sd_comes_from_the_finished_runs(tmp_path):
-    sweep = plan_command([*SEQUENTIAL, f"hydra.sweep.dir={tmp_path}"]).sequential.design
+    sweep = plan_command([*SEQUENTIAL, f"hydra.sweep.dir={tmp_path}"]).sweep.design
     baseline, member = sweep.families[0].baseline, sweep.families[0].members[0]
     differences = [0.5, -1.0, 2.0, 0.0]
     for seed, d in enumerate(differences):
@@ -133,7 +133,7 @@ def test_a_planned_sweep_started_again_with_another_schedule_is_refused(tmp_path
     assert sorted(p.name for p in sweep.iterdir()) == ["sequential.json"]
     # The anytime design holds under any change of plan: the same command with it is planned.
     anytime = [a for a in args if not a.startswith("hydra.sweeper.design")] + ["hydra.sweeper.design=anytime"]
-    assert plan_command(anytime).sequential.design.settings.design == seq.ANYTIME
+    assert plan_command(anytime).sweep.design.settings.design == seq.ANYTIME
 
 
 def assert_refused(args, message, capsys):

@@ -11,7 +11,8 @@ from mixupexp.analysis import sequential as seq
 from mixupexp.analysis import sequential_simulation as sim
 from mixupexp.runs import sequential_family
 from mixupexp.runs.report import write_summary
-from mixupexp.runs.sequential_design import SWEEPER_TARGET, Design, Runs, Settings
+from mixupexp.runs.sequential_design import SWEEPER_TARGET, Design, Runs
+from mixupexp.runs.sequential_settings import Settings
 
 from .conftest import TINY, compose_config
 from .fabricate import write_arms

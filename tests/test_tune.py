@@ -137,8 +137,8 @@ def test_hydra_finds_the_tune_sweeper_and_the_preset_composes(tmp_path):
     assert (sweeper.racing, sweeper.min_seeds_per_trial, sweeper.max_seeds_per_trial, sweeper.tune_tolerance) == (
         True, 1, 3, 0.5)  # racing is the default: measured better (docs/tuning.md)
     plan = plan_command(["experiment=tune_mixup", *TINY, f"hydra.sweep.dir={tmp_path / 'sweep'}"], check_data=False)
-    assert plan.tune.space.text() == "augment.alpha in [0.05, 2]; augment.ratio in [0.05, 1]"
-    assert plan.tune.corners[0][1].data.val_size == 5000 and plan.jobs == []
+    assert plan.sweep.space.text() == "augment.alpha in [0.05, 2]; augment.ratio in [0.05, 1]"
+    assert plan.sweep.corners[0][1].data.val_size == 5000 and plan.jobs == []
 
 
 # ---- the objective -----------------------------------------------------------------------------------------

@@ -8,27 +8,19 @@ No `from __future__ import annotations` here: Hydra executes this module before 
 dataclasses cannot resolve string annotations.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
-from hydra.plugins.sweeper import Sweeper
-from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig
 
-from mixupexp.analysis import sequential as seq
 from mixupexp.runs import tune_race as race
+from mixupexp.runs.sequential_settings import CONFIRM_KEYS, hydra_fields
+from mixupexp.runs.sweeper_shim import LaunchingSweeper
 
 
-@dataclass
-class ConfirmConf:
-    """The sequential design that confirms the best trial against augment=none on fresh seeds."""
-
-    min_seeds: int = seq.MIN_SEEDS
-    max_seeds: int = seq.MAX_SEEDS
-    seeds_per_round: int = seq.SEEDS_PER_ROUND
-    smallest_effect: float = seq.SMALLEST_EFFECT
-    alpha: float = seq.ALPHA
+# The sequential design that confirms the best trial against augment=none on fresh seeds: the keys of Settings
+# (mixupexp/runs/sequential_settings.py) that a confirmation takes.
+ConfirmConf = make_dataclass("ConfirmConf", hydra_fields(CONFIRM_KEYS))
 
 
 @dataclass
@@ -54,7 +46,7 @@ class TuneSweeperConf:
 ConfigStore.instance().store(group="hydra/sweeper", name="tune", node=TuneSweeperConf, provider="mixupexp")
 
 
-class TuneSweeper(Sweeper):
+class TuneSweeper(LaunchingSweeper):
     """Searches the space on validation accuracy over seeds, then confirms the best trial on fresh seeds."""
 
     def __init__(self, n_trials: int, seeds_per_trial: int, sampler: str, sampler_seed: int, trials_per_batch: int,
@@ -70,22 +62,11 @@ class TuneSweeper(Sweeper):
                                          "max_seeds_per_trial": max_seeds_per_trial,
                                          "tune_tolerance": tune_tolerance})
         self.params = dict(params or {})
-        self.hydra_context: Optional[HydraContext] = None
-        self.config: Optional[DictConfig] = None
-        self.launcher = None
-
-    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
-        from hydra.core.plugins import Plugins
-
-        self.hydra_context = hydra_context
-        self.config = config
-        self.launcher = Plugins.instance().instantiate_launcher(hydra_context=hydra_context,
-                                                                task_function=task_function, config=config)
 
     def sweep(self, arguments: List[str]) -> Any:
         from mixupexp.runs.tune_space import read_space
         from mixupexp.runs.tune_sweep import tune
 
-        assert self.config is not None and self.launcher is not None and self.hydra_context is not None
-        return tune(self.settings, read_space(arguments, self.params), config=self.config,
-                    config_loader=self.hydra_context.config_loader, launcher=self.launcher)
+        config, config_loader, launcher = self.ready()
+        return tune(self.settings, read_space(arguments, self.params), config=config, config_loader=config_loader,
+                    launcher=launcher)

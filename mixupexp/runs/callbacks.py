@@ -20,6 +20,7 @@ from mixupexp.records.lock import invocation_id, live_holder
 from mixupexp.records.result import UnreadableResult, read_result
 from mixupexp.records.status import FAILURES, RunStatus
 from mixupexp.runs.command_plan import CommandPlan, Job, plan_command
+from mixupexp.runs.sweeps import report_of_directory
 
 # mixupexp.summarize is imported inside the callbacks: Hydra loads this module for every run, single runs
 # included, and the summary's statistics and plotting libraries take seconds to import.
@@ -43,12 +44,11 @@ class SummarizeSweep(Callback):
         from mixupexp.runs.report import caveat_lines, verdict_lines, write_summary
 
         sweep_dir = Path(config.hydra.sweep.dir)
-        from mixupexp.runs.tune_report import is_tune_sweep, report
-
-        if is_tune_sweep(sweep_dir):  # trials on validation, the chosen one confirmed on the test set
-            for line in report(sweep_dir):
+        own = report_of_directory(sweep_dir)
+        if own is not None:  # a tuning study: trials on validation, the chosen one confirmed on the test set
+            for line in own.report(sweep_dir, plots=True):
                 print(line)
-            log.info("tuning report written to %s (trials.csv, plots)", sweep_dir / "summary.md")
+            log.info("%s report written to %s (%s)", own.name, sweep_dir / "summary.md", own.report_files)
             return
         try:
             summary = write_summary([sweep_dir], sweep_dir, require_finished=True)

@@ -14,7 +14,7 @@ import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from hydra import compose
 
@@ -34,8 +34,7 @@ from mixupexp.config.schema import ConfigError
 from mixupexp.config.suggest import did_you_mean
 from mixupexp.data.datasets import Available, DataError, check_available, check_batch_size
 from mixupexp.records.identity import flatten, plain_config, run_name
-from mixupexp.runs.sequential_plan import check_sequential, is_sequential, plan_rounds
-from mixupexp.runs.tune_plan import is_tune, plan_tune
+from mixupexp.runs.sweeps import FIXED, FixedSweep, Tools, sweep_of
 from mixupexp.training.validate import validate
 
 
@@ -104,8 +103,8 @@ class CommandPlan:
     multirun: bool
     base_dir: Optional[Path]  # the sweep's directory, or the single run's
     jobs: list[Job] = field(default_factory=list)
-    sequential: Optional[object] = None  # a sequential sweep's Design and runs (runs/sequential_plan.py)
-    tune: Optional[object] = None  # a tuning sweep's settings, space and record (runs/tune_plan.py)
+    kind: FixedSweep = FIXED  # the sweep (runs/sweeps.py): fixed, sequential or tuning
+    sweep: Optional[Any] = None  # its own plan: a sequential sweep's rounds, a tuning sweep's trials so far
 
     @property
     def distinct(self) -> list[Job]:
@@ -151,7 +150,7 @@ def job_overrides(overrides: list[str], multirun: bool) -> tuple[list[list[str]]
     # The composed node holds RunMode.MULTIRUN (an Enum), which never equals the string "MULTIRUN".
     if not (multirun or hydra_cfg.mode == RunMode.MULTIRUN):
         return [[o.input_line for o in parsed]], first_cfg
-    if is_tune(hydra_cfg):
+    if not sweep_of(hydra_cfg).expands_jobs:  # a tuning sweep's sampler chooses its jobs as it goes
         return [], first_cfg
     params = hydra_cfg.sweeper.get("params")
     params = OmegaConf.to_container(params, resolve=False) if params else {}
@@ -236,17 +235,17 @@ def plan_command(argv: list[str], check_data: bool = True, decode: bool = False)
     with composing():
         job_lists, first = job_overrides(args.overrides, args.multirun)
         multirun = args.multirun or first.hydra.mode == RunMode.MULTIRUN
-        if multirun and is_sequential(first.hydra):
-            check_sequential(args.overrides, first.hydra)
+        kind = sweep_of(first.hydra, multirun)
+        kind.check(args.overrides, first.hydra)
         dir_key = "sweep.dir" if multirun else "run.dir"
         base = _resolved(first.hydra, dir_key)
         pinned = []
         raw_dir = str(OmegaConf.to_container(first.hydra, resolve=False)[dir_key.split(".")[0]]["dir"])
         if base is not None and "${now:" in raw_dir and not _given(args.overrides, f"hydra.{dir_key}"):
             pinned.append(f"hydra.{dir_key}={base}")  # the timestamp, fixed: the same command finds it again
-        plan = CommandPlan(list(argv), pinned, multirun, Path(base) if base else None)
-        if multirun and is_tune(first.hydra):  # its jobs are the runs of the trials started so far
-            return _plan_tune(plan, args.overrides, first.hydra, check_data, decode)
+        plan = CommandPlan(list(argv), pinned, multirun, Path(base) if base else None, kind=kind)
+        tools = Tools(_composed, lambda jobs: _check_jobs(args.overrides, [Job(o, cfg, run_name(cfg), None)
+                                                                           for o, cfg in jobs], check_data, decode))
         by_name = OmegaConf.to_container(first.hydra.sweep, resolve=False)["subdir"] == "${mixupexp.run_name:}"
         for overrides in job_lists:
             cfg = compose(config_name=CONFIG_NAME, overrides=overrides)
@@ -254,30 +253,24 @@ def plan_command(argv: list[str], check_data: bool = True, decode: bool = False)
             name = run_name(cfg)
             run_dir = plan.base_dir / name if multirun and by_name and plan.base_dir else None
             plan.jobs.append(Job(overrides, cfg, name, run_dir if multirun else plan.base_dir))
-        check_ignored_overrides(args.overrides, plan.jobs)
-        if check_data:
-            check_data_once(plan.distinct, decode)
-        if multirun and is_sequential(first.hydra):  # the jobs are its configurations: plan their rounds
-            plan.sequential = plan_rounds(plan.base_dir, [(job.overrides, job.cfg) for job in plan.jobs], first.hydra)
-            plan.jobs = [Job(*job) for job in plan.sequential.jobs]
+        if kind.expands_jobs:  # (a tuning sweep's are checked at its space's ends, by its plan)
+            _check_jobs(args.overrides, plan.jobs, check_data, decode)
+        plan.sweep = kind.plan(plan, args.overrides, first.hydra, tools)
+        if plan.sweep is not None:  # its jobs: the runs of its rounds or trials (those so far, and the next)
+            plan.jobs = [Job(*job) for job in plan.sweep.jobs]
         return plan
+
+
+def _check_jobs(overrides: list[str], jobs: list[Job], check_data: bool, decode: bool) -> None:
+    check_ignored_overrides(overrides, jobs)
+    if check_data:
+        check_data_once(jobs, decode)
 
 
 def _composed(overrides: list[str]) -> DictConfig:
     cfg = compose(config_name=CONFIG_NAME, overrides=overrides)
     validate(cfg)
     return cfg
-
-
-def _plan_tune(plan: CommandPlan, overrides: list[str], hydra_cfg: DictConfig, check_data: bool,
-               decode: bool) -> CommandPlan:
-    plan.tune = plan_tune(plan.base_dir, overrides, hydra_cfg, _composed)
-    corners = [Job(corner, cfg, run_name(cfg), None) for corner, cfg in plan.tune.corners]
-    check_ignored_overrides(overrides, corners)
-    if check_data:
-        check_data_once(corners, decode)
-    plan.jobs = [Job(*job) for job in plan.tune.jobs]
-    return plan
 
 
 def check_command_line(argv: list[str], decode: bool = False) -> Optional[CommandPlan]:

@@ -27,7 +27,7 @@ from mixupexp.records.result import UnreadableResult, read_result
 from mixupexp.records.status import FAILURES, RunStatus
 from mixupexp.runs.cluster import cluster_view
 from mixupexp.runs.command_plan import CommandPlan, Job
-from mixupexp.runs.pricing import duration, fixed_lines, sequential_lines
+from mixupexp.runs.pricing import duration
 
 
 @dataclass
@@ -113,24 +113,21 @@ def describe(plan: CommandPlan) -> list[str]:
     if duplicates:
         summary += f", {duplicates} duplicate{'s' * (duplicates != 1)}"
     epochs_left = sum(s.epochs_left for s in states.values())
-    per_epoch, source = seconds_per_epoch(plan, states) if plan.jobs and plan.tune is None else (math.nan, "")
+    priced = plan.kind.priced  # a tuning sweep's trials are the sampler's to choose: its jobs are not all its runs
+    per_epoch, source = seconds_per_epoch(plan, states) if plan.jobs and priced else (math.nan, "")
     if not epochs_left:
         summary += "; nothing left to train"
-    elif plan.tune is None:
+    elif priced:
         summary += f"; about {duration(per_epoch * epochs_left)} left ({epochs_left} epochs at {per_epoch:.1f} s " \
                    f"per epoch, {source})"
-    else:  # a tuning sweep's trials are the sampler's to choose: its jobs are not all of its runs
+    else:
         summary += f"; {epochs_left} epochs to train"
     run_seconds = per_epoch * int(plan.jobs[0].cfg.trainer.epochs) if plan.jobs else math.nan
-    if plan.multirun and plan.sequential is None and plan.tune is None:  # what its runs buy, before the count
-        lines += fixed_lines(plan, run_seconds)
+    before, after = plan.kind.lines(plan, run_seconds)  # a fixed sweep: what its runs buy; the others: their plan
+    lines += before
     lines.append(summary)
     lines += cluster.lines()
-    if plan.sequential is not None:  # its jobs are the rounds so far and the next one: say so, and the bound
-        lines += plan.sequential.lines()
-        lines += sequential_lines(plan.sequential.design, run_seconds)
-    if plan.tune is not None:  # its jobs are the trials' runs so far: the sampler chooses the next ones
-        lines += plan.tune.lines()
+    lines += after
     if plan.pinned:
         lines.append(f"(the default directory is new for every command: {plan.pinned[0]} here; add "
                      f"hydra.{'sweep' if plan.multirun else 'run'}.dir=DIR to plan against an earlier one)")

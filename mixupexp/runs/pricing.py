@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,8 +27,11 @@ from mixupexp.analysis import stats
 from mixupexp.analysis.sequential_simulation import Setting
 from mixupexp.config.schema import ConfigError
 from mixupexp.records.identity import SEED, identity, identity_hash, plain_config
-from mixupexp.runs.command_plan import CommandPlan
-from mixupexp.runs.sequential_design import Design, Settings
+from mixupexp.runs.sequential_design import Design
+from mixupexp.runs.sequential_settings import Settings
+
+if TYPE_CHECKING:  # the plan is handed in; command_plan.py imports the sweeps, which price with this module
+    from mixupexp.runs.command_plan import CommandPlan
 
 SIMS = 2000
 """Simulated sweeps per row of the operating table: a share's Monte-Carlo sd is at most 1.1 points."""

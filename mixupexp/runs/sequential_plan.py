@@ -20,11 +20,11 @@ from mixupexp.runs.sequential_design import (
     SWEEPER_CHOICE,
     Design,
     Runs,
-    Settings,
     check_command,
     check_schedule,
     is_sequential,
 )
+from mixupexp.runs.sequential_settings import Settings
 
 __all__ = ["SequentialPlan", "check_sequential", "is_sequential", "plan_rounds"]
 

@@ -29,7 +29,8 @@ from mixupexp.analysis import sequential_estimate as estimate
 from mixupexp.analysis.collect import BASELINE, is_baseline_row
 from mixupexp.analysis.table import _configuration, _matching, summary_parameters
 from mixupexp.records.status import FAILURES, RunStatus
-from mixupexp.runs.sequential_design import Settings, interval_name, is_sequential, resolution
+from mixupexp.runs.sequential_design import is_sequential, resolution
+from mixupexp.runs.sequential_settings import Settings, interval_name
 
 # Columns of the plain summary that hold only after a fixed number of seeds.
 FIXED_N_COLUMNS = ("delta_acc_ci95_low", "delta_acc_ci95_high", "delta_acc_p_value", "delta_acc_p_holm",

@@ -25,7 +25,8 @@ from mixupexp.config.schema import ConfigError
 from mixupexp.records.files import write_json
 from mixupexp.records.identity import SEED
 from mixupexp.runs import sequential_family
-from mixupexp.runs.sequential_design import DECISIONS_FILE, Design, Runs, Settings, check_schedule, interval_name
+from mixupexp.runs.sequential_design import DECISIONS_FILE, Design, Runs, check_schedule
+from mixupexp.runs.sequential_settings import Settings, interval_name
 
 log = logging.getLogger("mixupexp")
 

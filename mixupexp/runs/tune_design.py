@@ -25,7 +25,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from mixupexp.config.schema import ConfigError
 from mixupexp.records.identity import SEED
-from mixupexp.runs.sequential_design import BASELINE, RUN_NAME_SUBDIR, Settings
+from mixupexp.runs.sequential_design import BASELINE, RUN_NAME_SUBDIR
+from mixupexp.runs.sequential_settings import Settings
 from mixupexp.runs.tune_race import MAX_SEEDS, MIN_SEEDS, TOLERANCE, RaceSettings
 from mixupexp.runs.tune_space import SWEEPER_CHOICE, Space, read_space
 

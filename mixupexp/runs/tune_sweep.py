@@ -244,8 +244,6 @@ def race_trials(settings: TuneSettings, space: Space, study, runs: TrialRuns, re
     """The trials of a raced study (runs/tune_race.py), batch by batch and round by round; (whether the race
     settled, the next job index). Everything is replayed from the runs on disk after every launch, so a study
     started again goes on from the round it stood at, and trains no finished run again."""
-    from optuna.trial import TrialState
-
     race_settings = settings.race()
     distributions = {p.key: p.distribution() for p in space.parameters}
     sweep_dir = runs.search_dir.parent

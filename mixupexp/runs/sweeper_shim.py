@@ -1,0 +1,31 @@
+"""What the Hydra plugins of this package's sweepers share (hydra_plugins/mixupexp_*_sweeper): a Sweeper that
+keeps Hydra's context and config and instantiates the configured launcher, as Hydra's basic sweeper does. Each
+plugin adds only its config node and the call of its sweep. Light on purpose: Hydra imports every plugin module at
+start-up, single runs and tab completion included."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig
+
+
+class LaunchingSweeper(Sweeper):
+    hydra_context: Optional[HydraContext] = None
+    config: Optional[DictConfig] = None
+    launcher = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        from hydra.core.plugins import Plugins
+
+        self.hydra_context = hydra_context
+        self.config = config
+        self.launcher = Plugins.instance().instantiate_launcher(hydra_context=hydra_context,
+                                                                task_function=task_function, config=config)
+
+    def ready(self) -> tuple[DictConfig, object, object]:
+        """(config, config_loader, launcher), once setup() has run."""
+        assert self.config is not None and self.launcher is not None and self.hydra_context is not None
+        return self.config, self.hydra_context.config_loader, self.launcher
