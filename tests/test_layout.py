@@ -123,3 +123,19 @@ def test_readmes_layout_names_every_module_in_its_folder():
         modules = {p.stem for p in (PACKAGE / folder).glob("*.py") if p.stem != "__init__"}
         assert modules <= named, f"{folder}/: {sorted(modules - named)} not in README's layout"
         assert re.match(rf"{folder}/\s+{FLOORS.index(folder)}\s", row), f"{folder}/: its floor number"
+
+
+SWEEP_MODULES = ("mixupexp.runs.sweeps", "mixupexp.runs.sequential_", "mixupexp.runs.tune_")
+
+
+def test_shared_code_asks_the_sweep_interface_not_which_sweeper_it_is():
+    """command_plan, dry_run, callbacks and summarize once branched on is_sequential / is_tune / is_tune_sweep; a
+    sweep's own modules and runs/sweeps.py are the only places that may tell the sweepers apart."""
+    asking = set()
+    for path in PACKAGE.rglob("*.py"):
+        name = module_name(path)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) in (
+                    "is_sequential", "is_tune", "is_tune_sweep"):
+                asking.add(name)
+    assert asking and all(name.startswith(SWEEP_MODULES) for name in asking), sorted(asking)
