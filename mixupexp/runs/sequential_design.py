@@ -197,13 +197,15 @@ class Design:
     def max_runs(self) -> int:
         return seq.max_runs(len(self.arms) - 1, self.settings.max_seeds)
 
-    def run_dir(self, arm: Arm, seed: int) -> Path:
-        return self.sweep_dir / arm.run_name(seed)
+    def run_dir(self, arm: Arm, index: int) -> Path:
+        """The directory of an arm's run `index` (its seed: settings.seed(index))."""
+        return self.sweep_dir / arm.run_name(index)
 
     # ---- the runs on disk ----------------------------------------------------------------------------------
 
     def read_runs(self, count_failed: bool | set[tuple[str, int]] = True) -> "Runs":
-        """What the sweep's directory holds for every arm and seed up to max_seeds.
+        """What the sweep's directory holds for every arm and run index up to max_seeds (by (arm key, index): the
+        rounds count an arm's runs 0, 1, ...; run i has seed settings.seed(i)).
 
         A finished run gives its test accuracy. A failed run counts as run, with no accuracy (its pair drops
         out), where `count_failed` is True or names it (the runs the sweeper launched in this process); other
@@ -211,24 +213,24 @@ class Design:
         Unfinished runs are left out."""
         runs = Runs()
         for arm in self.arms:
-            for seed in range(self.settings.max_seeds):
-                run_dir = self.run_dir(arm, seed)
+            for index in range(self.settings.max_seeds):
+                run_dir = self.run_dir(arm, index)
                 try:
                     result = json.loads((run_dir / RESULT).read_text())
                 except (OSError, json.JSONDecodeError):
                     if run_dir.exists():
-                        runs.present.add((arm.key, seed))
+                        runs.present.add((arm.key, index))
                     continue
-                runs.present.add((arm.key, seed))
+                runs.present.add((arm.key, index))
                 status = result.get("status")
                 if status == RunStatus.OK:
-                    runs.accuracy[(arm.key, seed)] = float(result["test_acc"])
+                    runs.accuracy[(arm.key, index)] = float(result["test_acc"])
                     if result.get("test_images"):
-                        runs.test_images[(arm.key, seed)] = int(result["test_images"])
+                        runs.test_images[(arm.key, index)] = int(result["test_images"])
                 elif status in FAILURES:
-                    runs.failed.add((arm.key, seed))
-                    if count_failed is True or (count_failed and (arm.key, seed) in count_failed):
-                        runs.accuracy[(arm.key, seed)] = math.nan
+                    runs.failed.add((arm.key, index))
+                    if count_failed is True or (count_failed and (arm.key, index) in count_failed):
+                        runs.accuracy[(arm.key, index)] = math.nan
         return runs
 
     # ---- the rounds ----------------------------------------------------------------------------------------
@@ -250,32 +252,32 @@ class Design:
         return decisions
 
     def next_round(self, runs: "Runs", decisions: dict[str, seq.Decision]) -> dict[str, list[int]]:
-        """{arm key: seeds} to run next, over every family; {} when every comparison is settled."""
+        """{arm key: run indices} to run next, over every family; {} when every comparison is settled."""
         planned: dict[str, list[int]] = {}
         for family in self.families:
             members = [arm.key for arm in family.members]
             if not members:
                 continue
             ran = {arm.key: set(runs.of(arm)) for arm in [family.baseline, *family.members]}
-            for key, seeds in seq.next_seeds(members, family.baseline.key, decisions, ran,
-                                             **self.settings.schedule()).items():
-                planned[key] = sorted(set(planned.get(key, [])) | set(seeds))
+            for key, indices in seq.next_seeds(members, family.baseline.key, decisions, ran,
+                                               **self.settings.schedule()).items():
+                planned[key] = sorted(set(planned.get(key, [])) | set(indices))
         return {arm.key: planned[arm.key] for arm in self.arms if arm.key in planned}  # the command line's order
 
     def round_of(self, planned: dict[str, list[int]]) -> int:
-        """The index of the round the planned seeds belong to (the round whose bound covers the largest)."""
-        largest = max((max(seeds) for seeds in planned.values() if seeds), default=-1)
+        """The index of the round the planned run indices belong to (the round whose bound covers the largest)."""
+        largest = max((max(indices) for indices in planned.values() if indices), default=-1)
         return next((r for r, bound in enumerate(self.settings.rounds) if largest < bound), len(self.settings.rounds))
 
     def arm(self, key: str) -> Arm:
         return next(arm for arm in self.arms if arm.key == key)
 
     def jobs(self, runs: "Runs", planned: dict[str, list[int]]) -> list[tuple[Arm, int]]:
-        """Every run of the sweep so far (a directory on disk) and of the next round, arm by arm, seed by seed."""
+        """Every run of the sweep so far (a directory on disk) and of the next round, arm by arm: (arm, run index)."""
         jobs = []
         for arm in self.arms:
-            seeds = {seed for key, seed in runs.present if key == arm.key} | set(planned.get(arm.key, []))
-            jobs += [(arm, seed) for seed in sorted(seeds)]
+            indices = {index for key, index in runs.present if key == arm.key} | set(planned.get(arm.key, []))
+            jobs += [(arm, index) for index in sorted(indices)]
         return jobs
 
     def seeds_used(self, runs: "Runs", arm: Arm) -> int:
@@ -352,8 +354,8 @@ def _seed_range(seeds: list[int]) -> str:
 
 @dataclass
 class Runs:
-    """The runs of a sweep's directory: accuracy (NaN: failed and counted) by (arm key, seed); every run
-    directory present; and the failed runs."""
+    """The runs of a sweep's directory: accuracy (NaN: failed and counted) by (arm key, run index); every run
+    directory present; and the failed runs. A run index i is seed settings.seed(i) (first_seed + i)."""
 
     accuracy: dict[tuple[str, int], float] = field(default_factory=dict)
     present: set[tuple[str, int]] = field(default_factory=set)
@@ -361,7 +363,7 @@ class Runs:
     test_images: dict[tuple[str, int], int] = field(default_factory=dict)  # as recorded by finished runs
 
     def of(self, arm: Arm) -> dict[int, float]:
-        return {seed: acc for (key, seed), acc in sorted(self.accuracy.items()) if key == arm.key}
+        return {index: acc for (key, index), acc in sorted(self.accuracy.items()) if key == arm.key}
 
     def test_images_of(self, arms: list[Arm]) -> list[int]:
         keys = {arm.key for arm in arms}

@@ -58,6 +58,6 @@ def plan_rounds(sweep_dir: Optional[Path], configurations: list[tuple[list[str],
     check_schedule(design)
     runs = design.read_runs(count_failed=set())
     planned = design.next_round(runs, design.decisions(runs))
-    jobs = [(arm.job_overrides(seed), arm.job_config(design.configs[arm.key], seed), arm.run_name(seed),
-             design.run_dir(arm, seed)) for arm, seed in design.jobs(runs, planned)]
+    jobs = [(arm.job_overrides(index), arm.job_config(design.configs[arm.key], index), arm.run_name(index),
+             design.run_dir(arm, index)) for arm, index in design.jobs(runs, planned)]
     return SequentialPlan(design, runs, jobs, shrunk)

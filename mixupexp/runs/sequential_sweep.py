@@ -78,21 +78,21 @@ def run_rounds(design: Design, launcher, job_index: int = 0,
             # A broken configuration or data: more rounds would only fail the same way, up to max_seeds.
             log.error("every run of the last round failed (%d); no further round is started", len(batch))
             break
-        batch = [(key, seed) for key, seeds in planned.items() for seed in seeds]
+        batch = [(key, index) for key, indices in planned.items() for index in indices]  # run indices, not seeds
         if not batch:
             break
         stuck = [pair for pair in batch if pair in launched]
         if stuck:  # launched in this process and neither finished nor failed: a clash, a refusal, an interruption
             log.error("round %d cannot go on: %d of its runs did not finish (%s); the account below names them",
                       design.round_of(planned), len(stuck),
-                      ", ".join(design.arm(key).run_name(seed) for key, seed in stuck))
+                      ", ".join(design.arm(key).run_name(index) for key, index in stuck))
             break
         round_index = design.round_of(planned)
         log.info("round %d: %d runs (%s)", round_index, len(batch), "; ".join(
-            f"{design.arm(key).label} seed{'s' * (len(seeds) != 1)} "
-            f"{', '.join(str(design.settings.seed(i)) for i in seeds)}"
-            for key, seeds in planned.items()))
-        overrides = [[*design.arm(key).job_overrides(seed), *extra_overrides] for key, seed in batch]
+            f"{design.arm(key).label} seed{'s' * (len(indices) != 1)} "
+            f"{', '.join(str(design.settings.seed(i)) for i in indices)}"
+            for key, indices in planned.items()))
+        overrides = [[*design.arm(key).job_overrides(index), *extra_overrides] for key, index in batch]
         results = launcher.launch(overrides, initial_job_idx=job_index)
         for result in results:
             _ = result.return_value  # raises the job's exception, as the basic sweeper does
