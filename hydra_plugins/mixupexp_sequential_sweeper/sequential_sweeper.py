@@ -13,14 +13,14 @@ from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 
-from mixupexp.runs.sequential_settings import Settings, hydra_fields
-from mixupexp.runs.sweeper_shim import LaunchingSweeper
+from mixupexp.runs.sequential_settings import Settings
+from mixupexp.runs.sweeper_shim import LaunchingSweeper, config_fields
 
 # The keys of Settings (mixupexp/runs/sequential_settings.py: their types, defaults and meaning), and a preset's
 # sweep (experiment=...), as for Hydra's basic sweeper; the seed is the sweeper's to choose.
 SequentialSweeperConf = make_dataclass("SequentialSweeperConf", [
     ("_target_", str, field(default="hydra_plugins.mixupexp_sequential_sweeper.sequential_sweeper.SequentialSweeper")),
-    *hydra_fields(),
+    *config_fields(Settings),
     ("params", Optional[Dict[str, str]], field(default=None)),
 ])
 

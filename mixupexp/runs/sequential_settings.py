@@ -1,13 +1,14 @@
 """The settings of a sequential design, defined once: `Settings` is what a sequential sweep (and a tuning
 study's confirmation) computes with, and the Hydra config nodes of both sweepers take their keys, types and
-defaults from its fields (`hydra_fields`), so that a key is added, renamed or given another default here only.
+defaults from its fields (runs/sweeper_shim.py, config_fields), so that a key is added, renamed or given another
+default here only.
 
 No `from __future__ import annotations`: the fields' types are read as types by the Hydra plugins, which build
 their structured configs from them. Light on purpose: Hydra imports those plugins at start-up.
 """
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from mixupexp.analysis import sequential as seq
@@ -117,8 +118,3 @@ _EXAMPLES = {seq.KEY_MIN_SEEDS: f"{seq.KEY_MIN_SEEDS}={seq.MIN_SEEDS}",
 def _percent(share: float) -> str:
     return f"{100 * share:g} %"
 
-
-def hydra_fields(names=None) -> list:
-    """(name, type, field) of Settings' keys (those in `names`, else all), for dataclasses.make_dataclass: the
-    Hydra config nodes of the sweepers are built from these."""
-    return [(f.name, f.type, field(default=f.default)) for f in fields(Settings) if names is None or f.name in names]

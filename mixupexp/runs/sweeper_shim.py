@@ -1,15 +1,25 @@
 """What the Hydra plugins of this package's sweepers share (hydra_plugins/mixupexp_*_sweeper): a Sweeper that
-keeps Hydra's context and config and instantiates the configured launcher, as Hydra's basic sweeper does. Each
-plugin adds only its config node and the call of its sweep. Light on purpose: Hydra imports every plugin module at
-start-up, single runs and tab completion included."""
+keeps Hydra's context and config and instantiates the configured launcher, as Hydra's basic sweeper does, and the
+fields their config nodes take from the settings classes (so that a key is defined once). Each plugin adds only
+its node and the call of its sweep. Light on purpose: Hydra imports every plugin module at start-up, single runs
+and tab completion included."""
 
 from __future__ import annotations
 
+from dataclasses import MISSING, field, fields
 from typing import Optional
 
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
+
+
+def config_fields(settings_class, only=None, skip=()) -> list:
+    """(name, type, field) of a settings dataclass's keys (those in `only`, else all but `skip`), with their
+    defaults, for dataclasses.make_dataclass: a plugin's config node built from them."""
+    return [(f.name, f.type, field(default=f.default) if f.default is not MISSING else
+             field(default_factory=f.default_factory))
+            for f in fields(settings_class) if (only is None or f.name in only) and f.name not in skip]
 
 
 class LaunchingSweeper(Sweeper):

@@ -20,7 +20,6 @@ from mixupexp.config.schema import ConfigError
 from mixupexp.records.identity import run_name
 from mixupexp.runs.tune_design import (
     STUDY_FILE,
-    TUNE_EXTRA,
     Record,
     TuneSettings,
     check_command,
@@ -28,6 +27,7 @@ from mixupexp.runs.tune_design import (
     is_tune,
     plan_lines_new,
 )
+from mixupexp.runs.tune_settings import TUNE_EXTRA
 from mixupexp.runs.tune_space import SWEEPER_CHOICE, Space
 
 __all__ = ["TunePlan", "is_tune", "plan_tune"]

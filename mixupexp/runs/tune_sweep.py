@@ -40,7 +40,6 @@ from mixupexp.runs.tune_design import (
     RUNNING,
     SEARCH_DIR,
     STUDY_FILE,
-    TUNE_EXTRA,
     Record,
     Trial,
     TuneSettings,
@@ -51,6 +50,7 @@ from mixupexp.runs.tune_design import (
     study_signature,
 )
 from mixupexp.runs.tune_race import FAILED as RACE_FAILED
+from mixupexp.runs.tune_settings import TUNE_EXTRA
 from mixupexp.runs.tune_space import SWEEPER_CHOICE, Space
 
 log = logging.getLogger("mixupexp")
