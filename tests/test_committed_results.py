@@ -147,3 +147,15 @@ def test_the_racing_study_of_docs_tuning_recomputes_from_its_runs():
         if race is not None:  # the race replayed from the runs stops every trial where the sweep recorded it
             assert {n: e.stop for n, e in race.entries.items()} == {t.number: t.stop for t in record.trials}
             assert race.incumbent == record.chosen
+
+
+def test_readmes_tuning_example_is_what_summarize_prints_from_the_committed_runs(tmp_path, capsys):
+    """README's worked example of a tuning study prints what `python -m mixupexp.summarize` prints again from the
+    study's committed small files (a copy: the summary rewrites its directory's report)."""
+    copy = tmp_path / "racing13_12"
+    shutil.copytree(RACING / "racing13_12", copy)
+    assert summarize.main([str(copy), "--no-plots"]) == 0
+    printed = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("wrote ")]
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("**Worked example** (CIFAR-10", 1)[1].split("```\n", 3)[2].split("```", 1)[0]
+    assert block.strip().splitlines() == printed
