@@ -222,6 +222,9 @@ def test_runs_side_by_side_name_their_run_on_every_line_and_a_serial_sweep_does_
     output = proc.stdout + proc.stderr
     assert sorted(re.findall(r" - \[(\w+)\] epoch [12]/2 ", output)) == sorted(names * 2)
     assert len(re.findall(r"epoch [12]/2 ", output)) == 4  # every epoch line named
+    for name in names:  # each run's own train.log holds its lines as before, unnamed
+        log = (tmp_path / "parallel" / name / "train.log").read_text()
+        assert re.search(r" - epoch 2/2 ", log) and f"[{name}]" not in log
     serial = run_cli(["--multirun", *QUICK, "trainer.progress=off", "seed=0", f"hydra.sweep.dir={tmp_path / 's'}"],
                      cwd=tmp_path)
     assert re.search(r" - epoch 1/1 ", serial.stdout + serial.stderr)  # one run at a time: the lines as before
