@@ -213,4 +213,4 @@ def plan_lines_new(settings: TuneSettings, space: Space) -> list[str]:
             f"seeds from seed {settings.search_seeds()} "
             f"({settings.confirmation().text()}; the first confirmation at {settings.confirm.alpha / 2:g}, half the "
             f"study's alpha, each later one, of a new best, at half what is left); at most {settings.n_trials} · "
-            f"{settings.seeds_each()} + 2 · {settings.confirm.max_seeds} = {settings.max_runs()} runs"]
+            f"{settings.search_seeds()} + 2 · {settings.confirm.max_seeds} = {settings.max_runs()} runs"]

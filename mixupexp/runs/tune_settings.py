@@ -50,7 +50,7 @@ class TuneSettings:
         return Settings(**{**asdict(self.confirm), "first_seed": self.search_seeds()})
 
     def search_seeds(self) -> int:
-        """The search runs seeds 0..search_seeds()-1 (a raced trial some of them)."""
+        """The search runs seeds 0..search_seeds()-1 (a raced trial some of them): the most seeds one trial runs."""
         return self.max_seeds_per_trial if self.racing else self.seeds_per_trial
 
     def race(self) -> RaceSettings:
@@ -102,9 +102,5 @@ class TuneSettings:
                     f"{self.tune_tolerance:g} points worse), {sampler}")
         return f"{self.n_trials} trials of {self.seeds_per_trial} seeds (0-{self.seeds_per_trial - 1}), {sampler}"
 
-    def seeds_each(self) -> int:
-        """The most seeds one trial runs."""
-        return self.max_seeds_per_trial if self.racing else self.seeds_per_trial
-
     def max_runs(self) -> int:
-        return self.n_trials * self.seeds_each() + 2 * self.confirm.max_seeds
+        return self.n_trials * self.search_seeds() + 2 * self.confirm.max_seeds

@@ -260,10 +260,11 @@ def race_trials(settings: TuneSettings, space: Space, study, runs: TrialRuns, re
         if race.open:
             jobs = [(t.number, seed) for t in record.trials if t.state != FAILED
                     for seed in range(race.entries[t.number].seeds) if statuses[t.number].get(seed) is None]
-            stuck = [job for job in jobs if job in launched] or [(n, 0) for n in race.entries if not jobs]
+            stuck = sorted({n for n, seed in jobs if (n, seed) in launched} if jobs else
+                           {n for n, entry in race.entries.items() if entry.stop is None})
             if stuck:  # launched in this process and neither finished nor failed: a clash, a refusal
                 log.error("trial%s %s cannot go on: not every run finished; the account below names them",
-                          "s" * (len({n for n, _ in stuck}) != 1), ", ".join(sorted({str(n) for n, _ in stuck})))
+                          "s" * (len(stuck) != 1), ", ".join(map(str, stuck)))
                 return False, job_index
             by_number = {t.number: t for t in record.trials}
             for number in sorted({n for n, _ in jobs}):
@@ -341,7 +342,8 @@ def _replay(record: Record, runs: TrialRuns, settings):
     for trial in record.trials:  # the runs as scheduled, each trial's state and stop as the race left them
         entry = race.entries.get(trial.number)
         seeds = entry.seeds if entry else 0
-        runs.read(trial, seeds)
+        if read.get(trial.number, 0) != seeds:  # (read above as far as the race scheduled it, mostly)
+            runs.read(trial, seeds)
         trial.stop = (entry.stop or "") if entry else ""
         trial.state = (RUNNING if not trial.stop else FAILED if trial.stop == RACE_FAILED else
                        PRUNED if entry.dropped else COMPLETE)
